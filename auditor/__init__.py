@@ -1,0 +1,47 @@
+"""CDS Hooks Auditor: the kernel that services embed.
+
+The public API is what ``__all__`` lists; everything else is private.
+"""
+
+from auditor.errors import (
+    AuditorError,
+    ConfigurationError,
+    InputError,
+    MissingExtraError,
+    RejectedRecord,
+)
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
+from auditor.models import AuthzEvent, Finding, finding_id
+from auditor.vocabulary import (
+    AuthzAction,
+    DeadLetterReason,
+    DetectorName,
+    FailureReason,
+    Outcome,
+    PhiKind,
+    SafeHarbor,
+    Severity,
+    TokenKind,
+)
+
+__all__ = [
+    "AuditorError",
+    "AuthzAction",
+    "AuthzEvent",
+    "ConfigurationError",
+    "DeadLetterReason",
+    "DetectorName",
+    "FailureReason",
+    "Finding",
+    "Fingerprinter",
+    "InputError",
+    "MissingExtraError",
+    "Outcome",
+    "PhiKind",
+    "RejectedRecord",
+    "SafeHarbor",
+    "Severity",
+    "TokenKind",
+    "default_fingerprinter",
+    "finding_id",
+]

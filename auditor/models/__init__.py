@@ -1,0 +1,25 @@
+"""The data contracts: what producers send and what the auditor records."""
+
+from auditor.models.events import (
+    AuthzEvent,
+    ClientRef,
+    Peer,
+    ServiceRef,
+    Source,
+    TlsInfo,
+    TokenClaims,
+)
+from auditor.models.findings import FactValue, Finding, finding_id
+
+__all__ = [
+    "AuthzEvent",
+    "ClientRef",
+    "FactValue",
+    "Finding",
+    "Peer",
+    "ServiceRef",
+    "Source",
+    "TlsInfo",
+    "TokenClaims",
+    "finding_id",
+]

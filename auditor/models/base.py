@@ -1,0 +1,28 @@
+"""Shared configuration and field types of the data contracts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An RFC 3339 time that must carry a zone; stored and emitted in UTC."""
+
+
+class Contract(BaseModel):
+    """Base of every contract: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_max_length=8192,
+        use_enum_values=False,
+        validate_default=False,
+    )

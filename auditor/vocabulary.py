@@ -1,0 +1,170 @@
+"""Names that reach storage, topics and other tools.
+
+Every string here is a contract (STYLE.md, rule 6): it is written into DuckDB rows,
+Kafka messages, SARIF and OCSF output. Renaming one is a migration, not a refactor.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How urgent a finding is, from informational to must-act-now."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order of the severity: ``info`` is 0, ``critical`` is 4."""
+        return _SEVERITY_RANK[self]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class DetectorName(StrEnum):
+    """The stable names of the detectors."""
+
+    LEAKED_TOKEN = "leaked_token"
+    PHI_IN_LOGS = "phi_in_logs"
+    REPLAY_BURST = "replay_burst"
+    VALIDATION_ANOMALY = "validation_anomaly"
+    POLICY = "policy"
+
+
+class TokenKind(StrEnum):
+    """Kinds of credential the ``leaked_token`` detector and the Redactor know."""
+
+    JWT = "jwt"
+    BEARER_TOKEN = "bearer_token"
+    BASIC_AUTH = "basic_auth"
+    URL_TOKEN = "url_token"
+    PRIVATE_KEY = "private_key"
+    PRIVATE_JWK = "private_jwk"
+    CLIENT_SECRET = "client_secret"
+
+
+class PhiKind(StrEnum):
+    """Kinds of protected health information the ``phi_in_logs`` detector and the Redactor know."""
+
+    SSN = "ssn"
+    MRN = "mrn"
+    DOB = "dob"
+    PHONE = "phone"
+    EMAIL = "email"
+    PERSON_NAME = "person_name"
+    STREET_ADDRESS = "street_address"
+    FHIR_RESOURCE = "fhir_resource"
+    PATIENT_ID = "patient_id"
+
+
+class SafeHarbor(StrEnum):
+    """HIPAA Safe Harbor identifier categories, 45 CFR §164.514(b)(2)(i)(A)-(R)."""
+
+    NAMES = "A-names"
+    GEOGRAPHIC = "B-geographic-subdivisions"
+    DATES = "C-dates"
+    PHONE = "D-telephone-numbers"
+    FAX = "E-fax-numbers"
+    EMAIL = "F-email-addresses"
+    SSN = "G-social-security-numbers"
+    MRN = "H-medical-record-numbers"
+    HEALTH_PLAN = "I-health-plan-beneficiary-numbers"
+    ACCOUNT = "J-account-numbers"
+    LICENSE = "K-certificate-license-numbers"
+    VEHICLE = "L-vehicle-identifiers"
+    DEVICE = "M-device-identifiers"
+    URL = "N-urls"
+    IP = "O-ip-addresses"
+    BIOMETRIC = "P-biometric-identifiers"
+    PHOTO = "Q-full-face-photographs"
+    OTHER_ID = "R-other-unique-identifiers"
+
+
+class AuthzAction(StrEnum):
+    """What an authz event records. Clients emit the first two; services the rest."""
+
+    TOKEN_ISSUED = "token.issued"
+    REQUEST_SENT = "request.sent"
+    TOKEN_VALIDATED = "token.validated"
+    TOKEN_REJECTED = "token.rejected"
+    FHIR_ACCESS = "fhir.access"
+    JWKS_FETCHED = "jwks.fetched"
+    KEY_ROTATED = "key.rotated"
+    ALLOWLIST_DENIED = "allowlist.denied"
+    RATELIMIT_EXCEEDED = "ratelimit.exceeded"
+    TLS_FAILED = "tls.failed"
+    PAYLOAD_REJECTED = "payload.rejected"
+    RESPONSE_SENT = "response.sent"
+
+
+class Outcome(StrEnum):
+    """Whether the recorded decision or operation succeeded."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class FailureReason(StrEnum):
+    """Why a token, request or fetch was refused. Precise, so detectors can tell attacks apart."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    IAT_IN_FUTURE = "iat_in_future"
+    BAD_SIGNATURE = "bad_signature"
+    AUD_MISMATCH = "aud_mismatch"
+    UNKNOWN_ISSUER = "unknown_issuer"
+    UNKNOWN_KID = "unknown_kid"
+    ALG_NOT_ALLOWED = "alg_not_allowed"
+    JKU_NOT_ALLOWED = "jku_not_allowed"
+    TYP_INVALID = "typ_invalid"
+    MISSING_CLAIM = "missing_claim"
+    REPLAYED_JTI = "replayed_jti"
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    MALFORMED = "malformed"
+    MISSING_TOKEN = "missing_token"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_REQUEST = "invalid_request"
+    FHIR_SERVER_NOT_ALLOWED = "fhir_server_not_allowed"
+    SERVICE_NOT_ALLOWED = "service_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    TLS_ERROR = "tls_error"
+    JWKS_UNAVAILABLE = "jwks_unavailable"
+    UNREACHABLE = "unreachable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class DeadLetterReason(StrEnum):
+    """Why an input record was set aside instead of processed."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_UTF8 = "invalid_utf8"
+    SCHEMA_VIOLATION = "schema_violation"
+    OVERSIZED = "oversized"
+    TOO_DEEP = "too_deep"
+    PROCESSING_ERROR = "processing_error"

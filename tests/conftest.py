@@ -1,0 +1,13 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.fingerprints import Fingerprinter
+
+
+@pytest.fixture
+def fingerprinter() -> Fingerprinter:
+    """A fingerprinter with a fixed test key, so fingerprints are stable across runs."""
+    return Fingerprinter(b"test-key-0123456789abcdef")
