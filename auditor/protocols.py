@@ -81,3 +81,17 @@ class StreamDetector(Protocol[StateT]):
     ) -> tuple[StateT | None, Sequence[Finding]]:
         """Close what the watermark has passed; return ``None`` to let the runtime evict."""
         ...
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives the authz events that ``auditor.cdshooks`` emits for each decision.
+
+    Called on the request path of a CDS client or service, once per decision: it must not
+    block (buffer and return) and must not raise. The Kafka emitter, an in-memory list
+    for tests and the simulator's file writer implement it.
+    """
+
+    def __call__(self, event: AuthzEvent) -> None:
+        """Accept one event."""
+        ...
