@@ -168,3 +168,24 @@ class DeadLetterReason(StrEnum):
     OVERSIZED = "oversized"
     TOO_DEEP = "too_deep"
     PROCESSING_ERROR = "processing_error"
+
+
+class ReviewAction(StrEnum):
+    """What a reviewer did to a finding; one row of the append-only ``reviews`` table."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ASSIGN = "assign"
+    RESOLVE = "resolve"
+    FALSE_POSITIVE = "false_positive"
+    REOPEN = "reopen"
+    COMMENT = "comment"
+
+
+class ReviewStatus(StrEnum):
+    """Where a finding stands in review, derived from its history (never stored)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+    FALSE_POSITIVE = "false_positive"

@@ -108,8 +108,10 @@ class QuerySpec:
 
 
 def parse_timestamp(text: str, *, now: datetime) -> datetime:
-    """Read a point in time: ISO 8601 (a date means midnight UTC; no zone means UTC),
-    ``now``, or an age such as ``15m``, ``24h``, ``7d``, ``2w`` (that long before ``now``).
+    """Read a point in time: ISO 8601, ``now``, or an age such as ``7d``.
+
+    A date means midnight UTC and a time without a zone is UTC; an age (``15m``, ``24h``,
+    ``7d``, ``2w``) means that long before ``now``.
 
     Raises:
         ValueError: ``text`` is none of these.
@@ -130,47 +132,73 @@ def parse_timestamp(text: str, *, now: datetime) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _coerce(param: Parameter, value: object, *, now: datetime) -> object:  # noqa: C901, PLR0911 - one branch per declared type
-    """Turn a given value (text from the command line, or a Python value) into a bound one."""
-    if value is None:
-        return None
-    if param.choices:
-        if not isinstance(value, str) or value not in param.choices:
-            raise ValueError(f"one of {', '.join(param.choices)}")
+def _as_text(value: object, _now: datetime) -> object:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    if len(value) > MAX_TEXT or not value.isprintable():
+        raise ValueError(value)
+    return value
+
+
+def _as_int(value: object, _now: datetime) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(value)
+    number = int(value)
+    if abs(number) > _MAX_INT:
+        raise ValueError(value)
+    return number
+
+
+def _as_float(value: object, _now: datetime) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _as_bool(value: object, _now: datetime) -> object:
+    if isinstance(value, bool):
         return value
-    if param.type == "text":
-        if not isinstance(value, str) or len(value) > MAX_TEXT or not value.isprintable():
-            raise ValueError(f"printable text of at most {MAX_TEXT} characters")
-        return value
-    if param.type == "int":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError("an integer")
-        number = int(value)
-        if abs(number) > _MAX_INT:
-            raise ValueError("an integer")
-        return number
-    if param.type == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError("a number")
-        number_f = float(value)
-        if not math.isfinite(number_f):
-            raise ValueError("a number")
-        return number_f
-    if param.type == "bool":
-        if isinstance(value, bool):
-            return value
-        lowered = str(value).strip().lower()
-        if lowered in _TRUE | _FALSE:
-            return lowered in _TRUE
-        raise ValueError("true or false")
-    # timestamp
+    lowered = str(value).strip().lower()
+    if lowered not in _TRUE | _FALSE:
+        raise ValueError(value)
+    return lowered in _TRUE
+
+
+def _as_timestamp(value: object, now: datetime) -> object:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
     elif isinstance(value, str):
         moment = parse_timestamp(value, now=now)
     else:
-        raise ValueError("a timestamp")
+        raise TypeError(value)
     return moment.astimezone(UTC).isoformat()
+
+
+_COERCE: Final = {
+    "text": _as_text,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+    "timestamp": _as_timestamp,
+}
+
+
+def _coerce(param: Parameter, value: object, *, now: datetime) -> object:
+    """Turn a given value (text from the command line, or a Python value) into a bound one.
+
+    Raises:
+        ValueError, TypeError: The value has not the declared form.
+    """
+    if value is None:
+        return None
+    if param.choices:
+        if value not in param.choices:
+            raise ValueError(value)
+        return value
+    return _COERCE[param.type](value, now)
 
 
 def _expected_form(param: Parameter) -> str:
@@ -232,9 +260,14 @@ def _parse_param(query: str, line: str) -> Parameter:
     choices = tuple(choice.group(1).split("|")) if choice else ()
     if not choices and type_text not in SCALAR_TYPES:
         raise QueryError(f"query file '{query}': parameter '{name}' has an unknown type")
-    param = Parameter(name, "text" if choices else type_text, False, None, description, choices)
+    kind = "text" if choices else type_text
+    param = Parameter(
+        name, kind, required=False, default=None, description=description, choices=choices
+    )
     if default_text == "required":
-        return Parameter(name, param.type, True, None, description, choices)
+        return Parameter(
+            name, kind, required=True, default=None, description=description, choices=choices
+        )
     if default_text == "null":
         return param
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -244,7 +277,9 @@ def _parse_param(query: str, line: str) -> Parameter:
         raise QueryError(
             f"query file '{query}': the default of '{name}' is not {_expected_form(param)}"
         ) from None
-    return Parameter(name, param.type, False, default, description, choices)
+    return Parameter(
+        name, kind, required=False, default=default, description=description, choices=choices
+    )
 
 
 def parse_query_file(name: str, text: str) -> QuerySpec:

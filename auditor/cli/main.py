@@ -36,6 +36,16 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("schema", "auditor.cli.schema", "Print the JSON Schema of the data contracts."),
+    Command("query", "dashboards.cli.query", "Run a named compliance query.", extra="pipeline"),
+    Command(
+        "review",
+        "dashboards.cli.review",
+        "Review findings: ack, assign, resolve ...",
+        extra="pipeline",
+    ),
+    Command(
+        "export", "dashboards.cli.export", "Export as FHIR AuditEvents or OCSF.", extra="pipeline"
+    ),
 )
 
 
