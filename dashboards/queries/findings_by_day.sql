@@ -19,7 +19,7 @@ SELECT
     f.detector,
     f.severity,
     count(*) AS findings,
-    sum(f.count) AS occurrences,
+    CAST(sum(f.count) AS BIGINT) AS occurrences,
     count(r.finding_id) AS reviewed,
     count(*) FILTER (WHERE r.last_decision IS NULL OR r.last_decision = 'reopen') AS open
 FROM findings AS f

@@ -33,7 +33,7 @@ SELECT
     live,
     count(DISTINCT fingerprint) AS tokens,
     count(*) AS findings,
-    sum(count) AS occurrences,
+    CAST(sum(count) AS BIGINT) AS occurrences,
     arg_max(severity, severity_rank) AS worst_severity,
     min(observed_at) AS first_seen,
     max(observed_at) AS last_seen

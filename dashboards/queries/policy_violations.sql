@@ -21,7 +21,7 @@ SELECT
     any_value(f.reference) AS reference,
     any_value(f.safeguard) AS safeguard,
     count(*) AS findings,
-    sum(f.count) AS occurrences,
+    CAST(sum(f.count) AS BIGINT) AS occurrences,
     count(DISTINCT f.client_iss) AS clients,
     count(DISTINCT f.service_id) AS services,
     min(f.observed_at) AS first_seen,

@@ -19,7 +19,7 @@ SELECT
     coalesce(f.client_iss, '(unknown)') AS client_iss,
     f.rule,
     count(*) AS incidents,
-    sum(f.count) AS presentations,
+    CAST(sum(f.count) AS BIGINT) AS presentations,
     count(DISTINCT f.fingerprint) AS tokens,
     count(DISTINCT f.service_id) AS services,
     arg_max(f.severity, f.severity_rank) AS worst_severity,
