@@ -380,7 +380,7 @@ def _findings(fp: Fingerprinter, fp_leak: str, fp_replay: str) -> dict[str, Find
     }
 
 
-# (label, action, actor, when, assignee, note)
+# Each review: the finding's label, the action, the actor, the time, the assignee, the note.
 REVIEWS: list[tuple[str, str, str, datetime, str | None, str | None]] = [
     ("L1", "acknowledge", "alice", at(20, 12), None, None),
     ("L1", "assign", "alice", at(20, 13), "bob", None),
@@ -602,7 +602,7 @@ def audit_db(_pristine_audit_db: AuditFixture, tmp_path: Path) -> AuditFixture:
     """A fresh copy of the fixture database for one test (tests may append reviews)."""
     copy = tmp_path / "audit.duckdb"
     shutil.copyfile(_pristine_audit_db.path, copy)
-    fixture = AuditFixture(
+    return AuditFixture(
         path=copy,
         fingerprinter=_pristine_audit_db.fingerprinter,
         findings=_pristine_audit_db.findings,
@@ -610,7 +610,6 @@ def audit_db(_pristine_audit_db: AuditFixture, tmp_path: Path) -> AuditFixture:
         fp_leak=_pristine_audit_db.fp_leak,
         fp_replay=_pristine_audit_db.fp_replay,
     )
-    return fixture
 
 
 @pytest.fixture

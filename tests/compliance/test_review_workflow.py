@@ -140,7 +140,7 @@ def test_history_is_append_only(audit_db: AuditFixture) -> None:
 def test_reviewing_an_unknown_finding_is_an_error(audit_db: AuditFixture) -> None:
     with (
         open_store(audit_db.path, write=True) as store,
-        pytest.raises(UnknownFinding, match="no finding 0{32}"),
+        pytest.raises(UnknownFinding, match=r"no finding 0{32}"),
     ):
         record_review(store, "0" * 32, Act.RESOLVE, actor="alice", at=at(30))
 
@@ -223,7 +223,7 @@ def test_states_of_many_findings_at_once(shared_audit_db: AuditFixture) -> None:
     assert states[fx.fid("L1")].entries == 3
 
 
-def test_the_fixture_history_holds_a_note_with_a_canary(shared_audit_db: AuditFixture) -> None:
+def test_the_fixture_history_holds_a_note_with_a_canary() -> None:
     # The export canary test relies on this: review notes are free text typed by people.
     assert any(note and CANARY_MRN in note for *_, note in REVIEWS)
 
