@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import IO, Any, Final
 
 from auditor.vocabulary import FailureReason, Outcome, Severity
@@ -64,6 +65,18 @@ SYSTEM_SERVICE: Final = "urn:cds-hooks:service-id"
 
 MAX_EVENT_ENTITIES: Final = 50
 """A burst may name thousands of events; the first ones identify it well enough."""
+
+try:
+    import orjson
+
+    def _dumps(value: object) -> str:
+        return orjson.dumps(value).decode()
+
+except ModuleNotFoundError:  # pragma: no cover - orjson comes with the pipeline extra
+
+    def _dumps(value: object) -> str:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
 
 _NAMESPACE: Final = uuid.UUID("5b7e4a52-2f4c-4c6e-9a57-2d3c1f0e8a11")
 
@@ -126,7 +139,9 @@ def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@cache
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    # Shared, never mutated: the same few codings recur in every resource.
     coding = {"system": system, "code": code}
     if display:
         coding["display"] = display
@@ -169,9 +184,12 @@ def _service_agent(service_id: str | None, service_url: str | None) -> dict[str,
 def _detail(pairs: Iterable[tuple[str, object]]) -> list[dict[str, str]]:
     details = []
     for name, value in pairs:
-        if value is None or value in ("", []):
+        if value is None or value == "" or value == []:  # noqa: PLR1714 - [] is unhashable
             continue
-        text = json.dumps(value) if isinstance(value, list | bool) else str(value)
+        if value is True or value is False or type(value) is list:
+            text = json.dumps(value)
+        else:
+            text = str(value)
         details.append({"type": name, "valueString": text})
     return details
 
@@ -361,12 +379,12 @@ def write_bundle(
         "timestamp": _instant(generated_at),
     }
     # FHIR JSON forbids empty arrays, so "entry" opens only with the first resource.
-    opening = json.dumps(header, separators=(",", ":"))
+    opening = _dumps(header)
     written = 0
     for resource in resources:
         entry = {"fullUrl": _full_url(str(resource["id"])), "resource": resource}
         prefix = opening[:-1] + ',"entry":[\n' if written == 0 else ",\n"
-        out.write(prefix + json.dumps(entry, separators=(",", ":")))
+        out.write(prefix + _dumps(entry))
         written += 1
     out.write("\n]}\n" if written else opening + "\n")
     return written

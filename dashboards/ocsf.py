@@ -48,6 +48,18 @@ __all__ = [
 
 OCSF_VERSION: Final = "1.4.0"
 
+try:
+    import orjson
+
+    def _dumps_sorted(value: object) -> str:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+except ModuleNotFoundError:  # pragma: no cover - orjson comes with the pipeline extra
+
+    def _dumps_sorted(value: object) -> str:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 FINDINGS_CATEGORY: Final = 2
 DETECTION_FINDING: Final = 2004
 IAM_CATEGORY: Final = 3
@@ -277,6 +289,6 @@ def write_jsonl(out: IO[str], events: Iterable[dict[str, Any]]) -> int:
     """Write one JSON object per line; returns how many."""
     written = 0
     for event in events:
-        out.write(json.dumps(event, separators=(",", ":"), sort_keys=True) + "\n")
+        out.write(_dumps_sorted(event) + "\n")
         written += 1
     return written
