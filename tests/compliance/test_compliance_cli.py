@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -262,3 +264,15 @@ def test_export_rejects_an_empty_range(
     )  # fmt: skip
     assert code == 2
     assert "--since must be before --until" in err
+
+
+def test_the_commands_load_without_duckdb_or_arrow() -> None:
+    # `auditor` imports every command module to build its help: they must stay light.
+    code = (
+        "import sys, dashboards, dashboards.cli.query, dashboards.cli.review, "
+        "dashboards.cli.export; "
+        "print(sorted(m for m in ('duckdb', 'pyarrow') if m in sys.modules))"
+    )
+    argv = [sys.executable, "-c", code]
+    result = subprocess.run(argv, capture_output=True, text=True, check=True)  # noqa: S603 - fixed argv
+    assert result.stdout.strip() == "[]"
