@@ -85,13 +85,14 @@ def test_entry_urls_are_unique_uuids(bundle: dict[str, Any]) -> None:
 def test_successful_validations_are_node_authentications_when_asked_for(
     shared_audit_db: AuditFixture,
 ) -> None:
-    resources = resources_of(export(shared_audit_db, EventScope.ALL))
+    doc = export(shared_audit_db, EventScope.ALL)
+    Bundle.model_validate(doc)
+    resources = resources_of(doc)
     codes = [r["type"]["code"] for r in resources]
     assert codes.count("110126") == 162
     assert len(resources) == 19 + 17 + 162
     node = next(r for r in resources if r["type"]["code"] == "110126")
     assert node["outcome"] == "0"
-    Bundle.model_validate(export(shared_audit_db, EventScope.ALL))
 
 
 def test_a_period_selects_findings_and_events_by_their_own_time(
