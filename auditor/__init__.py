@@ -9,6 +9,7 @@ from auditor.errors import (
     InputError,
     MissingExtraError,
     RejectedRecord,
+    UnavailableError,
 )
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.models import AuthzEvent, Finding, finding_id
@@ -46,6 +47,7 @@ __all__ = [
     "SafeHarbor",
     "Severity",
     "TokenKind",
+    "UnavailableError",
     "default_fingerprinter",
     "finding_id",
 ]

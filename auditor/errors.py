@@ -22,6 +22,10 @@ class InputError(AuditorError):
     """Input that cannot be read at all (missing file, permission, not a directory)."""
 
 
+class UnavailableError(AuditorError):
+    """A service the auditor depends on (a Kafka broker, a webhook) cannot be reached."""
+
+
 class MissingExtraError(AuditorError):
     """A feature needs an optional dependency that is not installed."""
 

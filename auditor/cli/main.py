@@ -46,6 +46,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "export", "dashboards.cli.export", "Export as FHIR AuditEvents or OCSF.", extra="pipeline"
     ),
+    Command(
+        "topics",
+        "pipelines.kafka.command",
+        "Create the pipeline's Kafka topics (idempotent) or list them.",
+        extra="pipeline",
+    ),
 )
 
 

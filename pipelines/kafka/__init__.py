@@ -1,0 +1,1 @@
+"""Kafka: client factories, topic administration and the development broker."""
