@@ -95,6 +95,7 @@ class EmitterStats:
     dropped_spool_full: int
     dropped_unsendable: int
     dropped_unserializable: int
+    dropped_closed: int
     buffered: int
     in_flight: int
     spool_records: int
@@ -109,6 +110,7 @@ class EmitterStats:
             + self.dropped_spool_full
             + self.dropped_unsendable
             + self.dropped_unserializable
+            + self.dropped_closed
         )
 
 
@@ -189,6 +191,7 @@ class KafkaEmitter:
         self._dropped_buffer = 0
         self._dropped_unsendable = 0
         self._dropped_unserializable = 0
+        self._dropped_closed = 0
         self._warned_drops = 0
         self._last_warning = -_WARN_EVERY_S
         self._worker = threading.Thread(
@@ -227,7 +230,10 @@ class KafkaEmitter:
 
     def _enqueue(self, record: Record) -> None:
         with self._lock:
-            if len(self._buffer) >= self._capacity or self._state is EmitterState.CLOSED:
+            if self._closing.is_set():
+                self._dropped_closed += 1
+                return
+            if len(self._buffer) >= self._capacity:
                 self._dropped_buffer += 1
                 return
             self._buffer.append(record)
@@ -258,6 +264,7 @@ class KafkaEmitter:
             dropped_spool_full=self._spool.dropped,
             dropped_unsendable=self._dropped_unsendable,
             dropped_unserializable=self._dropped_unserializable,
+            dropped_closed=self._dropped_closed,
             buffered=len(self._buffer),
             in_flight=len(self._in_flight),
             spool_records=len(self._spool),
@@ -289,7 +296,8 @@ class KafkaEmitter:
         if self._state is EmitterState.CLOSED:
             return
         self._close_deadline = self._clock() + timeout
-        self._closing.set()
+        with self._lock:  # an emit racing with close is either buffered or counted
+            self._closing.set()
         self._wakeup.set()
         self._worker.join(timeout + 5.0)
 
@@ -572,7 +580,7 @@ def instrument(emitter: KafkaEmitter, meter: Meter) -> None:
     """Report an emitter's counters as OpenTelemetry observable instruments.
 
     Counters ``auditor.emitter.sent``, ``.spooled``, ``.drained``, ``.dropped`` (attribute
-    ``reason``: buffer_full, spool_full, unsendable, unserializable) and gauges
+    ``reason``: buffer_full, spool_full, unsendable, unserializable, closed) and gauges
     ``auditor.emitter.buffered``, ``.spool.records``, ``.spool.bytes``. Attributes are a
     fixed small set: never a value from a record.
     """
@@ -593,7 +601,7 @@ def instrument(emitter: KafkaEmitter, meter: Meter) -> None:
         "auditor.emitter.dropped",
         callbacks=[
             observe(f"dropped_{reason}", reason=reason)
-            for reason in ("buffer_full", "spool_full", "unsendable", "unserializable")
+            for reason in ("buffer_full", "spool_full", "unsendable", "unserializable", "closed")
         ],
         unit=unit,
         description="Records lost, by reason.",

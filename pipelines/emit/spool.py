@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Self
 
 from auditor.errors import ConfigurationError
 
@@ -178,7 +178,10 @@ class DiskSpool:
         self.dropped = 0
         """Records refused or deleted because the spool was full."""
         self.corrupt = 0
-        """Damaged frames skipped (a torn write, a flipped bit)."""
+        """Damaged frames found (a torn write, a flipped bit); what follows one in its
+        segment cannot be framed and is skipped."""
+        self.lost_bytes = 0
+        """Bytes skipped after damaged frames."""
         self._lock_fd = self._acquire(directory)
         self._segments: list[_Segment] = []
         self._cursor_offset = 0
@@ -348,6 +351,7 @@ class DiskSpool:
     def _cut_damaged(self, segment: _Segment, offset: int, intact: int) -> None:
         # A damaged frame: what follows it in this segment cannot be framed reliably.
         self.corrupt += 1
+        self.lost_bytes += segment.size - offset
         self.dropped += max(segment.records - intact, 0)
         segment.records = intact
         segment.size = offset
@@ -386,6 +390,12 @@ class DiskSpool:
             self._reader_seq = -1
 
     # -- files -----------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Flush, fsync (unless ``never``) and release the directory."""
@@ -433,6 +443,7 @@ class DiskSpool:
             records, good_end, damaged = _scan(path, start)
             if damaged:
                 self.corrupt += 1
+                self.lost_bytes += path.stat().st_size - good_end
                 if seq == seqs[-1]:
                     # A torn tail from a crash mid-write: cut it so appends stay aligned.
                     with path.open("r+b") as handle:
