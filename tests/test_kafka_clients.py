@@ -102,3 +102,8 @@ def test_an_unreachable_cluster_is_an_unavailable_error():
     settings = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", bootstrap_timeout_ms=500)
     with pytest.raises(UnavailableError, match=f"127.0.0.1:{port}"):
         open_producer(settings)
+
+
+def test_subscribing_to_a_topic_that_does_not_exist_says_how_to_create_it(kafka_settings):
+    with pytest.raises(ConfigurationError, match="auditor topics create"):
+        open_consumer(kafka_settings, ["t.no-such-topic"], "g", **FAST_GROUP)

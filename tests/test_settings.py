@@ -137,7 +137,7 @@ def test_an_error_message_names_the_setting_not_its_value(monkeypatch):
 
 
 def test_a_missing_config_file_is_named(tmp_path):
-    with pytest.raises(ConfigurationError, match="cannot read config file .*nope.toml"):
+    with pytest.raises(ConfigurationError, match=r"cannot read config file .*nope\.toml"):
         load_settings(tmp_path / "nope.toml")
 
 

@@ -98,7 +98,7 @@ def test_drained_segments_are_deleted(tmp_path, open_spool):
 def test_pending_records_survive_closing_and_reopening(tmp_path, open_spool):
     spool = open_spool(tmp_path, segment_bytes=2_000)
     spool.append(_records(50))
-    batch, position = spool.read(20)
+    _batch, position = spool.read(20)
     assert position is not None
     spool.commit(position)
     spool.close()

@@ -65,13 +65,23 @@ def open_consumer(
 
     Raises:
         UnavailableError: No broker answered within the bootstrap timeout.
-        ConfigurationError: An override is not a kafka-python consumer option.
+        ConfigurationError: An override is not a kafka-python consumer option, or a topic
+            does not exist.
     """
     conn = kafka_settings(settings)
     options = {**conn.client_options(), **CONSUMER_DEFAULTS, "group_id": group_id, **overrides}
     consumer = _connect(KafkaConsumer, "consumer", conn, options)
     names = list(topics)
     if names:
+        # Load the topics' metadata before the first poll joins the group: a join that
+        # races the metadata gets an empty assignment until the next refresh (minutes).
+        missing = [name for name in names if not consumer.partitions_for_topic(name)]
+        if missing:
+            consumer.close()
+            raise ConfigurationError(
+                f"Kafka topics do not exist: {', '.join(missing)}; "
+                "create them with 'auditor topics create'"
+            )
         consumer.subscribe(names)
     return consumer
 
