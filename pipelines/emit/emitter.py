@@ -43,6 +43,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Final, Self
 
 import orjson
+from kafka import codec as kafka_codec
 from kafka.errors import (
     InvalidRecordError,
     KafkaError,
@@ -62,6 +63,8 @@ _log = logging.getLogger(__name__)
 _WARN_EVERY_S: Final = 10.0
 _DRAIN_CHUNK: Final = 2_000
 _CONNECT_PROBE_S: Final = 1.0
+_POLL_S: Final = 0.002
+_IDLE_WAIT_S: Final = 0.1
 _UNSENDABLE: Final = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
 """Errors that retrying cannot fix: the record is dropped and counted, not spooled."""
 # W3C trace context only (traceparent, tracestate). Not baggage: it is free-form
@@ -139,6 +142,7 @@ class KafkaEmitter:
         **producer_options: Any,
     ) -> None:
         cfg = settings.emitter
+        check_codec(cfg.compression)
         self.settings = settings
         self._authz_topic = settings.topics.authz.name
         self._logs_topic = settings.topics.logs.name
@@ -177,8 +181,9 @@ class KafkaEmitter:
         self._closing = threading.Event()
         self._close_deadline = 0.0
         self._completions: SimpleQueue[tuple[int, BaseException | None]] = SimpleQueue()
-        self._in_flight: dict[int, Record] = {}
-        self._sent_at: dict[int, float] = {}
+        self._in_flight: dict[int, tuple[Record, float]] = {}
+        """Records handed to the producer and not yet acknowledged, with the send time."""
+        self._sleeping = False
         self._seq = 0
         self._producer: Any = None
         self._state = EmitterState.STARTING
@@ -238,8 +243,10 @@ class KafkaEmitter:
                 return
             self._buffer.append(record)
             self._accepted += 1
-            first = len(self._buffer) == 1
-        if first:
+            wake = self._sleeping and len(self._buffer) == 1
+        # Under steady traffic the worker polls the buffer; only an idle worker needs a
+        # signal, so the request path rarely pays for waking a thread.
+        if wake:
             self._wakeup.set()
 
     def _count_unserializable(self) -> None:
@@ -321,8 +328,7 @@ class KafkaEmitter:
         try:
             self._connect()
             while not self._closing.is_set():
-                self._wakeup.wait(0.05)
-                self._wakeup.clear()
+                self._pause()
                 self._step()
             self._shutdown()
         except Exception:  # noqa: BLE001 - logged; a bug of ours must not lose records
@@ -333,6 +339,16 @@ class KafkaEmitter:
         finally:
             self._spool.close()
             self._state = EmitterState.CLOSED
+
+    def _pause(self) -> None:
+        if self._buffer or self._in_flight or self._state is EmitterState.DRAINING:
+            time.sleep(_POLL_S)  # busy: poll, letting records accumulate into a batch
+            return
+        self._sleeping = True
+        if not self._buffer:  # re-checked after the flag: a record cannot slip past
+            self._wakeup.wait(_IDLE_WAIT_S)
+        self._wakeup.clear()
+        self._sleeping = False
 
     def _step(self) -> None:
         self._handle_completions()
@@ -363,8 +379,7 @@ class KafkaEmitter:
                 return
             self._seq += 1
             seq = self._seq
-            self._in_flight[seq] = record
-            self._sent_at[seq] = self._clock()
+            self._in_flight[seq] = (record, self._clock())
             try:
                 future = self._producer.send(
                     record.topic, value=record.value, key=record.key, headers=list(record.headers)
@@ -377,13 +392,11 @@ class KafkaEmitter:
                 # Metadata or buffer space did not come within max_block_ms: an outage.
                 self._enter_spooling("the producer could not accept a record")
                 continue
-            future.add_callback(self._acked, seq)
-            future.add_errback(self._failed, seq)
+            future.add_both(self._completed, seq)
 
-    def _acked(self, seq: int, _metadata: object) -> None:
-        self._completions.put((seq, None))
-
-    def _failed(self, seq: int, error: BaseException) -> None:
+    def _completed(self, seq: int, outcome: object) -> None:
+        # Runs on kafka-python's network thread: hand over, decide on the worker.
+        error = outcome if isinstance(outcome, BaseException) else None
         self._completions.put((seq, error))
 
     def _handle_completions(self) -> None:
@@ -408,20 +421,18 @@ class KafkaEmitter:
 
     def _forget(self, seq: int) -> None:
         del self._in_flight[seq]
-        del self._sent_at[seq]
 
     def _outage_suspected(self) -> bool:
-        if not self._sent_at:
+        if not self._in_flight:
             return False
-        oldest = next(iter(self._sent_at.values()))
+        _record, oldest = next(iter(self._in_flight.values()))  # dicts keep send order
         return self._clock() - oldest > self._outage_after
 
     def _enter_spooling(self, why: str) -> None:
         self._abandon_producer()
         self._handle_completions_after_abandon()
-        unacked = [self._in_flight[seq] for seq in sorted(self._in_flight)]
+        unacked = [record for record, _sent in self._in_flight.values()]
         self._in_flight.clear()
-        self._sent_at.clear()
         self._state = EmitterState.SPOOLING
         self._spool_records(unacked)
         self._schedule_reconnect()
@@ -551,9 +562,8 @@ class KafkaEmitter:
             self._spool_records(remaining)
         self._abandon_producer()
         self._handle_completions_after_abandon()
-        leftover = [self._in_flight[seq] for seq in sorted(self._in_flight)]
+        leftover = [record for record, _sent in self._in_flight.values()]
         self._in_flight.clear()
-        self._sent_at.clear()
         self._spool_records(leftover + self._take_all())
         if len(self._spool):
             _log.warning(
@@ -574,6 +584,26 @@ class KafkaEmitter:
             )
             self._warned_drops = dropped
             self._last_warning = now
+
+
+def check_codec(codec: str) -> None:
+    """Fail at start-up when kafka-python cannot use ``codec`` (its package is missing).
+
+    Raises:
+        ConfigurationError: Naming the package to install.
+    """
+    available = {
+        "none": True,
+        "gzip": kafka_codec.has_gzip(),
+        "snappy": kafka_codec.has_snappy(),
+        "lz4": kafka_codec.has_lz4(),
+        "zstd": kafka_codec.has_zstd(),
+    }
+    packages = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
+    if not available.get(codec, False):
+        raise ConfigurationError(
+            f"compression {codec!r} needs the Python package {packages.get(codec, codec)!r}"
+        )
 
 
 def instrument(emitter: KafkaEmitter, meter: Meter) -> None:
