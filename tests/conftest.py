@@ -7,7 +7,7 @@ import pytest
 from auditor.fingerprints import Fingerprinter
 
 # The real Kafka broker (started on demand) and per-test topics: tests/fixtures/kafka.py.
-pytest_plugins = ["tests.fixtures.kafka"]
+pytest_plugins = ["pytester", "tests.fixtures.kafka"]
 
 
 @pytest.fixture
