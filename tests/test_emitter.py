@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from auditor import AuthzEvent
+from auditor.protocols import EventSink
 from pipelines.emit import EmitterState, KafkaEmitter, LogShipper, instrument
 from pipelines.settings import AuditorSettings
 from tests.fixtures.kafka import read_topic, unique_topics
@@ -230,3 +231,8 @@ def test_the_counters_are_reported_as_opentelemetry_metrics(unreachable):
     assert points["auditor.emitter.spooled"] == [({}, 7)]
     assert points["auditor.emitter.sent"] == [({}, 0)]
     assert ({"reason": "buffer_full"}, 0) in points["auditor.emitter.dropped"]
+
+
+def test_the_emitter_is_an_event_sink(unreachable):
+    with KafkaEmitter(unreachable) as emitter:
+        assert isinstance(emitter, EventSink)
