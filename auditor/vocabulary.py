@@ -157,6 +157,14 @@ class FailureReason(StrEnum):
     JWKS_UNAVAILABLE = "jwks_unavailable"
     UNREACHABLE = "unreachable"
     INTERNAL_ERROR = "internal_error"
+    REPLAY_CACHE_FULL = "replay_cache_full"
+    """The replay cache is at capacity with unexpired entries; the token is refused (fail closed)."""
+    TIMEOUT = "timeout"
+    """The peer accepted the connection but did not answer in time."""
+    UNAUTHORIZED = "unauthorized"
+    """A CDS client's call was refused by the service with 401 or 403."""
+    SERVICE_ERROR = "service_error"
+    """A CDS client's call got an error status the other reasons do not name (5xx, 404, 412)."""
 
 
 class DeadLetterReason(StrEnum):
