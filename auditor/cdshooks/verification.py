@@ -221,7 +221,10 @@ class Verifier:
         self.registry = registry
         self.policy = (policy or VerificationPolicy()).validated()
         self.base_url = require_canonical_url(base_url, what="base_url", allow_http=allow_http)
-        self.replay_cache: ReplayCache = replay_cache or InMemoryReplayCache()
+        # Not `or`: an empty cache has len() 0 and is falsy.
+        self.replay_cache: ReplayCache = (
+            InMemoryReplayCache() if replay_cache is None else replay_cache
+        )
         self.fingerprinter = fingerprinter or default_fingerprinter()
         self._allow_http = allow_http
         self._algorithms = frozenset(self.policy.algorithms)
