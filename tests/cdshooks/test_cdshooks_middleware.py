@@ -88,6 +88,7 @@ class Service:
     client: CdsClient
     events: ListSink
     clock: Clock
+    http: httpx.Client
 
     def mint(self) -> str:
         return self.client.mint(self.url, now=self.clock.now).token
@@ -98,7 +99,7 @@ class Service:
             headers["Authorization"] = f"Bearer {token}"
         if body is not None and "content" not in kwargs:
             kwargs["json"] = body
-        return httpx.post(self.url, headers=headers, timeout=10, **kwargs)
+        return self.http.post(self.url, headers=headers, **kwargs)
 
 
 @pytest.fixture
@@ -145,11 +146,13 @@ def service_factory(es256_key: SigningKey, fingerprinter: Fingerprinter) -> Iter
             allow_http=True,
             fingerprinter=fingerprinter,
         )
-        return Service(base_url, f"{base_url}/cds-services/{SERVICE}", client, events, clock)
+        http = httpx.Client(timeout=10)
+        stack.append(http)
+        return Service(base_url, f"{base_url}/cds-services/{SERVICE}", client, events, clock, http)
 
     yield start
-    for context in reversed(stack):
-        context.__exit__(None, None, None)
+    for item in reversed(stack):
+        item.__exit__(None, None, None)
 
 
 def _trusted(key: SigningKey) -> Any:
@@ -160,7 +163,7 @@ def _trusted(key: SigningKey) -> Any:
 
 def test_discovery_is_open_and_records_nothing(service_factory: Any) -> None:
     svc = service_factory()
-    response = httpx.get(f"{svc.base_url}/cds-services", timeout=10)
+    response = svc.http.get(f"{svc.base_url}/cds-services")
     assert response.status_code == 200
     assert response.json()["services"][0]["id"] == SERVICE
     assert list(svc.events) == []
