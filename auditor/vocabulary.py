@@ -158,7 +158,7 @@ class FailureReason(StrEnum):
     UNREACHABLE = "unreachable"
     INTERNAL_ERROR = "internal_error"
     REPLAY_CACHE_FULL = "replay_cache_full"
-    """The replay cache is at capacity with unexpired entries; the token is refused (fail closed)."""
+    """The replay cache is full of unexpired entries; the token is refused (fail closed)."""
     TIMEOUT = "timeout"
     """The peer accepted the connection but did not answer in time."""
     UNAUTHORIZED = "unauthorized"
