@@ -32,6 +32,7 @@ DEFAULT_ROTATION_MARGIN: Final = timedelta(minutes=1)
 """Extra time a retired key stays published, for verifiers' clock skew."""
 
 _SERVICES_PATH: Final = "/cds-services"
+_MAX_REMEMBERED_URLS: Final = 4096
 
 
 class ServiceNotAllowed(AuditorError):
@@ -61,7 +62,7 @@ class ServiceAllowlist:
             fragment.
     """
 
-    __slots__ = ("_allow_http", "_bases", "_endpoints")
+    __slots__ = ("_allow_http", "_bases", "_decided", "_endpoints")
 
     def __init__(self, entries: Iterable[str], *, allow_http: bool = False) -> None:
         self._allow_http = allow_http
@@ -72,12 +73,21 @@ class ServiceAllowlist:
             (endpoints if f"{_SERVICES_PATH}" in url else bases).add(url)
         self._bases = frozenset(bases)
         self._endpoints = frozenset(endpoints)
+        self._decided: dict[str, bool] = {}  # a client mints for a few URLs, many times
 
     def __repr__(self) -> str:
         return f"ServiceAllowlist(bases={len(self._bases)}, endpoints={len(self._endpoints)})"
 
     def allows(self, url: str) -> bool:
         """Whether a token may be minted for ``url``."""
+        decided = self._decided.get(url)
+        if decided is None:
+            decided = self._decide(url)
+            if len(self._decided) < _MAX_REMEMBERED_URLS:
+                self._decided[url] = decided
+        return decided
+
+    def _decide(self, url: str) -> bool:
         canonical = canonical_url(url, allow_http=self._allow_http)
         if canonical is None:
             return False

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -51,9 +52,7 @@ PUBLIC_JWK_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
 
 MIN_RSA_BITS: Final = 2048
 
-_B64URL_ALPHABET: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-)
+_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 _ALGORITHMS: Final[Mapping[str, Algorithm]] = {
     name: alg for name, alg in get_default_algorithms().items() if name in ALGORITHM_KEY_TYPES
 }
@@ -75,7 +74,7 @@ def b64url_decode(segment: str, what: str) -> bytes:
         JoseFormatError: Padding, a character outside the alphabet, an impossible length,
             or non-zero trailing bits (two encodings for one value).
     """
-    if len(segment) % 4 == 1 or not _B64URL_ALPHABET.issuperset(segment):
+    if len(segment) % 4 == 1 or not _B64URL.fullmatch(segment):
         raise JoseFormatError(f"{what} is not base64url")
     try:
         data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -300,3 +300,32 @@ def test_no_token_reaches_events_logs_results_or_exceptions(
         if len(signature) >= 16:
             assert signature not in blob
     assert len(sink) == len(tokens)
+
+
+_claim_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**40), max_value=2**40)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=600)
+    | st.lists(st.text(max_size=600), max_size=20)
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["alg", "kid", "typ", "jku", "x"]), _claim_values),
+    st.dictionaries(
+        st.sampled_from(["iss", "tenant", "jti", "iat", "nbf", "exp", "aud", "y"]), _claim_values
+    ),
+)
+def test_recorded_claims_always_satisfy_the_contract(header: dict, claims: dict) -> None:
+    # token_claims() and client_ref() skip pydantic validation for speed; whatever an
+    # attacker puts in a token, what they build must still validate.
+    from auditor.cdshooks.events import client_ref, token_claims
+    from auditor.models import ClientRef, TokenClaims
+
+    recorded = token_claims(header, claims, "k1:" + "0" * 32)
+    assert TokenClaims.model_validate(recorded.model_dump()) == recorded
+    client = client_ref(claims)
+    if client is not None:
+        assert ClientRef.model_validate(client.model_dump()) == client
