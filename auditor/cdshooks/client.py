@@ -299,7 +299,7 @@ class CdsClient:
         """
         at = now or _utc_now()
         new = new_key or SigningKey.generate(self.keyring.current.alg)
-        old = self.keyring.rotate(new, keep_old_until=at + self.token_lifetime + margin)
+        old = self.keyring.rotate(new, keep_old_until=at + self.token_lifetime + margin, now=at)
         self._emit(
             AuthzAction.KEY_ROTATED,
             at,

@@ -179,30 +179,33 @@ class KeyRing:
         """The key that signs new tokens."""
         return self._published[0].key
 
-    def rotate(self, new: SigningKey, *, keep_old_until: datetime) -> SigningKey:
+    def rotate(
+        self, new: SigningKey, *, keep_old_until: datetime, now: datetime | None = None
+    ) -> SigningKey:
         """Make ``new`` the signing key; keep the old one published until ``keep_old_until``.
 
         ``keep_old_until`` should be the rotation time plus the longest token lifetime plus
         the verifiers' clock skew: the moment the last token signed by the old key is no
-        longer accepted anywhere. Returns the retired key.
+        longer accepted anywhere. Retired keys whose time has passed at ``now`` are
+        forgotten. Returns the retired key.
 
         Raises:
             ConfigurationError: ``new`` has the ``kid`` of a key still published.
         """
         with self._lock:
+            kept = tuple(
+                p for p in self._published[1:] if now is None or p.until is None or p.until > now
+            )
             old = self._published[0]
-            if any(p.key.kid == new.kid for p in self._published):
+            if any(p.key.kid == new.kid for p in (old, *kept)):
                 raise ConfigurationError(f"a key with kid {new.kid!r} is already published")
-            retired = _Published(old.key, keep_old_until)
-            self._published = (_Published(new, None), retired, *self._published[1:])
+            self._published = (_Published(new, None), _Published(old.key, keep_old_until), *kept)
             return old.key
 
     def published(self, *, now: datetime) -> tuple[SigningKey, ...]:
-        """The keys a verifier may still see tokens from at ``now``; drops the expired ones."""
-        with self._lock:
-            live = tuple(p for p in self._published if p.until is None or p.until > now)
-            self._published = live
-            return tuple(p.key for p in live)
+        """The keys a verifier may still see tokens from at ``now``: current first."""
+        published = self._published
+        return tuple(p.key for p in published if p.until is None or p.until > now)
 
     def jwks(self, *, now: datetime) -> dict[str, list[dict[str, Any]]]:
         """The JWK Set to publish at ``now`` (public members only)."""

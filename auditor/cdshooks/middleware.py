@@ -1,7 +1,7 @@
 """ASGI middleware that guards CDS Hooks endpoints and records every decision.
 
 For each request under ``/cds-services/`` (discovery, ``GET /cds-services``, is left
-open as the spec has it), in this order:
+open as the spec has it, and so are CORS preflight ``OPTIONS`` requests), in this order:
 
 1. the ``Authorization: Bearer`` token is verified **before the body is read**; a refusal
    is a bare ``401`` with ``WWW-Authenticate: Bearer`` and a generic body — the reason
@@ -139,6 +139,11 @@ class CdsHooksMiddleware:
             return
         if path == self.prefix and scope["method"] in {"GET", "HEAD"}:
             await self.app(scope, receive, send)  # discovery is unauthenticated (CDS Hooks)
+            return
+        if scope["method"] == "OPTIONS":
+            # CORS preflight from browser-based CDS clients carries no token by design; it
+            # reaches no hook logic (a CORS middleware or the router answers it).
+            await self.app(scope, receive, send)
             return
         await _Guard(self, scope, receive, send, path).run()
 

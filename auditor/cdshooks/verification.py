@@ -71,6 +71,7 @@ MAX_LIFETIME_CEILING: Final = timedelta(hours=1)
 _TYP_VALUES: Final = frozenset({"JWT", "APPLICATION/JWT"})  # media types are case-insensitive
 _MAX_KID: Final = 256
 _MAX_JTI: Final = 256
+_MAX_AUDIENCES: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +384,11 @@ class Verifier:
             if (required or value is not None) and text(value, limit) is None:
                 raise _Refusal(FailureReason.MALFORMED, f"{name} is not a short string")
         aud = claims["aud"]
-        if not isinstance(aud, str | list) or not audiences(aud):
+        if isinstance(aud, list):
+            well_formed = 0 < len(aud) <= _MAX_AUDIENCES and all(text(a) for a in aud)
+        else:
+            well_formed = text(aud) is not None
+        if not well_formed:
             raise _Refusal(FailureReason.MALFORMED, "aud is not a string or array of strings")
         if not self._audience_matches(audiences(aud), audience):
             raise _Refusal(FailureReason.AUD_MISMATCH, "aud does not name this endpoint")

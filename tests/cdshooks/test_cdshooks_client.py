@@ -203,6 +203,18 @@ def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(
     assert rotated.attributes == {"old_kid": old.kid, "new_kid": new.kid, "alg": "ES256"}
 
 
+def test_reading_the_jwks_at_a_later_time_forgets_nothing(ehr: CdsClient) -> None:
+    ehr.rotate_key(now=NOW)
+    ehr.jwks(now=NOW + timedelta(days=1))
+    assert len(ehr.jwks(now=NOW)["keys"]) == 2
+
+
+def test_a_rotation_forgets_retired_keys_whose_tokens_have_expired(ehr: CdsClient) -> None:
+    ehr.rotate_key(now=NOW)
+    ehr.rotate_key(now=NOW + timedelta(hours=1))
+    assert len(ehr.keyring._published) == 2
+
+
 def test_rotation_never_interrupts_verification(
     ehr: CdsClient, sink: ListSink, fingerprinter: Fingerprinter
 ) -> None:

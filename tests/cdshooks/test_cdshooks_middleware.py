@@ -169,6 +169,16 @@ def test_discovery_is_open_and_records_nothing(service_factory: Any) -> None:
     assert list(svc.events) == []
 
 
+def test_a_cors_preflight_passes_without_a_token(service_factory: Any) -> None:
+    svc = service_factory()
+    response = svc.http.options(
+        svc.url,
+        headers={"origin": "https://ehr.example.org", "access-control-request-method": "POST"},
+    )
+    assert response.status_code != 401  # the router answers; no hook logic ran
+    assert list(svc.events) == []
+
+
 def test_a_valid_hook_call_gets_its_card_and_one_validated_event(service_factory: Any) -> None:
     svc = service_factory()
     client_events = ListSink()

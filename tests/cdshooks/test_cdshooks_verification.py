@@ -152,6 +152,13 @@ CASES = [
     Case("exp_string", _signed(exp="soon"), FailureReason.MALFORMED, "exp is a NumericDate"),
     Case("exp_bool", _signed(exp=True), FailureReason.MALFORMED, "a JSON true is not a number"),
     Case("aud_number", _signed(aud=5), FailureReason.MALFORMED, "aud is string or array"),
+    Case(
+        "aud_mixed_array",
+        _signed(aud=[AUDIENCE, 5]),
+        FailureReason.MALFORMED,
+        "an aud array holds strings only, even when one of them matches",
+    ),
+    Case("aud_empty_array", _signed(aud=[]), FailureReason.MALFORMED, "an empty aud names no one"),
     Case("jti_number", _signed(jti=5), FailureReason.MALFORMED, "jti is a string"),
     Case(
         "exp_before_iat",
