@@ -53,8 +53,9 @@ from auditor.cdshooks.events import (
     text,
     token_claims,
 )
+from auditor.cdshooks.jwks import JwksFetch, VerificationKey
 from auditor.cdshooks.replay import InMemoryReplayCache, ReplayCache, ReplayVerdict
-from auditor.cdshooks.trust import JwksFetch, TrustRegistry, VerificationKey
+from auditor.cdshooks.trust import TrustRegistry
 from auditor.cdshooks.urls import canonical_url, require_canonical_url
 from auditor.errors import AuditorError, ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from auditor.cdshooks import TrustedIssuer, TrustRegistry, Verifier, jose
-from auditor.cdshooks.trust import parse_jwk_set
+from auditor.cdshooks.jwks import parse_jwk_set
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter
 from auditor.vocabulary import FailureReason
