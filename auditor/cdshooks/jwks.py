@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from auditor.cdshooks import jose
-from auditor.errors import InputError
+from auditor.errors import AuditorError, InputError
 
 _ALG_FOR_CRV: Final = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
@@ -40,7 +40,7 @@ class VerificationKey:
         return jose.key_suits(alg, self.jwk)
 
 
-class JwksError(Exception):
+class JwksError(AuditorError):
     """A fetched document that is not a usable JWK Set. The message names the defect only."""
 
 
