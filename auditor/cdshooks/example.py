@@ -61,10 +61,11 @@ async def _patient_greeter(request: Request) -> JSONResponse:
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         # CDS Hooks: 412 when the service cannot obtain the data it needs.
         return JSONResponse({"error": "prefetch patient is required"}, status_code=412)
-    return JSONResponse({"cards": [_greeting_card(patient)]})
+    return JSONResponse({"cards": [greeting_card(patient)]})
 
 
-def _greeting_card(patient: dict[str, Any]) -> dict[str, Any]:
+def greeting_card(patient: dict[str, Any]) -> dict[str, Any]:
+    """The card for a FHIR Patient: its first given name, or a neutral greeting."""
     names = patient.get("name") or [{}]
     first = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
     given = first.get("given") or []

@@ -234,6 +234,11 @@ class TrustRegistry:
         return cls.from_mapping(config, base_dir=path.parent)
 
     @property
+    def may_block(self) -> bool:
+        """Whether a lookup may wait on the network (some issuer has a JWK Set URL)."""
+        return any(issuer.by_url for issuer in self._issuers.values())
+
+    @property
     def issuers(self) -> frozenset[str]:
         """The trusted ``iss`` values."""
         return frozenset(self._issuers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +25,9 @@ from auditor.cdshooks import (
     CdsHooksMiddleware,
     CdsHttpClient,
     FhirServerPolicy,
+    InMemoryReplayCache,
     ListSink,
+    ReplayVerdict,
     SigningKey,
     TokenBucketLimiter,
     TrustRegistry,
@@ -418,6 +421,30 @@ def test_an_application_crash_is_recorded_as_500(service_factory: Any) -> None:
     assert response.status_code == 500
     assert svc.events[0].http_status == 500
     assert svc.events[0].outcome is Outcome.SUCCESS  # the token was fine; the app was not
+
+
+def test_verification_in_a_worker_thread_gives_the_same_decisions(service_factory: Any) -> None:
+    # With a JWK Set URL the middleware verifies off the event loop; force that path here.
+    threads: list[str] = []
+
+    class RecordingCache(InMemoryReplayCache):
+        def check_and_remember(self, *args: Any, **kwargs: Any) -> ReplayVerdict:
+            threads.append(threading.current_thread().name)
+            return super().check_and_remember(*args, **kwargs)
+
+    def offloaded(verifier: Verifier, clock: Clock) -> Starlette:
+        verifier.replay_cache = RecordingCache()
+        app = create_app(verifier=verifier, fhir_servers=FhirServerPolicy([FHIR]), clock=clock)
+        app.user_middleware[0].kwargs["offload"] = True
+        return app
+
+    svc = service_factory(app=offloaded)
+    token = svc.mint()
+    assert svc.post(token, hook_body()).status_code == 200
+    assert svc.post(token, hook_body()).status_code == 401
+    assert [e.reason for e in svc.events] == [None, FailureReason.REPLAYED_JTI]
+    assert len(threads) == 2
+    assert all(name.startswith("AnyIO worker thread") for name in threads), threads
 
 
 def test_the_application_sees_the_verified_call(service_factory: Any) -> None:

@@ -279,3 +279,9 @@ def test_two_keys_with_one_kid_stop_start_up(ehr: CdsClient) -> None:
     jwk = ehr.keyring.current.public_jwk()
     with pytest.raises(ConfigurationError, match="two keys with one kid"):
         TrustRegistry([TrustedIssuer(ISS, jwks={"keys": [jwk, jwk]})])
+
+
+def test_only_a_registry_with_jwks_urls_may_block(ehr: CdsClient) -> None:
+    pinned = TrustRegistry([TrustedIssuer(ISS, jwks=ehr.jwks(now=NOW))])
+    fetched = TrustRegistry([TrustedIssuer(ISS, jwks_urls=["https://ehr.example.org/jwks"])])
+    assert (pinned.may_block, fetched.may_block) == (False, True)
