@@ -513,3 +513,51 @@ def test_no_token_or_fhir_token_reaches_responses_or_events(service_factory: Any
         assert token not in blob
         signature = token.rpartition(".")[2]
         assert not signature or signature not in blob
+
+
+def test_the_tls_session_from_the_asgi_tls_extension_reaches_the_event(
+    ehr: CdsClient, registry: TrustRegistry, fingerprinter: Fingerprinter
+) -> None:
+    # Servers that implement the ASGI TLS extension report the negotiated version; a
+    # TLS 1.0 client must show up in the record for the policy detector.
+    events = ListSink()
+    verifier = Verifier(
+        registry, base_url="https://cds.example.com", sink=events, fingerprinter=fingerprinter
+    )
+    app = create_app(verifier=verifier, fhir_servers=FhirServerPolicy([FHIR]), clock=lambda: NOW)
+    body = json.dumps(hook_body()).encode()
+    token = ehr.mint(f"https://cds.example.com/cds-services/{SERVICE}", now=NOW).token
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": f"/cds-services/{SERVICE}",
+        "raw_path": f"/cds-services/{SERVICE}".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("10.0.0.9", 50000),
+        "server": ("10.0.0.1", 443),
+        "extensions": {"tls": {"tls_version": 0x0301, "cipher_suite": 0x002F}},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+    [event] = events
+    assert event.tls is not None
+    assert (event.tls.version, event.tls.cipher) == ("TLSv1.0", "0x002f")
+    assert event.peer is not None
+    assert event.peer.ip == "10.0.0.9"
