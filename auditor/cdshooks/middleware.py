@@ -227,7 +227,14 @@ class _Guard:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                return None  # the client left; there is nobody to answer
+                # Nobody to answer, but the token was spent: record the request anyway.
+                self._emit(
+                    AuthzAction.PAYLOAD_REJECTED,
+                    FailureReason.INVALID_REQUEST,
+                    "client disconnected before the body was complete",
+                    None,
+                )
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -326,7 +333,11 @@ class _Guard:
         await self.send({"type": "http.response.body", "body": body})
 
     def _emit(
-        self, action: AuthzAction, reason: FailureReason | None, detail: str | None, status: int
+        self,
+        action: AuthzAction,
+        reason: FailureReason | None,
+        detail: str | None,
+        status: int | None,
     ) -> None:
         events = self.owner._events  # noqa: SLF001 - the middleware's own factory
         if events is not None:

@@ -290,6 +290,39 @@ def test_an_unauthenticated_request_never_reaches_receive(
     assert sent[0]["status"] == 401
 
 
+def test_a_client_that_leaves_mid_body_is_still_recorded(
+    ehr: CdsClient, registry: TrustRegistry, fingerprinter: Fingerprinter
+) -> None:
+    events = ListSink()
+    verifier = Verifier(
+        registry, base_url="https://cds.example.com", sink=events, fingerprinter=fingerprinter
+    )
+    app = create_app(verifier=verifier, clock=lambda: NOW)
+    token = ehr.mint(f"https://cds.example.com/cds-services/{SERVICE}", now=NOW).token
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/cds-services/{SERVICE}",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+    }
+    messages = [{"type": "http.request", "body": b"{", "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    [event] = events
+    assert event.action is AuthzAction.PAYLOAD_REJECTED
+    assert event.http_status is None
+    assert event.token is not None
+    assert event.token.jti is not None
+
+
 def test_a_body_over_the_cap_is_refused_from_its_content_length(service_factory: Any) -> None:
     svc = service_factory(max_body_bytes=2048)
     response = svc.post(
