@@ -16,12 +16,12 @@ from typing import Any, Final
 from uuid import uuid4
 
 from auditor.cdshooks import jose
-from auditor.cdshooks.events import EventFactory, token_claims
+from auditor.cdshooks.events import EventFactory, client_ref, text, token_claims
 from auditor.cdshooks.keys import KeyRing, SigningKey
 from auditor.cdshooks.urls import canonical_url, display_url, require_canonical_url
 from auditor.errors import AuditorError, ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
-from auditor.models import AuthzEvent, ClientRef, ServiceRef, Source
+from auditor.models import AuthzEvent, ServiceRef, Source
 from auditor.protocols import EventSink
 from auditor.vocabulary import AuthzAction, FailureReason
 
@@ -234,7 +234,7 @@ class CdsClient:
                 at,
                 reason=FailureReason.SERVICE_NOT_ALLOWED,
                 detail="audience is not on the service allowlist",
-                service=ServiceRef(url=display_url(audience)),
+                service=ServiceRef.model_construct(id=None, url=display_url(audience)),
             )
             raise ServiceNotAllowed("the audience is not on this client's service allowlist")
         key = self.keyring.current
@@ -269,7 +269,7 @@ class CdsClient:
             self._emit(
                 AuthzAction.TOKEN_ISSUED,
                 at,
-                client=ClientRef(iss=self.issuer, tenant=chosen_tenant),
+                client=client_ref({"iss": self.issuer, "tenant": chosen_tenant}),
                 service=_service_ref(audience),
                 token=token_claims(header, claims, self.fingerprinter(token)),
             )
@@ -303,7 +303,7 @@ class CdsClient:
         self._emit(
             AuthzAction.KEY_ROTATED,
             at,
-            client=ClientRef(iss=self.issuer, tenant=self.tenant),
+            client=client_ref({"iss": self.issuer, "tenant": self.tenant}),
             attributes={"old_kid": old.kid, "new_kid": new.kid, "alg": new.alg},
         )
         return new
@@ -316,5 +316,6 @@ class CdsClient:
 
 def _service_ref(audience: str) -> ServiceRef:
     _, sep, rest = audience.partition(f"{_SERVICES_PATH}/")
-    service_id = rest.split("/", 1)[0] if sep else None
-    return ServiceRef(id=service_id or None, url=display_url(audience))
+    service_id = text(rest.split("/", 1)[0]) if sep else None
+    # Checked here (text() and display_url() cap lengths), so minting can never raise on it.
+    return ServiceRef.model_construct(id=service_id, url=display_url(audience))

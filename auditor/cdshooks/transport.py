@@ -28,9 +28,10 @@ from typing import Any, Final, Self
 import httpx
 
 from auditor.cdshooks.client import CdsClient, MintedToken, service_url
-from auditor.cdshooks.events import token_claims
+from auditor.cdshooks.events import client_ref, text, token_claims
+from auditor.cdshooks.urls import display_url
 from auditor.errors import ConfigurationError
-from auditor.models import ClientRef, ServiceRef, TlsInfo
+from auditor.models import ServiceRef, TlsInfo
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=3.0)
@@ -242,8 +243,10 @@ class CdsHttpClient:
             reason=reason,
             outcome=Outcome.FAILURE if reason is not None else Outcome.SUCCESS,
             http_status=status,
-            client=ClientRef(iss=self.client.issuer, tenant=self.client.tenant),
-            service=ServiceRef(id=service_id if "/cds-services/" in url else None, url=url),
+            client=client_ref({"iss": self.client.issuer, "tenant": self.client.tenant}),
+            service=ServiceRef.model_construct(
+                id=text(service_id) if "/cds-services/" in url else None, url=display_url(url)
+            ),
             token=claims,
             tls=TlsInfo(error=type(tls_error).__name__) if tls_error is not None else None,
             attributes={"attempt": attempt},

@@ -259,8 +259,9 @@ class Verifier:
         """The service an audience URL names, for events."""
         service_id = None
         if audience.startswith(self._services_prefix):
-            service_id = audience[len(self._services_prefix) :].split("/", 1)[0] or None
-        return ServiceRef(id=service_id, url=audience)
+            service_id = text(audience[len(self._services_prefix) :].split("/", 1)[0])
+        # The path comes from the request: capped here so recording it can never raise.
+        return ServiceRef.model_construct(id=service_id, url=text(audience))
 
     def verify(
         self,

@@ -258,3 +258,17 @@ def test_token_lifetime_is_bounded() -> None:
             services=[BASE],
             token_lifetime=timedelta(hours=3),
         )
+
+
+def test_minting_never_fails_on_what_it_cannot_record(
+    es256_key: SigningKey, fingerprinter: Fingerprinter
+) -> None:
+    sink = ListSink()
+    client = CdsClient(
+        issuer="i" * 2000, keys=es256_key, services=[BASE], sink=sink, fingerprinter=fingerprinter
+    )
+    minted = client.mint(f"{BASE}/cds-services/{'s' * 1000}", now=NOW)
+    assert minted.jti
+    [event] = sink
+    assert event.action is AuthzAction.TOKEN_ISSUED
+    assert event.client is None

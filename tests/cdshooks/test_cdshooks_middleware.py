@@ -594,3 +594,12 @@ def test_the_tls_session_from_the_asgi_tls_extension_reaches_the_event(
     assert (event.tls.version, event.tls.cipher) == ("TLSv1.0", "0x002f")
     assert event.peer is not None
     assert event.peer.ip == "10.0.0.9"
+
+
+def test_an_absurdly_long_path_is_answered_and_recorded(service_factory: Any) -> None:
+    svc = service_factory()
+    response = svc.http.post(f"{svc.base_url}/cds-services/{'x' * 3000}", json=hook_body())
+    assert response.status_code == 401
+    [event] = svc.events
+    assert event.service is not None
+    assert event.service.id is None  # too long to record, never a reason to fail
