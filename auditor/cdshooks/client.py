@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import uuid4
 
 from auditor.cdshooks import jose
-from auditor.cdshooks.events import EventFactory, client_ref, text, token_claims
+from auditor.cdshooks.events import EventFactory, aware, client_ref, text, token_claims
 from auditor.cdshooks.keys import KeyRing, SigningKey
 from auditor.cdshooks.urls import canonical_url, display_url, require_canonical_url
 from auditor.errors import AuditorError, ConfigurationError
@@ -131,10 +131,6 @@ class MintedToken:
         return f"Bearer {self.token}"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class CdsClient:
     """A CDS client (EHR) that mints tokens for allowlisted services and publishes its JWK Set.
 
@@ -227,7 +223,7 @@ class CdsClient:
             ServiceNotAllowed: ``audience`` is not on the allowlist (after emitting
                 ``allowlist.denied``).
         """
-        at = now or _utc_now()
+        at = aware(now)
         if not self.services.allows(audience):
             self._emit(
                 AuthzAction.ALLOWLIST_DENIED,
@@ -283,7 +279,7 @@ class CdsClient:
 
     def jwks(self, *, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
         """The JWK Set to publish (public members only), including retired keys still in use."""
-        return self.keyring.jwks(now=now or _utc_now())
+        return self.keyring.jwks(now=aware(now))
 
     def rotate_key(
         self,
@@ -297,7 +293,7 @@ class CdsClient:
         The old key stays in :meth:`jwks` until ``now + token_lifetime + margin``. Emits
         ``key.rotated``. Returns the new key.
         """
-        at = now or _utc_now()
+        at = aware(now)
         new = new_key or SigningKey.generate(self.keyring.current.alg)
         old = self.keyring.rotate(new, keep_old_until=at + self.token_lifetime + margin, now=at)
         self._emit(

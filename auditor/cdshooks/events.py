@@ -9,7 +9,7 @@ compact token itself is only ever fingerprinted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import uuid4
 
@@ -55,6 +55,20 @@ except ImportError:  # pragma: no cover - only without the otel or pipeline extr
     def current_trace_ids() -> tuple[str | None, str | None]:
         """Without OpenTelemetry there is no current span."""
         return None, None
+
+
+def aware(now: datetime | None) -> datetime:
+    """``now``, or the wall clock when ``None``; a naive time is a programming error.
+
+    Raises:
+        TypeError: ``now`` has no time zone (its epoch seconds would depend on the host's
+            zone, so tokens and events would silently disagree).
+    """
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise TypeError("now must be a timezone-aware datetime")
+    return now
 
 
 def text(value: Any, limit: int = _MAX_TEXT) -> str | None:

@@ -48,6 +48,7 @@ from auditor.cdshooks import jose
 from auditor.cdshooks.events import (
     EventFactory,
     audiences,
+    aware,
     client_ref,
     numeric_date,
     text,
@@ -168,10 +169,6 @@ class _Refusal(Exception):
         self.detail = detail
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _issuer(claims: Mapping[str, Any]) -> str:
     iss = claims.get("iss")
     if iss is None:
@@ -283,7 +280,7 @@ class Verifier:
             peer_ip: The caller's address, for the event.
             tls: The TLS session, for the event.
         """
-        at = now or _utc_now()
+        at = aware(now)
         aud = audience or self.audience(service_id)
         result = self.check(token, audience=aud, now=at)
         if self._events is not None:
@@ -318,6 +315,7 @@ class Verifier:
 
         The middleware uses this to emit one event per request once the body is checked.
         """
+        aware(now)
         if not token:
             return self._refuse(FailureReason.MISSING_TOKEN, "no bearer token", {}, {}, None)
         fingerprint = self.fingerprinter(token) if isinstance(token, str) else None

@@ -526,3 +526,12 @@ def test_the_hs256_forgery_really_is_keyed_with_the_public_key(forger: Forger) -
     )
     expected = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
     assert jose.b64url_decode(signature, "signature") == expected
+
+
+def test_a_naive_time_is_a_programming_error(ehr: CdsClient, verifier: Verifier) -> None:
+    # Epoch seconds of a naive time depend on the host's zone: refuse rather than guess.
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(TypeError, match="timezone-aware"):
+        verifier.verify(ehr.mint(AUDIENCE, now=NOW).token, SERVICE, now=naive)
+    with pytest.raises(TypeError, match="timezone-aware"):
+        ehr.mint(AUDIENCE, now=naive)
