@@ -37,7 +37,9 @@ AUD = f"{BASE}/cds-services/patient-greeter"
 ISS = "https://ehr.example.org"
 
 
-def _best_rates(steps: list[Callable[[int], None]], seconds: float, rounds: int = 5) -> list[float]:
+def _best_rates(
+    steps: list[Callable[[int], None]], seconds: float, rounds: int = 20
+) -> list[float]:
     """Microseconds per call of each step: the best of ``rounds`` interleaved rounds.
 
     Interleaving and taking the best round keeps the ratios meaningful when other
