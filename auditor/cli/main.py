@@ -52,6 +52,12 @@ COMMANDS: tuple[Command, ...] = (
         "Create the pipeline's Kafka topics (idempotent) or list them.",
         extra="pipeline",
     ),
+    Command(
+        "dashboard", "dashboards.cli.dashboard", "Serve the compliance dashboard.", extra="dashboard"
+    ),
+    Command(
+        "report", "dashboards.cli.report", "Write an HTML/PDF compliance report.", extra="dashboard"
+    ),
 )
 
 

@@ -3,6 +3,7 @@
 -- @param since      timestamp  null  Start of the period, inclusive (finding observed_at).
 -- @param until      timestamp  null  End of the period, exclusive.
 -- @param client     text       null  Only this client iss.
+-- @param service    text       null  Only this CDS service id.
 -- @param min_score  float      null  Only anomalies scoring at least this much.
 --
 -- One row per validation_anomaly incident. The detector records the expected level as
@@ -51,5 +52,6 @@ LEFT JOIN decisions AS d USING (finding_id)
 WHERE ($since IS NULL OR a.observed_at >= $since::TIMESTAMPTZ)
   AND ($until IS NULL OR a.observed_at < $until::TIMESTAMPTZ)
   AND ($client IS NULL OR a.client_iss = $client)
+  AND ($service IS NULL OR a.service_id = $service)
   AND ($min_score IS NULL OR a.score >= $min_score)
 ORDER BY a.score DESC NULLS LAST, a.observed_at DESC, a.finding_id;

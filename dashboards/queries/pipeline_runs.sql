@@ -6,7 +6,8 @@
 -- Evidence that the audit controls were running (HIPAA 164.312(b)): each run's mode,
 -- inputs, status, fingerprint key id (fingerprints from runs with different key ids do
 -- not correlate) and counters. A failed or interrupted run, or a gap between runs, is a
--- period without monitoring.
+-- period without monitoring. config_json is the effective configuration the run used, as
+-- the pipeline recorded it with secrets removed: the method behind the run's findings.
 SELECT
     run_id,
     started_at,
@@ -20,7 +21,8 @@ SELECT
     logs_in,
     findings_out,
     dead_letters,
-    late_events
+    late_events,
+    config_json
 FROM runs
 WHERE ($since IS NULL OR started_at >= $since::TIMESTAMPTZ)
   AND ($until IS NULL OR started_at < $until::TIMESTAMPTZ)

@@ -3,6 +3,7 @@
 -- @param since   timestamp  null  Start of the period, inclusive (finding observed_at).
 -- @param until   timestamp  null  End of the period, exclusive.
 -- @param client  text       null  Only this client iss.
+-- @param service text       null  Only this CDS service id.
 --
 -- One row per client iss and replay_burst rule. A burst is one finding however many
 -- presentations it holds (its count); incidents that grew kept their id and raised
@@ -32,5 +33,6 @@ WHERE f.detector = 'replay_burst'
   AND ($since IS NULL OR f.observed_at >= $since::TIMESTAMPTZ)
   AND ($until IS NULL OR f.observed_at < $until::TIMESTAMPTZ)
   AND ($client IS NULL OR f.client_iss = $client)
+  AND ($service IS NULL OR f.service_id = $service)
 GROUP BY ALL
 ORDER BY incidents DESC, presentations DESC, client_iss, f.rule;
