@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from auditor.vocabulary import DetectorName, ReviewAction, ReviewStatus, Severity
+from auditor.vocabulary import (
+    DetectorName,
+    FailureReason,
+    ReviewAction,
+    ReviewStatus,
+    Severity,
+)
 from dashboards.catalog import run_query
 from dashboards.charts import (
     DETECTOR_COLORS,
@@ -64,17 +70,20 @@ _MAX_DAILY: Final = 92
 _MAX_WEEKLY: Final = 120
 
 _REASON_PALETTE: Final = (
-    "#0072b2",
-    "#d55e00",
-    "#009e73",
     "#cc79a7",
-    "#e69f00",
     "#56b4e9",
-    "#6b46c1",
     "#b7791f",
     "#2c7a7b",
+    "#e69f00",
+    "#805ad5",
+    "#d55e00",
     "#c53030",
+    "#0072b2",
+    "#718096",
+    "#009e73",
+    "#6b46c1",
 )
+_REASON_ORDER: Final = {r.value: i for i, r in enumerate(FailureReason)}
 
 Row = dict[str, object]
 
@@ -90,7 +99,9 @@ def _int(value: object) -> int:
 
 def reason_color(reason: str) -> str:
     """A stable colour for a failure reason (the same on every page and in the report)."""
-    return _REASON_PALETTE[sum(reason.encode()) % len(_REASON_PALETTE)]
+    # The common reasons come first in the vocabulary, so they get distinct colours.
+    index = _REASON_ORDER.get(reason, sum(reason.encode()))
+    return _REASON_PALETTE[index % len(_REASON_PALETTE)]
 
 
 @dataclass(frozen=True, slots=True)

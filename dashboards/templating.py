@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised only without the ext
 
 from dashboards.charts import fmt_count
 
-__all__ = ["environment", "label", "when"]
+__all__ = ["environment", "fact", "label", "when"]
 
 _SEVERITIES: Final = frozenset({"info", "low", "medium", "high", "critical"})
 
@@ -64,6 +64,24 @@ def percent(value: object) -> str:
     return f"{float(str(value)):.1f}%"
 
 
+_TIME_FACTS: Final = frozenset({"exp", "iat", "nbf"})
+_MAX_NUMERIC_DATE: Final = 253_402_300_799
+
+
+def fact(name: str, value: object) -> str:
+    """A detector's fact for people: yes/no, lists joined, JWT times also as UTC."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "unknown"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if name in _TIME_FACTS and isinstance(value, int) and 0 <= value <= _MAX_NUMERIC_DATE:
+        moment = datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{moment} ({value})"
+    return str(value)
+
+
 @cache
 def environment() -> jinja2.Environment:
     """The template environment (templates ship in ``dashboards/templates``)."""
@@ -81,6 +99,11 @@ def environment() -> jinja2.Environment:
             "sevclass": severity_class,
             "count": count,
             "percent": percent,
+        }
+    )
+    env.globals.update(
+        {
+            "fact": fact,
         }
     )
     return env

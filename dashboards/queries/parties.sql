@@ -8,7 +8,7 @@
 -- finding in the period; events and findings that name none count as '(unknown)'.
 -- failure_pct is failures per hundred events; open counts findings with no decision
 -- recorded (or reopened); high_or_critical counts findings of those severities whatever
--- their status. Sorted with the most open findings first.
+-- their status. Sorted with the most open findings first, '(unknown)' last.
 WITH decisions AS (
     SELECT finding_id,
            arg_max(action, struct_pack(t := reviewed_at, id := review_id)) AS last_decision
@@ -54,4 +54,4 @@ SELECT
     f.last_finding
 FROM activity AS a
 FULL OUTER JOIN found AS f USING (name)
-ORDER BY open DESC, findings DESC, events DESC, name;
+ORDER BY name = '(unknown)', open DESC, findings DESC, events DESC, name;

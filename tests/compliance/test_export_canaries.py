@@ -70,7 +70,11 @@ def test_no_export_contains_a_planted_canary(
 def test_no_named_query_returns_a_planted_canary(
     shared_audit_db: AuditFixture, tmp_path: Path
 ) -> None:
-    required = {"iss": "https://ehr-a.example.org", "fingerprint": shared_audit_db.fp_leak}
+    required = {
+        "iss": "https://ehr-a.example.org",
+        "fingerprint": shared_audit_db.fp_leak,
+        "finding_id": shared_audit_db.fid("L1"),  # its evidence holds the JWT canary
+    }
     out = tmp_path / "all.csv"
     with open_store(shared_audit_db.path) as store, out.open("w", encoding="utf-8") as handle:
         for spec in catalog().values():

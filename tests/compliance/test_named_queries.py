@@ -252,3 +252,146 @@ def test_every_shipped_query_is_tested_here() -> None:
         if f'rows(shared_audit_db, "{name}"' not in source and f'rows(fx, "{name}"' not in source
     ]
     assert untested == []
+
+
+# The questions the dashboard and the report ask (issue 7, dashboard and report).
+
+
+def test_findings_list_newest_first_with_status_and_total(shared_audit_db: AuditFixture) -> None:
+    fx = shared_audit_db
+    result = rows(fx, "findings", limit=5)
+    assert len(result) == 5
+    assert {r["total"] for r in result} == {19}  # before the limit
+    times = [r["observed_at"] for r in result]
+    assert times == sorted(times, reverse=True)  # type: ignore[type-var]
+    decided = {r["finding_id"]: r["status"] for r in rows(fx, "findings", limit=100)}
+    assert decided[fx.fid("L1")] == "resolved"
+    assert decided[fx.fid("P1")] == "false_positive"
+    assert decided[fx.fid("R1")] == "open"  # commented on only
+    assert decided[fx.fid("Q2")] == "open"  # resolved, then reopened
+
+
+@pytest.mark.parametrize(
+    ("params", "labels"),
+    [
+        ({"status": "open", "detector": "leaked_token"}, {"L3", "L4", "L5"}),
+        ({"min_severity": "critical"}, {"L1", "L4", "L5", "Q1"}),
+        ({"severity": "info"}, {"V3"}),
+        ({"client": C}, {"Q2", "Q3"}),
+        ({"service": ORDERSIGN}, set()),
+        ({"rule": "ssn", "since": "2026-11-22"}, {"P2"}),
+        ({"status": "acknowledged"}, {"L2", "V1"}),
+    ],
+)
+def test_findings_list_filters(
+    shared_audit_db: AuditFixture, params: dict[str, object], labels: set[str]
+) -> None:
+    fx = shared_audit_db
+    result = rows(fx, "findings", **params)
+    assert {r["finding_id"] for r in result} == {fx.fid(label) for label in labels}
+
+
+def test_findings_list_pages_with_offset(shared_audit_db: AuditFixture) -> None:
+    first = rows(shared_audit_db, "findings", limit=10)
+    second = rows(shared_audit_db, "findings", limit=10, offset=10)
+    assert len(second) == 9
+    assert not {r["finding_id"] for r in first} & {r["finding_id"] for r in second}
+
+
+def test_finding_detail_carries_no_evidence_but_the_key_id(shared_audit_db: AuditFixture) -> None:
+    fx = shared_audit_db
+    (row,) = rows(fx, "finding_detail", finding_id=fx.fid("L1"))
+    assert "evidence" not in row
+    assert "facts_json" not in row
+    assert row["fingerprint"] == fx.fp_leak
+    assert row["fingerprint_key_id"] == fx.fingerprinter.key_id
+    assert row["alerts"] == 0
+    assert rows(fx, "finding_detail", finding_id="0" * 32) == []
+
+
+def test_incident_timeline_links_events_by_fingerprint_and_adds_reviews(
+    shared_audit_db: AuditFixture,
+) -> None:
+    fx = shared_audit_db
+    result = rows(fx, "incident_timeline", finding_id=fx.fid("L1"))
+    assert [(r["record"], r["what"], r["link"]) for r in result] == [
+        ("event", "token.validated", "fingerprint"),
+        ("finding", "observed", None),
+        ("finding", "stored", None),
+        ("event", "token.rejected", "fingerprint"),
+        ("review", "acknowledge", None),
+        ("review", "assign", None),
+        ("review", "resolve", None),
+    ]
+    assert [r["actor"] for r in result if r["record"] == "review"] == ["alice", "alice", "bob"]
+
+
+def test_incident_timeline_shows_the_window_and_revisions_of_an_incident(
+    shared_audit_db: AuditFixture,
+) -> None:
+    fx = shared_audit_db
+    result = rows(fx, "incident_timeline", finding_id=fx.fid("R1"))
+    moments = [r["what"] for r in result if r["record"] == "finding"]
+    assert moments == ["window started", "observed", "stored", "revision 2 stored"]
+    assert sum(1 for r in result if r["record"] == "event") == 3  # the replayed presentations
+
+
+def test_incident_timeline_honours_its_limit(shared_audit_db: AuditFixture) -> None:
+    fx = shared_audit_db
+    assert len(rows(fx, "incident_timeline", finding_id=fx.fid("L1"), limit=2)) == 2
+
+
+def test_related_findings_share_a_fingerprint_or_a_jti(shared_audit_db: AuditFixture) -> None:
+    fx = shared_audit_db
+    result = rows(fx, "related_findings", finding_id=fx.fid("L1"))
+    assert {(r["finding_id"], r["link"]) for r in result} == {
+        (fx.fid("L5"), "fingerprint"),
+        (fx.fid("R2"), "fingerprint"),
+    }
+    assert rows(fx, "related_findings", finding_id=fx.fid("Q4")) == []
+
+
+def test_parties_sum_events_failures_and_findings_per_client(
+    shared_audit_db: AuditFixture,
+) -> None:
+    fx = shared_audit_db
+    result = {r["name"]: r for r in rows(fx, "parties")}
+    for iss in (A, B, C):
+        events = [e for e in fx.events if e.client_iss == iss]
+        assert result[iss]["events"] == len(events)
+        assert result[iss]["failures"] == sum(1 for e in events if e.outcome == "failure")
+        assert result[iss]["findings"] == sum(
+            1 for f in fx.findings.values() if f.client_iss == iss
+        )
+    assert result["(unknown)"]["findings"] == 4  # PHI findings name no client
+    assert list(result)[-1] == "(unknown)"
+
+
+def test_parties_per_service_in_a_period(shared_audit_db: AuditFixture) -> None:
+    result = rows(shared_audit_db, "parties", party="service", since="2026-11-20")
+    assert {r["name"] for r in result} == {GREETER, MEDCHECK, "(unknown)"}  # order-sign silent
+
+
+def test_review_status_adds_up_to_every_finding(shared_audit_db: AuditFixture) -> None:
+    result = rows(shared_audit_db, "review_status")
+    by_status: dict[str, int] = {}
+    for r in result:
+        by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + int(str(r["findings"]))
+    assert by_status == {"open": 15, "acknowledged": 2, "resolved": 1, "false_positive": 1}
+    assert sum(int(str(r["commented"])) for r in result) == 1  # R1
+
+
+def test_store_extent_counts_what_the_store_holds(shared_audit_db: AuditFixture) -> None:
+    fx = shared_audit_db
+    (extent,) = rows(fx, "store_extent")
+    assert extent["events"] == len(fx.events)
+    assert (extent["findings"], extent["reviews"], extent["runs"]) == (19, 9, 2)
+    assert extent["first_event"] == min(e.time for e in fx.events)
+
+
+def test_anomalies_and_replay_incidents_filter_by_service(shared_audit_db: AuditFixture) -> None:
+    assert [r["kind"] for r in rows(shared_audit_db, "anomalies", service=MEDCHECK)] == [
+        "alg_not_allowed"
+    ]
+    replay = rows(shared_audit_db, "replay_incidents", service=GREETER)
+    assert [(r["client_iss"], r["incidents"]) for r in replay] == [(A, 1)]
