@@ -56,6 +56,7 @@ __all__ = [
     "Period",
     "TimeAxis",
     "findings_page",
+    "group_timeline",
     "incident",
     "overview",
     "party_names",
@@ -505,6 +506,34 @@ class Incident:
 
 
 TIMELINE_LIMIT: Final = 500
+_SAME_EVENT: Final = ("what", "result", "reason", "client_iss", "service_id", "peer_ip", "link")
+
+
+def group_timeline(entries: Sequence[Row]) -> list[Row]:
+    """Fold runs of alike authz events into one entry, so a burst reads as one line.
+
+    Consecutive events with the same action, outcome, reason, parties, peer and link
+    become one entry with ``count`` (how many), ``until`` (the last one's time) and
+    ``jtis`` (how many distinct jtis). Other entries pass through with a count of 1.
+    """
+    grouped: list[Row] = []
+    jtis: list[set[object]] = []
+    for entry in entries:
+        last = grouped[-1] if grouped else None
+        if (
+            last is not None
+            and entry["record"] == "event"
+            and last["record"] == "event"
+            and all(entry[k] == last[k] for k in _SAME_EVENT)
+        ):
+            last["count"] = _int(last["count"]) + 1
+            last["until"] = entry["occurred_at"]
+            jtis[-1].add(entry["jti"])
+            last["jtis"] = len(jtis[-1])
+            continue
+        grouped.append({**entry, "count": 1, "until": entry["occurred_at"], "jtis": 1})
+        jtis.append({entry.get("jti")})
+    return grouped
 
 
 def incident(store: StoreHandle, finding_id: str, *, now: datetime) -> Incident | None:
@@ -526,7 +555,9 @@ def incident(store: StoreHandle, finding_id: str, *, now: datetime) -> Incident 
         evidence=evidence,
         state=state,
         history=history,
-        timeline=rows(store, "incident_timeline", now, finding_id=finding_id, limit=TIMELINE_LIMIT),
+        timeline=group_timeline(
+            rows(store, "incident_timeline", now, finding_id=finding_id, limit=TIMELINE_LIMIT)
+        ),
         related=rows(store, "related_findings", now, finding_id=finding_id),
         actions=actions,
     )

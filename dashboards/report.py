@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata, resources
@@ -108,6 +107,7 @@ class ReportData:
     policy: list[dict[str, object]]
     failures: list[dict[str, object]]
     runs: list[dict[str, object]]
+    configs: list[tuple[tuple[str, ...], str]]
     key_ids: tuple[str, ...]
     queries: list[tuple[str, str]]
     statements: list[str]
@@ -143,9 +143,13 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def _statements(data: insights.Overview, leaked: list[dict[str, object]],
-                phi: list[dict[str, object]], replay: list[dict[str, object]],
-                anomalies: list[dict[str, object]], policy: list[dict[str, object]]) -> list[str]:  # fmt: skip
+Rows = list[dict[str, object]]
+
+
+def _statements(
+    data: insights.Overview, *, leaked: Rows, phi: Rows, replay: Rows, anomalies: Rows, policy: Rows
+) -> list[str]:
+    """The summary in sentences, for a reader who reads nothing else."""
     t = data.totals
     severities = ", ".join(f"{s.total:,} {s.name}" for s in data.by_severity if s.total) or "none"
     tokens = sum(_int(r["tokens"]) for r in leaked)
@@ -155,17 +159,27 @@ def _statements(data: insights.Overview, leaked: list[dict[str, object]],
     reviewed_pct = 100.0 * t.reviewed / t.findings if t.findings else 100.0
     lines = [
         f"{_plural(t.findings, 'finding')} in the period ({severities}).",
-        f"{_plural(tokens, 'leaked credential')} seen in logs, {live:,} of them still valid "
-        "when logged; credentials without an expiry must be treated as live until rotated.",
-        f"{_plural(identifiers, 'distinct PHI identifier')} exposed in the logs of "
-        f"{_plural(phi_services, 'service')}.",
-        f"{_plural(sum(_int(r['incidents']) for r in replay), 'replay incident')}, "
-        f"{_plural(len(anomalies), 'validation-failure anomaly', 'validation-failure anomalies')}"
-        f" and {_plural(sum(_int(r['findings']) for r in policy), 'policy violation')}.",
-        f"{reviewed_pct:.1f}% of the period's findings have been reviewed; {t.open:,} still "
-        f"await a decision and {t.overdue:,} were not reviewed within the deadline.",
-        f"{_plural(t.failures, 'token validation failure')} among "
-        f"{_plural(t.events, 'authz event')}.",
+        (
+            f"{_plural(tokens, 'leaked credential')} seen in logs, {live:,} of them still valid "
+            "when logged; credentials without an expiry must be treated as live until rotated."
+        ),
+        (
+            f"{_plural(identifiers, 'distinct PHI identifier')} exposed in the logs of "
+            f"{_plural(phi_services, 'service')}."
+        ),
+        (
+            f"{_plural(sum(_int(r['incidents']) for r in replay), 'replay incident')}, "
+            f"{_plural(len(anomalies), 'anomaly', 'anomalies')} in validation failures"
+            f" and {_plural(sum(_int(r['findings']) for r in policy), 'policy violation')}."
+        ),
+        (
+            f"{reviewed_pct:.1f}% of the period's findings have been reviewed; {t.open:,} still "
+            f"await a decision and {t.overdue:,} were not reviewed within the deadline."
+        ),
+        (
+            f"{_plural(t.failures, 'token validation failure')} among "
+            f"{_plural(t.events, 'authz event')}."
+        ),
     ]
     if t.gaps:
         names = ", ".join(str(g["name"]) for g in data.gaps[:5])
@@ -216,6 +230,10 @@ def build_report(
         {**r, "config": _config_text(r.get("config_json"))}
         for r in insights.rows(store, "pipeline_runs", now, until=period.until)
     ]
+    configs: dict[str, list[str]] = {}
+    for run in runs:
+        if run["config"]:
+            configs.setdefault(str(run["config"]), []).append(str(run["run_id"]))
     specs = catalog()
     return ReportData(
         period=period,
@@ -242,12 +260,29 @@ def build_report(
         policy=policy,
         failures=failures,
         runs=runs,
+        configs=[(tuple(ids), text) for text, ids in configs.items()],
         key_ids=tuple(
             sorted({str(r["fingerprint_key_id"]) for r in runs if r["fingerprint_key_id"]})
         ),
         queries=[(name, specs[name].description) for name in QUERIES_USED],
-        statements=_statements(summary, leaked, phi, replay, anomalies, policy),
+        statements=_statements(
+            summary, leaked=leaked, phi=phi, replay=replay, anomalies=anomalies, policy=policy
+        ),
     )
+
+
+def _first_day(store: StoreHandle, now: datetime) -> datetime | None:
+    """Midnight UTC of the day of the store's first event or finding (``None``: empty)."""
+    extent = insights.rows(store, "store_extent", now)[0]
+    firsts = [
+        moment
+        for moment in (extent["first_event"], extent["first_finding"])
+        if isinstance(moment, datetime)
+    ]
+    if not firsts:
+        return None
+    first = min(firsts).astimezone(UTC)
+    return datetime(first.year, first.month, first.day, tzinfo=UTC)
 
 
 def _version() -> str:
@@ -305,14 +340,17 @@ def write_report(
         ConfigurationError: A PDF was asked for and no Chromium can be found.
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    period = insights.Period(
-        since.astimezone(UTC) if since else None, (until or moment).astimezone(UTC)
-    )
-    if period.since and period.until and period.until <= period.since:
-        raise InputError("the report's period must end after it starts")
+    end = (until or moment).astimezone(UTC)
     with open_store(db_path) as store:
+        start = since.astimezone(UTC) if since else _first_day(store, moment)
+        if start is not None and end <= start:
+            raise InputError("the report's period must end after it starts")
         data = build_report(
-            store, period, now=moment, db_name=Path(db_path).name, sla_days=sla_days
+            store,
+            insights.Period(start, end),
+            now=moment,
+            db_name=Path(db_path).name,
+            sla_days=sla_days,
         )
     target = Path(out_path)
     _write_atomically(target, render_report(data))

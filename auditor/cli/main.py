@@ -53,7 +53,10 @@ COMMANDS: tuple[Command, ...] = (
         extra="pipeline",
     ),
     Command(
-        "dashboard", "dashboards.cli.dashboard", "Serve the compliance dashboard.", extra="dashboard"
+        "dashboard",
+        "dashboards.cli.dashboard",
+        "Serve the compliance dashboard.",
+        extra="dashboard",
     ),
     Command(
         "report", "dashboards.cli.report", "Write an HTML/PDF compliance report.", extra="dashboard"

@@ -22,7 +22,7 @@ from pathlib import Path
 from auditor.errors import ConfigurationError, InputError
 from dashboards.cli import add_db_option
 
-TOKEN_ENV = "AUDITOR_DASHBOARD_TOKEN"
+TOKEN_ENV = "AUDITOR_DASHBOARD_TOKEN"  # noqa: S105 - the variable's name, not a token
 DEFAULT_PORT = 8765
 
 

@@ -68,5 +68,7 @@ SELECT * FROM (
     FROM reviews AS r
     WHERE r.finding_id = $finding_id
 )
-ORDER BY occurred_at, record, id
+-- At the same instant the finding's own moment comes first (its window opens, then the
+-- events in it).
+ORDER BY occurred_at, record <> 'finding', record, id
 LIMIT $limit;

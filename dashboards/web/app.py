@@ -340,18 +340,22 @@ class _Dashboard:
             return PlainTextResponse(str(exc), status_code=exc.status)
         if not check_csrf(request, session, form):
             return self.error(request, 403, "The form has expired. Reload the page and try again.")
-        back = RedirectResponse(f"/findings/{finding_id}#review", status_code=303)
+        await self._record(session, finding_id, form)
+        return RedirectResponse(f"/findings/{finding_id}#review", status_code=303)
+
+    async def _record(self, session: Session, finding_id: str, form: dict[str, str]) -> None:
+        """Record one review act from a checked form; say how it went in a flash message."""
         try:
             action = ReviewAction(form.get("action", ""))
         except ValueError:
             session.flash = ("error", "Choose a review action.")
-            return back
+            return
         actor = session.actor or " ".join(form.get("actor", "").split()) or None
         if actor is None:
             session.flash = ("error", "Say who you are: a review is recorded with your name.")
-            return back
+            return
         note = form.get("note") or None
-        assignee = form.get("assignee") or None if action is ReviewAction.ASSIGN else None
+        assignee = (form.get("assignee") or None) if action is ReviewAction.ASSIGN else None
 
         def write() -> str:
             with self.gate.writing(), open_store(self.config.db_path, write=True) as store:
@@ -365,11 +369,10 @@ class _Dashboard:
             done = await run_in_threadpool(write)
         except ReviewError as exc:
             session.flash = ("error", str(exc))
-            return back
+            return
         if session.actor is None and len(actor) <= MAX_ACTOR:
             session.actor = actor
         session.flash = ("ok", f"Recorded: {done.replace('_', ' ')} by {actor}.")
-        return back
 
     async def parties(self, request: Request) -> Response:
         party = "client" if request.url.path == "/clients" else "service"

@@ -192,7 +192,7 @@ class SessionStore:
                 self._sessions.pop(sid, None)
 
 
-class FormRejected(Exception):  # noqa: N818 - reads as what happened, like the others here
+class FormRejected(Exception):
     """A POST body that is not a small URL-encoded form; carries the HTTP status."""
 
     def __init__(self, status: int, reason: str) -> None:

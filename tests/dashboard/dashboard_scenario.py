@@ -154,8 +154,13 @@ def _incidents(ev: _Events, fp: Fingerprinter) -> dict[str, list[AuthzEvent]]:
     """The events behind the incidents, by label."""
     burst_at = datetime(2026, 11, 18, 3, 12, tzinfo=UTC)
     attack = [
-        ev.add(burst_at + timedelta(seconds=9 * i), LAKEVIEW, SEPSIS, reason="alg_not_allowed",
-               peer="203.0.113.77")  # fmt: skip
+        ev.add(
+            burst_at + timedelta(seconds=9 * i),
+            LAKEVIEW,
+            SEPSIS,
+            reason="alg_not_allowed",
+            peer="203.0.113.77",
+        )
         for i in range(42)
     ]
     drift_at = datetime(2026, 11, 9, 14, 0, tzinfo=UTC)
@@ -322,10 +327,7 @@ REVIEWS: dict[str, list[tuple[str, str, float, str | None, str | None]]] = {
     ],
     "bearer-0": [("resolve", "sam.platform", 12.0, None, "Token revoked at the FHIR server")],
     "bearer-1": [("acknowledge", "sam.platform", 200.0, None, None)],
-    **{
-        f"phi-{i}": [("acknowledge", "lee.security", 6.0 + i, None, None)]
-        for i in range(0, 34, 3)
-    },
+    **{f"phi-{i}": [("acknowledge", "lee.security", 6.0 + i, None, None)] for i in range(0, 34, 3)},
     **{
         f"phi-{i}": [("resolve", "lee.security", 8.0 + i, None, "Log field removed")]
         for i in range(1, 34, 7)
@@ -364,7 +366,9 @@ def _event_row(event: AuthzEvent) -> dict[str, object]:
         "attributes_json": json.dumps(event.attributes),
         "origin": "cds.authz/0@1",
         "ingested_at": event.time + timedelta(seconds=1),
-        "run_id": "run-2026-11-a" if event.time < datetime(2026, 11, 14, tzinfo=UTC) else "run-2026-11-b",
+        "run_id": "run-2026-11-a"
+        if event.time < datetime(2026, 11, 14, tzinfo=UTC)
+        else "run-2026-11-b",
     }
 
 
@@ -416,7 +420,13 @@ def _runs(fp: Fingerprinter) -> list[dict[str, object]]:
     config = {
         "mode": "kafka",
         "topics": {"authz": "cds.authz", "logs": "cds.logs"},
-        "detectors": ["leaked_token", "phi_in_logs", "replay_burst", "validation_anomaly", "policy"],
+        "detectors": [
+            "leaked_token",
+            "phi_in_logs",
+            "replay_burst",
+            "validation_anomaly",
+            "policy",
+        ],
         "replay": {"window_seconds": 3600},
         "anomaly": {"window": "5m", "baseline_days": 14, "min_score": 4.0},
         "fingerprint_key_file": "/etc/auditor/fingerprint.key",
