@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SLA_DAYS",
+    "OVERDUE_SHOWN",
     "PAGE_SIZE",
     "FindingFilters",
     "FindingsPage",
@@ -67,6 +68,8 @@ __all__ = [
 
 DEFAULT_SLA_DAYS: Final = 7
 PAGE_SIZE: Final = 50
+OVERDUE_SHOWN: Final = 60
+"""How many late findings the overview and the report list (all are counted)."""
 _MAX_DAILY: Final = 92
 _MAX_WEEKLY: Final = 120
 
@@ -274,10 +277,12 @@ def overview(
         Bar(reason, _label(reason), count, reason_color(reason))
         for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
     )
-    overdue = rows(
-        store, "unreviewed_findings", now, days=sla_days, as_of=now, since=p["since"],
-        until=p["until"],
-    )  # fmt: skip
+    # Only the first rows are shown: converting thousands of late findings to Python
+    # would cost more than finding them.
+    late = run_query(
+        store, "unreviewed_findings", {"days": sla_days, "as_of": now, **p}, now=now
+    )
+    overdue = late.slice(0, OVERDUE_SHOWN).to_pylist()
     gaps = rows(store, "coverage_gaps", now, since=p["since"], until=p["until"] or now)
     clients = rows(store, "parties", now, party="client", **p)
     totals = Totals(
@@ -285,7 +290,7 @@ def overview(
         open=sum(_int(r["open"]) for r in by_day),
         reviewed=sum(_int(r["reviewed"]) for r in by_day),
         high_critical_open=high_critical_open,
-        overdue=len(overdue),
+        overdue=late.num_rows,
         failures=sum(by_reason.values()),
         events=sum(_int(r["events"]) for r in clients),
         gaps=len(gaps),
