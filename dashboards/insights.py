@@ -279,11 +279,11 @@ def overview(
     )
     # Only the first rows are shown: converting thousands of late findings to Python
     # would cost more than finding them.
-    late = run_query(
-        store, "unreviewed_findings", {"days": sla_days, "as_of": now, **p}, now=now
-    )
+    late = run_query(store, "unreviewed_findings", {"days": sla_days, "as_of": now, **p}, now=now)
     overdue = late.slice(0, OVERDUE_SHOWN).to_pylist()
-    gaps = rows(store, "coverage_gaps", now, since=p["since"], until=p["until"] or now)
+    # Silence is judged over the period's last week, whatever the period's length: a party
+    # that stopped ten days ago is a gap now, though it was busy earlier in the month.
+    gaps = rows(store, "coverage_gaps", now, until=period.until or now)
     clients = rows(store, "parties", now, party="client", **p)
     totals = Totals(
         findings=sum(_int(r["findings"]) for r in by_day),

@@ -6,7 +6,17 @@ from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
-from dashboard_scenario import CANARY_JWT, END, GREETER, LAKEVIEW, NORTHSIDE, NOW, START, Scenario
+from dashboard_scenario import (
+    CANARY_JWT,
+    END,
+    GREETER,
+    LAKEVIEW,
+    NORTHSIDE,
+    NOW,
+    START,
+    STMARYS,
+    Scenario,
+)
 
 from dashboards.insights import (
     FindingFilters,
@@ -215,3 +225,13 @@ def test_group_timeline_folds_only_consecutive_alike_events() -> None:
         ("event", "bad_signature", 1, 1),
     ]
     assert grouped[0]["until"] == datetime(2026, 11, 1, 0, 2, tzinfo=UTC)
+
+
+def test_a_party_silent_at_the_end_of_the_period_is_a_coverage_gap(
+    shared_scenario: Scenario,
+) -> None:
+    # st-marys sent events until 16 Nov: busy for most of the month, silent for its last week.
+    with open_store(shared_scenario.path) as store:
+        data = overview(store, MONTH, now=NOW)
+    assert [(g["party"], g["name"]) for g in data.gaps] == [("client", STMARYS)]
+    assert data.totals.gaps == 1
