@@ -197,3 +197,19 @@ class ReviewStatus(StrEnum):
     ASSIGNED = "assigned"
     RESOLVED = "resolved"
     FALSE_POSITIVE = "false_positive"
+
+
+class RunMode(StrEnum):
+    """How a pipeline run was fed: from Kafka topics or embedded over files or the simulator."""
+
+    KAFKA = "kafka"
+    EMBEDDED = "embedded"
+
+
+class RunStatus(StrEnum):
+    """The state of a pipeline run in the store's ``runs`` table."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"

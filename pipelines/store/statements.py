@@ -1,0 +1,126 @@
+"""The statements that write rows, and the transaction they run in.
+
+Each insert reads a registered Arrow table (``INSERT … SELECT … FROM <view>``) and
+decides duplicates in SQL, so a batch written twice changes nothing:
+
+- events, dead letters, alerts, reviews: ``INSERT OR IGNORE`` on their primary key;
+- findings: ``ON CONFLICT DO UPDATE … WHERE excluded.revision > findings.revision``,
+  keeping ``first_stored_at`` and moving ``last_stored_at``;
+- offsets: ``ON CONFLICT DO UPDATE … WHERE excluded.next_offset > next_offset``, so a
+  redelivered batch never moves a stored offset back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.store import tables
+from pipelines.store.errors import StoreWriteError
+
+
+def _upsert_set(schema: pa.Schema, *, keep: frozenset[str]) -> str:
+    return ", ".join(f'"{n}" = excluded."{n}"' for n in schema.names if n not in keep)
+
+
+INSERT_EVENTS: Final = (
+    f"INSERT OR IGNORE INTO events ({tables.column_list(tables.EVENTS)}) "
+    f"SELECT {tables.column_list(tables.EVENTS)} FROM {{view}}"
+)
+UPSERT_FINDINGS: Final = (
+    f"INSERT INTO findings ({tables.column_list(tables.FINDINGS)}) "
+    f"SELECT {tables.column_list(tables.FINDINGS)} FROM {{view}} "
+    "ON CONFLICT (finding_id) DO UPDATE SET "
+    f"{_upsert_set(tables.FINDINGS, keep=frozenset({'finding_id', 'first_stored_at'}))} "
+    "WHERE excluded.revision > findings.revision"
+)
+INSERT_DEAD_LETTERS: Final = (
+    f"INSERT OR IGNORE INTO dead_letters ({tables.column_list(tables.DEAD_LETTERS)}) "
+    f"SELECT {tables.column_list(tables.DEAD_LETTERS)} FROM {{view}}"
+)
+INSERT_ALERTS: Final = (
+    f"INSERT OR IGNORE INTO alerts ({tables.column_list(tables.ALERTS)}) "
+    f"SELECT {tables.column_list(tables.ALERTS)} FROM {{view}}"
+)
+ADVANCE_OFFSETS: Final = (
+    f"INSERT INTO ingest_offsets ({tables.column_list(tables.OFFSETS)}) "
+    f"SELECT {tables.column_list(tables.OFFSETS)} FROM {{view}} "
+    "ON CONFLICT (source, part) DO UPDATE SET "
+    "next_offset = excluded.next_offset, updated_at = excluded.updated_at "
+    "WHERE excluded.next_offset > ingest_offsets.next_offset"
+)
+INSERT_REVIEWS: Final = (
+    f"INSERT OR IGNORE INTO reviews ({tables.column_list(tables.REVIEWS)}) "
+    f"SELECT {tables.column_list(tables.REVIEWS)} FROM {{view}}"
+)
+
+
+def insert_arrow(
+    conn: duckdb.DuckDBPyConnection, statement: str, table: pa.Table, *, view: str
+) -> int:
+    """Run ``statement`` over ``table`` registered as ``view``; returns the rows changed.
+
+    Runs nothing for an empty table.
+    """
+    if table.num_rows == 0:
+        return 0
+    conn.register(view, table)
+    try:
+        row = conn.execute(statement.format(view=view)).fetchone()
+    finally:
+        conn.unregister(view)
+    return int(row[0]) if row else 0
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection, what: str) -> Iterator[list[str]]:
+    """Run the block in one transaction; roll back and raise ``StoreWriteError`` on failure.
+
+    The block appends the name of each step it starts to the yielded list, so the error
+    says where it failed. DuckDB's message is dropped: it can quote a row's value.
+
+    Raises:
+        StoreWriteError: A statement failed; nothing of the block was committed.
+    """
+    steps: list[str] = []
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield steps
+        conn.execute("COMMIT")
+    except duckdb.Error as exc:
+        conn.execute("ROLLBACK")
+        where = f" at {steps[-1]}" if steps else ""
+        raise StoreWriteError(
+            f"{what} failed{where} ({type(exc).__name__}); nothing was committed"
+        ) from None
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def insert_reviews(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
+    """Append review rows in one transaction; rows whose ``review_id`` exists are skipped.
+
+    Returns:
+        The number of rows appended.
+    """
+    with transaction(conn, "appending reviews") as steps:
+        steps.append("reviews")
+        return insert_arrow(conn, INSERT_REVIEWS, table, view="_incoming_reviews")
+
+
+__all__ = [
+    "ADVANCE_OFFSETS",
+    "INSERT_ALERTS",
+    "INSERT_DEAD_LETTERS",
+    "INSERT_EVENTS",
+    "INSERT_REVIEWS",
+    "UPSERT_FINDINGS",
+    "insert_arrow",
+    "insert_reviews",
+    "transaction",
+]

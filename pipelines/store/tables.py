@@ -1,0 +1,378 @@
+"""Arrow tables of the store's rows, built column by column from the contracts.
+
+The writer inserts whole batches with ``INSERT … SELECT … FROM <arrow table>``: DuckDB
+scans Arrow columns directly, two orders of magnitude faster than ``executemany``
+(bench/store.py measures both). The schemas here mirror the SQL schema's columns and
+types; ``tests/test_store_tables.py`` checks that they stay in step with the migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import pyarrow as pa
+
+from auditor.models import AuthzEvent, Finding
+from pipelines.store.errors import StoreWriteError
+from pipelines.store.records import AlertRecord, DeadLetter, IngestedEvent, OffsetKey
+
+try:
+    import orjson
+
+    _ORJSON_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+    def _dumps(value: object) -> str:
+        return orjson.dumps(value, option=_ORJSON_OPTIONS, default=str).decode()
+
+except ImportError:  # pragma: no cover - orjson comes with the pipeline extra
+
+    def _dumps(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+TS: Final = pa.timestamp("us", tz="UTC")
+TEXT: Final = pa.string()
+TEXT_LIST: Final = pa.list_(pa.string())
+
+EVENTS: Final = pa.schema(
+    [
+        ("event_id", TEXT),
+        ("time", TS),
+        ("source_role", TEXT),
+        ("source_name", TEXT),
+        ("source_instance", TEXT),
+        ("action", TEXT),
+        ("outcome", TEXT),
+        ("reason", TEXT),
+        ("detail", TEXT),
+        ("http_status", pa.int16()),
+        ("client_iss", TEXT),
+        ("client_tenant", TEXT),
+        ("service_id", TEXT),
+        ("service_url", TEXT),
+        ("token_jti", TEXT),
+        ("token_kid", TEXT),
+        ("token_alg", TEXT),
+        ("token_typ", TEXT),
+        ("token_iat", pa.int64()),
+        ("token_nbf", pa.int64()),
+        ("token_exp", pa.int64()),
+        ("token_aud", TEXT_LIST),
+        ("token_jku", TEXT),
+        ("token_fingerprint", TEXT),
+        ("hook", TEXT),
+        ("hook_instance", TEXT),
+        ("fhir_server", TEXT),
+        ("fhir_authorization", pa.bool_()),
+        ("scopes", TEXT_LIST),
+        ("payload_bytes", pa.int64()),
+        ("tls_version", TEXT),
+        ("tls_cipher", TEXT),
+        ("tls_error", TEXT),
+        ("peer_ip", TEXT),
+        ("trace_id", TEXT),
+        ("span_id", TEXT),
+        ("attributes_json", TEXT),
+        ("origin", TEXT),
+        ("ingested_at", TS),
+        ("run_id", TEXT),
+    ]
+)
+
+FINDINGS: Final = pa.schema(
+    [
+        ("finding_id", TEXT),
+        ("detector", TEXT),
+        ("rule", TEXT),
+        ("kind", TEXT),
+        ("severity", TEXT),
+        ("severity_rank", pa.int8()),
+        ("observed_at", TS),
+        ("title", TEXT),
+        ("client_iss", TEXT),
+        ("service_id", TEXT),
+        ("fingerprint", TEXT),
+        ("location", TEXT),
+        ("origin", TEXT),
+        ("event_ids", TEXT_LIST),
+        ("evidence", TEXT),
+        ("safeguard", TEXT),
+        ("reference", TEXT),
+        ("window_start", TS),
+        ("window_end", TS),
+        ("count", pa.int64()),
+        ("revision", pa.int32()),
+        ("facts_json", TEXT),
+        ("first_stored_at", TS),
+        ("last_stored_at", TS),
+        ("run_id", TEXT),
+    ]
+)
+
+DEAD_LETTERS: Final = pa.schema(
+    [
+        ("dead_letter_id", TEXT),
+        ("received_at", TS),
+        ("reason", TEXT),
+        ("detail", TEXT),
+        ("source", TEXT),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("line", pa.int64()),
+        ("size_bytes", pa.int64()),
+        ("run_id", TEXT),
+    ]
+)
+
+ALERTS: Final = pa.schema(
+    [
+        ("alert_id", TEXT),
+        ("finding_id", TEXT),
+        ("revision", pa.int32()),
+        ("severity", TEXT),
+        ("sent_at", TS),
+        ("channels", TEXT_LIST),
+    ]
+)
+
+OFFSETS: Final = pa.schema(
+    [("source", TEXT), ("part", pa.int32()), ("next_offset", pa.int64()), ("updated_at", TS)]
+)
+
+REVIEWS: Final = pa.schema(
+    [
+        ("review_id", TEXT),
+        ("finding_id", TEXT),
+        ("action", TEXT),
+        ("actor", TEXT),
+        ("assignee", TEXT),
+        ("note", TEXT),
+        ("reviewed_at", TS),
+    ]
+)
+REVIEW_REQUIRED: Final = frozenset({"finding_id", "action", "actor", "reviewed_at"})
+MAX_REVIEW_TEXT: Final = 4096
+
+
+def events_table(
+    events: Iterable[AuthzEvent | IngestedEvent], *, ingested_at: datetime, run_id: str | None
+) -> pa.Table:
+    """The ``events`` rows of a batch, deduplicated by ``event_id`` (first one wins)."""
+    columns: dict[str, list[Any]] = {name: [] for name in EVENTS.names}
+    seen: set[str] = set()
+    for item in events:
+        event, origin = (
+            (item.event, item.origin) if isinstance(item, IngestedEvent) else (item, None)
+        )
+        event_id = str(event.event_id)
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        client, service, token, tls = event.client, event.service, event.token, event.tls
+        values: tuple[Any, ...] = (
+            event_id,
+            event.time,
+            event.source.role,
+            event.source.name,
+            event.source.instance,
+            event.action.value,
+            event.outcome.value,
+            event.reason.value if event.reason is not None else None,
+            event.detail,
+            event.http_status,
+            client.iss if client else None,
+            client.tenant if client else None,
+            service.id if service else None,
+            service.url if service else None,
+            token.jti if token else None,
+            token.kid if token else None,
+            token.alg if token else None,
+            token.typ if token else None,
+            token.iat if token else None,
+            token.nbf if token else None,
+            token.exp if token else None,
+            list(token.aud) if token else None,
+            token.jku if token else None,
+            token.fingerprint if token else None,
+            event.hook,
+            event.hook_instance,
+            event.fhir_server,
+            event.fhir_authorization,
+            list(event.scopes),
+            event.payload_bytes,
+            tls.version if tls else None,
+            tls.cipher if tls else None,
+            tls.error if tls else None,
+            event.peer.ip if event.peer else None,
+            event.trace_id,
+            event.span_id,
+            _dumps(event.attributes) if event.attributes else None,
+            origin,
+            ingested_at,
+            run_id,
+        )
+        for column, value in zip(columns.values(), values, strict=True):
+            column.append(value)
+    return pa.table(columns, schema=EVENTS)
+
+
+def findings_table(
+    findings: Iterable[Finding], *, stored_at: datetime, run_id: str | None
+) -> pa.Table:
+    """The ``findings`` rows of a batch: one per id, the highest revision of the batch."""
+    latest: dict[str, Finding] = {}
+    for finding in findings:
+        kept = latest.get(finding.finding_id)
+        if kept is None or finding.revision > kept.revision:
+            latest[finding.finding_id] = finding
+    columns: dict[str, list[Any]] = {name: [] for name in FINDINGS.names}
+    for f in latest.values():
+        values: tuple[Any, ...] = (
+            f.finding_id,
+            f.detector.value,
+            f.rule,
+            f.kind,
+            f.severity.value,
+            f.severity.rank,
+            f.observed_at,
+            f.title,
+            f.client_iss,
+            f.service_id,
+            f.fingerprint,
+            f.location,
+            f.origin,
+            list(f.event_ids),
+            f.evidence,
+            str(f.safeguard) if f.safeguard is not None else None,
+            f.reference,
+            f.window_start,
+            f.window_end,
+            f.count,
+            f.revision,
+            _dumps(f.facts) if f.facts else None,
+            stored_at,
+            stored_at,
+            run_id,
+        )
+        for column, value in zip(columns.values(), values, strict=True):
+            column.append(value)
+    return pa.table(columns, schema=FINDINGS)
+
+
+def dead_letters_table(dead_letters: Iterable[DeadLetter], *, run_id: str | None) -> pa.Table:
+    """The ``dead_letters`` rows of a batch, one per source position."""
+    rows = {d.dead_letter_id: d for d in dead_letters}
+    return pa.table(
+        {
+            "dead_letter_id": list(rows),
+            "received_at": [d.received_at for d in rows.values()],
+            "reason": [d.reason.value for d in rows.values()],
+            "detail": [d.detail for d in rows.values()],
+            "source": [d.source for d in rows.values()],
+            "kafka_partition": [d.kafka_partition for d in rows.values()],
+            "kafka_offset": [d.kafka_offset for d in rows.values()],
+            "line": [d.line for d in rows.values()],
+            "size_bytes": [d.size_bytes for d in rows.values()],
+            "run_id": [run_id] * len(rows),
+        },
+        schema=DEAD_LETTERS,
+    )
+
+
+def alerts_table(alerts: Iterable[AlertRecord]) -> pa.Table:
+    """The ``alerts`` rows of a batch, one per finding revision."""
+    rows = {a.alert_id: a for a in alerts}
+    return pa.table(
+        {
+            "alert_id": list(rows),
+            "finding_id": [a.finding_id for a in rows.values()],
+            "revision": [a.revision for a in rows.values()],
+            "severity": [a.severity.value for a in rows.values()],
+            "sent_at": [a.sent_at for a in rows.values()],
+            "channels": [list(a.channels) for a in rows.values()],
+        },
+        schema=ALERTS,
+    )
+
+
+def offsets_table(offsets: Mapping[OffsetKey, int], *, updated_at: datetime) -> pa.Table:
+    """The ``ingest_offsets`` rows of a batch."""
+    for (source, part), offset in offsets.items():
+        if not source or part < 0 or offset < 0:
+            raise StoreWriteError("an offset needs a source name, a part >= 0 and an offset >= 0")
+    return pa.table(
+        {
+            "source": [source for source, _ in offsets],
+            "part": [part for _, part in offsets],
+            "next_offset": list(offsets.values()),
+            "updated_at": [updated_at] * len(offsets),
+        },
+        schema=OFFSETS,
+    )
+
+
+def reviews_table(rows: Sequence[Mapping[str, object]]) -> pa.Table:
+    """Review rows checked against the ``reviews`` columns.
+
+    A row without ``review_id`` gets a random one here, before it travels, so a retried
+    append stores it once.
+
+    Raises:
+        StoreWriteError: A row has an unknown or missing column, or a value of the wrong
+            type. The message names the row and column, never the value.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in REVIEWS.names}
+    for index, row in enumerate(rows):
+        unknown = set(row) - set(REVIEWS.names)
+        if unknown:
+            raise StoreWriteError(f"review row {index}: unknown columns {sorted(unknown)}")
+        missing = REVIEW_REQUIRED - {k for k, v in row.items() if v is not None}
+        if missing:
+            raise StoreWriteError(f"review row {index}: missing {sorted(missing)}")
+        for name in REVIEWS.names:
+            value = row.get(name)
+            if name == "review_id" and value is None:
+                value = uuid.uuid4().hex
+            _check_review_value(index, name, value)
+            columns[name].append(value)
+    return pa.table(columns, schema=REVIEWS)
+
+
+def _check_review_value(index: int, name: str, value: object) -> None:
+    if name == "reviewed_at":
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise StoreWriteError(f"review row {index}: reviewed_at must be an aware datetime")
+        return
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or len(value) > MAX_REVIEW_TEXT:
+        raise StoreWriteError(
+            f"review row {index}: {name} must be a non-empty string of at most "
+            f"{MAX_REVIEW_TEXT} characters"
+        )
+
+
+def column_list(schema: pa.Schema) -> str:
+    """The schema's column names, quoted, for an ``INSERT INTO t (...)`` clause."""
+    return ", ".join(f'"{name}"' for name in schema.names)
+
+
+__all__ = [
+    "ALERTS",
+    "DEAD_LETTERS",
+    "EVENTS",
+    "FINDINGS",
+    "OFFSETS",
+    "REVIEWS",
+    "alerts_table",
+    "column_list",
+    "dead_letters_table",
+    "events_table",
+    "findings_table",
+    "offsets_table",
+    "reviews_table",
+]

@@ -1,0 +1,444 @@
+"""``StoreWriter``: the one process that holds the DuckDB file read-write.
+
+The pipeline's store stage owns a writer. Each ``write_batch`` commits a batch's events,
+findings, dead letters, alerts and the input offsets they consumed in one transaction, so
+after a crash the store resumes from ``resume_offsets()`` and every row is stored exactly
+once. While it runs, the writer serves the local access endpoint (``endpoint.py``) on
+which other processes query, append reviews and run retention; ``access.open_store``
+finds it.
+
+Threads: ``write_batch``, ``begin_run``, ``end_run`` and ``resume_offsets`` are called
+from one pipeline thread. The endpoint serves requests on its own threads with their own
+cursors; everything that writes takes the writer's lock, so writes never conflict, and
+reads run without it on a consistent snapshot (DuckDB's MVCC).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Final, Self
+
+import duckdb
+import pyarrow as pa
+import structlog
+
+from auditor.errors import InputError
+from auditor.vocabulary import RunMode, RunStatus
+from pipelines.store import schema, statements, tables
+from pipelines.store.connection import DEFAULT_QUERY_TIMEOUT, open_database, prepare_session
+from pipelines.store.endpoint import WriterEndpoint
+from pipelines.store.errors import StoreError, StoreWriteError
+from pipelines.store.records import Batch, BatchReport, OffsetKey, RunCounters
+from pipelines.store.retention import RetentionCutoffs, RetentionReport, apply_retention
+
+_log = structlog.get_logger("auditor.store")
+
+Clock = Callable[[], datetime]
+
+DEFAULT_LOCK_TIMEOUT: Final = 30.0
+"""Seconds ``open`` waits for readers that hold the file briefly (one query each)."""
+
+_SECRET_WORDS: Final = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "jaas",
+        "key",
+        "passphrase",
+        "passwd",
+        "password",
+        "private",
+        "pwd",
+        "secret",
+        "session",
+        "token",
+    }
+)
+_SECRET_FRAGMENTS: Final = ("password", "secret", "token", "credential", "apikey")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+_URL_SECRET_PARAM = re.compile(
+    r"(?P<name>[?&;](?:access_token|id_token|token|key|api_key|secret|password|sig|"
+    r"signature|code)=)[^&;#\s]+",
+    re.IGNORECASE,
+)
+_TOKEN_SHAPED = re.compile(r"eyJ[\w-]{4,}\.[\w-]+|\b(bearer|basic)\s+\S+", re.IGNORECASE)
+REMOVED: Final = "[removed]"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreWriter:
+    """The single read-write owner of one DuckDB store file.
+
+    Build with ``StoreWriter.open(path)``. Use as a context manager or call ``close``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        conn: duckdb.DuckDBPyConnection,
+        *,
+        clock: Clock,
+        schema_version: int,
+    ) -> None:
+        self._path = path
+        self._conn = conn
+        self._clock = clock
+        self._schema_version = schema_version
+        self._lock = threading.Lock()
+        # Endpoint threads spawn their cursors from this one, never touching ``conn``
+        # while the pipeline thread uses it.
+        self._cursor_root = conn.cursor()
+        self._cursor_lock = threading.Lock()
+        self._endpoint: WriterEndpoint | None = None
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | PathLike[str],
+        *,
+        serve: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+        clock: Clock = _utcnow,
+        duckdb_config: Mapping[str, str | int | bool | float] | None = None,
+    ) -> StoreWriter:
+        """Open (or create) the store, apply pending migrations and serve the endpoint.
+
+        Args:
+            path: The database file; created with the current schema when missing.
+            serve: Whether to serve the local access endpoint (``<path>.sock``) so that
+                other processes can query and review while this one writes.
+            lock_timeout: Seconds to wait while readers hold the file.
+            query_timeout: Seconds a query on the endpoint may run.
+            clock: Wall clock for ``ingested_at`` and ``*_stored_at`` (tests pass one).
+            duckdb_config: DuckDB settings, e.g. ``{"memory_limit": "2GB", "threads": 2}``.
+
+        Raises:
+            InputError: The folder of ``path`` does not exist.
+            StoreBusyError: Another process holds the file.
+            SchemaError: The file is newer than this code or not an auditor store.
+        """
+        db = Path(path).absolute()
+        if not db.parent.is_dir():
+            raise InputError(f"cannot create the store {db}: {db.parent} is not a folder")
+        conn = open_database(db, read_only=False, lock_timeout=lock_timeout, config=duckdb_config)
+        try:
+            applied = schema.migrate(conn, where=str(db), now=clock())
+            interrupted = conn.execute(
+                "UPDATE runs SET status = ? WHERE status = ?",
+                [RunStatus.INTERRUPTED.value, RunStatus.RUNNING.value],
+            ).fetchone()
+            writer = cls(db, conn, clock=clock, schema_version=schema.code_version())
+            if serve:
+                writer._endpoint = WriterEndpoint(writer, query_timeout=query_timeout)
+                writer._endpoint.start()
+        except BaseException:
+            conn.close()
+            raise
+        _log.info(
+            "store.opened",
+            db=str(db),
+            schema_version=writer.schema_version,
+            migrations_applied=[m.version for m in applied],
+            runs_marked_interrupted=int(interrupted[0]) if interrupted else 0,
+            endpoint=str(writer._endpoint.socket_path) if writer._endpoint else None,
+        )
+        return writer
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return self._schema_version
+
+    @property
+    def endpoint_socket(self) -> Path | None:
+        """The Unix socket of the access endpoint, when serving."""
+        return self._endpoint.socket_path if self._endpoint else None
+
+    def begin_run(
+        self,
+        *,
+        mode: RunMode | str,
+        inputs: Sequence[str] = (),
+        config: Mapping[str, Any] | None = None,
+        fingerprint_key_id: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record the start of a pipeline run; returns its id.
+
+        Args:
+            mode: ``kafka`` or ``embedded``.
+            inputs: File paths or topic names.
+            config: The effective configuration. Values under secret-looking names
+                (password, token, key, secret ...), URL credentials and token-shaped
+                strings are replaced with ``[removed]`` before it is stored.
+            fingerprint_key_id: The key id of the run's fingerprints (never the key).
+            run_id: An id chosen by the caller; a random UUID by default.
+        """
+        run = run_id or str(uuid.uuid4())
+        config_json = None
+        if config is not None:
+            config_json = tables._dumps(without_secrets(config))  # noqa: SLF001 - one JSON encoder for the store
+        with self._lock:
+            self._require_open()
+            self._conn.execute(
+                "INSERT INTO runs (run_id, started_at, mode, status, inputs, config_json, "
+                "fingerprint_key_id, auditor_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run,
+                    self._clock(),
+                    RunMode(mode).value,
+                    RunStatus.RUNNING.value,
+                    list(inputs),
+                    config_json,
+                    fingerprint_key_id,
+                    schema.auditor_version(),
+                ],
+            )
+        _log.info("store.run_begun", run_id=run, mode=RunMode(mode).value)
+        return run
+
+    def write_batch(self, batch: Batch) -> BatchReport:
+        """Commit a batch and the offsets it consumed in one transaction.
+
+        Returns:
+            What the batch changed; all zeros when it had been written before.
+
+        Raises:
+            StoreWriteError: The batch could not be stored; nothing of it was committed.
+        """
+        now = self._clock()
+        try:
+            events = tables.events_table(batch.events, ingested_at=now, run_id=batch.run_id)
+            findings = tables.findings_table(batch.findings, stored_at=now, run_id=batch.run_id)
+            dead_letters = tables.dead_letters_table(batch.dead_letters, run_id=batch.run_id)
+            alerts = tables.alerts_table(batch.alerts)
+            offsets = tables.offsets_table(batch.offsets, updated_at=now)
+        except (pa.ArrowException, ValueError, TypeError, AttributeError) as exc:
+            # pyarrow's conversion messages quote the value; keep only the kind of error.
+            raise StoreWriteError(
+                f"the batch could not be converted to rows ({type(exc).__name__})"
+            ) from None
+        with self._lock:
+            self._require_open()
+            with statements.transaction(self._conn, "writing a batch") as steps:
+                steps.append("events")
+                n_events = self._insert_events(events)
+                steps.append("findings")
+                n_findings = self._upsert_findings(findings)
+                steps.append("dead_letters")
+                n_dead = self._insert_dead_letters(dead_letters)
+                steps.append("alerts")
+                n_alerts = self._insert_alerts(alerts)
+                steps.append("ingest_offsets")
+                n_offsets = self._advance_offsets(offsets)
+                # A batch whose offsets all stood still is a redelivery: count it once.
+                if n_offsets or not batch.offsets:
+                    steps.append("runs")
+                    self._count_run(batch.run_id, batch.counters)
+        return BatchReport(n_events, n_findings, n_dead, n_alerts, n_offsets)
+
+    def resume_offsets(self) -> dict[OffsetKey, int]:
+        """The next position to consume for every ``(source, part)`` the store has seen."""
+        with self._lock:
+            self._require_open()
+            rows = self._conn.execute(
+                "SELECT source, part, next_offset FROM ingest_offsets"
+            ).fetchall()
+        return {(str(source), int(part)): int(offset) for source, part, offset in rows}
+
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        counters: RunCounters | None = None,
+    ) -> None:
+        """Record the end of a run: its status, end time and, when given, final counters.
+
+        Raises:
+            StoreError: No run has this id.
+        """
+        final = RunStatus(status)
+        with self._lock:
+            self._require_open()
+            if counters is None:
+                row = self._conn.execute(
+                    "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
+                    [final.value, self._clock(), run_id],
+                ).fetchone()
+            else:
+                row = self._conn.execute(
+                    "UPDATE runs SET status = ?, ended_at = ?, events_in = ?, logs_in = ?, "
+                    "findings_out = ?, dead_letters = ?, late_events = ? WHERE run_id = ?",
+                    [
+                        final.value,
+                        self._clock(),
+                        counters.events_in,
+                        counters.logs_in,
+                        counters.findings_out,
+                        counters.dead_letters,
+                        counters.late_events,
+                        run_id,
+                    ],
+                ).fetchone()
+        if not row or not row[0]:
+            raise StoreError(f"no run {run_id!r} in the store")
+        _log.info("store.run_ended", run_id=run_id, status=final.value)
+
+    def close(self) -> None:
+        """Stop the endpoint and close the database (DuckDB checkpoints on close)."""
+        if self._closed:
+            return
+        if self._endpoint is not None:
+            self._endpoint.close()
+        with self._lock, self._cursor_lock:
+            self._closed = True
+            self._cursor_root.close()
+            self._conn.close()
+        _log.info("store.closed", db=str(self._path))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # The endpoint calls these from its own threads (see endpoint.EndpointBackend).
+
+    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor with the store's session, for one request on one endpoint thread."""
+        with self._cursor_lock:
+            self._require_open()
+            return prepare_session(self._cursor_root.cursor())
+
+    def append_reviews(self, table: pa.Table) -> int:
+        """Append review rows (already checked by ``tables.reviews_table``)."""
+        with self._lock:
+            self._require_open()
+            cursor = self.new_cursor()
+            try:
+                return statements.insert_reviews(cursor, table)
+            finally:
+                cursor.close()
+
+    def apply_retention(
+        self, cutoffs: RetentionCutoffs, *, archive: Path | None, dry_run: bool
+    ) -> RetentionReport:
+        """Run retention here, between batches: it takes the write lock while it runs."""
+        with self._lock:
+            self._require_open()
+            cursor = self.new_cursor()
+            try:
+                return apply_retention(
+                    cursor, cutoffs, now=self._clock(), archive=archive, dry_run=dry_run
+                )
+            finally:
+                cursor.close()
+
+    # Steps of write_batch, one per table; each returns the number of rows changed.
+
+    def _insert_events(self, table: pa.Table) -> int:
+        return statements.insert_arrow(
+            self._conn, statements.INSERT_EVENTS, table, view="_batch_events"
+        )
+
+    def _upsert_findings(self, table: pa.Table) -> int:
+        return statements.insert_arrow(
+            self._conn, statements.UPSERT_FINDINGS, table, view="_batch_findings"
+        )
+
+    def _insert_dead_letters(self, table: pa.Table) -> int:
+        return statements.insert_arrow(
+            self._conn, statements.INSERT_DEAD_LETTERS, table, view="_batch_dead_letters"
+        )
+
+    def _insert_alerts(self, table: pa.Table) -> int:
+        return statements.insert_arrow(
+            self._conn, statements.INSERT_ALERTS, table, view="_batch_alerts"
+        )
+
+    def _advance_offsets(self, table: pa.Table) -> int:
+        return statements.insert_arrow(
+            self._conn, statements.ADVANCE_OFFSETS, table, view="_batch_offsets"
+        )
+
+    def _count_run(self, run_id: str | None, counters: RunCounters | None) -> None:
+        if run_id is None or counters is None:
+            return
+        row = self._conn.execute(
+            "UPDATE runs SET events_in = events_in + ?, logs_in = logs_in + ?, "
+            "findings_out = findings_out + ?, dead_letters = dead_letters + ?, "
+            "late_events = late_events + ? WHERE run_id = ?",
+            [
+                counters.events_in,
+                counters.logs_in,
+                counters.findings_out,
+                counters.dead_letters,
+                counters.late_events,
+                run_id,
+            ],
+        ).fetchone()
+        if not row or not row[0]:
+            raise StoreWriteError(f"the batch names run {run_id!r}, which is not in the store")
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store writer of {self._path} is closed")
+
+
+def without_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a configuration that is safe to store.
+
+    Values under names that look secret are replaced, credentials are cut out of URLs,
+    and token-shaped strings are replaced wherever they are: the configuration of a run is
+    evidence, and a secret must never travel into the store.
+    """
+    return {str(k): _scrub(str(k), v) for k, v in config.items()}
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if any(fragment in lowered for fragment in _SECRET_FRAGMENTS):
+        return True
+    words = _WORD_SPLIT.split(_CAMEL.sub(r"\1_\2", name).lower())
+    return any(word in _SECRET_WORDS for word in words)
+
+
+def _scrub(name: str, value: Any) -> Any:
+    if _is_secret_name(name) and value not in (None, "", False):
+        return REMOVED
+    if isinstance(value, Mapping):
+        return without_secrets(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(name, v) for v in value]
+    if isinstance(value, str):
+        if _TOKEN_SHAPED.search(value):
+            return REMOVED
+        return _URL_SECRET_PARAM.sub(rf"\g<name>{REMOVED}", _URL_USERINFO.sub(r"\g<scheme>", value))
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return str(value) if not isinstance(value, bytes) else REMOVED
+
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreWriter", "without_secrets"]
