@@ -15,7 +15,7 @@ from auditor.errors import MissingExtraError
 
 try:
     import duckdb  # noqa: F401 - checked here so every entry point names the extra
-    import pyarrow  # noqa: F401
+    import pyarrow as pa  # noqa: F401
 except ModuleNotFoundError:  # pragma: no cover - the test environment has every extra
     raise MissingExtraError("the DuckDB store", "pipeline") from None
 

@@ -121,11 +121,12 @@ class StoreHandle:
         )
 
     def append_reviews(self, rows: Sequence[Mapping[str, object]]) -> None:
-        """Append review rows: ``finding_id``, ``action``, ``actor``, ``reviewed_at``
-        (aware datetime), optional ``assignee``, ``note`` and ``review_id``.
+        """Append review rows to the append-only review history.
 
-        A row without ``review_id`` gets a random one before it is sent, so a retry after
-        a lost answer stores it once; a row whose ``review_id`` is stored is skipped.
+        Each row holds ``finding_id``, ``action``, ``actor``, ``reviewed_at`` (an aware
+        datetime) and optionally ``assignee``, ``note`` and ``review_id``. A row without
+        ``review_id`` gets a random one before it is sent, so a retry after a lost answer
+        stores it once; a row whose ``review_id`` is stored is skipped.
 
         Raises:
             StoreError: The handle was opened without ``write=True``.

@@ -160,11 +160,14 @@ def select_reader(
     """
     require_select(conn, sql)
     try:
-        return conn.sql(sql, params=bind(params)).to_arrow_reader(batch_rows)
+        reader: pa.RecordBatchReader = conn.sql(sql, params=bind(params)).to_arrow_reader(
+            batch_rows
+        )
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
         raise QueryError(str(exc)) from None
+    return reader
 
 
 def select_table(

@@ -164,7 +164,7 @@ class WriterEndpoint:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = _Server(self.socket_path, self)
-        os.chmod(self.socket_path, 0o600)
+        self.socket_path.chmod(0o600)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -240,7 +240,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "cds-hooks-auditor-store"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         """Serve ``/v1/status``."""
         if self.path != wire.STATUS:
             self._send_json(404, {"error": "StoreError", "message": "no such resource"})
@@ -255,7 +255,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             },
         )
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         """Serve queries, review appends and retention."""
         routes = {
             wire.QUERY: self._query,
@@ -359,7 +359,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def address_string(self) -> str:
         return "local"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002 - http.server's signature
         # http.server would print every request line to stderr; requests are logged once,
         # without bodies, in do_POST.
         return
@@ -380,7 +380,7 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 __all__ = [

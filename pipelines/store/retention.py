@@ -24,7 +24,6 @@ A dry run counts the same predicates and changes nothing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -293,7 +292,14 @@ def apply_retention(
     bound = {name: getattr(cutoffs, name) for name in _CUTOFF_NAMES}
     if dry_run:
         rows = {step.key: _count(conn, step, bound) for step in STEPS}
-        return RetentionReport(None, True, now, cutoffs, rows, _str(archive), 0)
+        return RetentionReport(
+            retention_id=None,
+            dry_run=True,
+            ran_at=now,
+            cutoffs=cutoffs,
+            rows=rows,
+            archive_dir=_str(archive),
+        )
     retention_id = uuid.uuid4().hex
     staging = None
     if archive is not None:
@@ -329,7 +335,15 @@ def apply_retention(
             ],
         )
     files = _publish(staging, archive) if staging is not None and archive is not None else 0
-    return RetentionReport(retention_id, False, now, cutoffs, rows, _str(archive), files)
+    return RetentionReport(
+        retention_id=retention_id,
+        dry_run=False,
+        ran_at=now,
+        cutoffs=cutoffs,
+        rows=rows,
+        archive_dir=_str(archive),
+        archived_files=files,
+    )
 
 
 def _params(step: Step, bound: dict[str, datetime]) -> dict[str, datetime]:
@@ -338,16 +352,16 @@ def _params(step: Step, bound: dict[str, datetime]) -> dict[str, datetime]:
 
 
 def _count(conn: duckdb.DuckDBPyConnection, step: Step, bound: dict[str, datetime]) -> int:
-    sql = f"SELECT count(*) FROM {step.table} WHERE {step.predicate}"
+    sql = f"SELECT count(*) FROM {step.table} WHERE {step.predicate}"  # noqa: S608 - our own STEPS; values bound
     row = conn.execute(sql, _params(step, bound)).fetchone()
     return int(row[0]) if row else 0
 
 
 def _change(conn: duckdb.DuckDBPyConnection, step: Step, bound: dict[str, datetime]) -> int:
     if step.action == "delete":
-        sql = f"DELETE FROM {step.table} WHERE {step.predicate}"
+        sql = f"DELETE FROM {step.table} WHERE {step.predicate}"  # noqa: S608 - as above
     else:
-        sql = f"UPDATE {step.table} SET evidence = NULL WHERE {step.predicate}"
+        sql = f"UPDATE {step.table} SET evidence = NULL WHERE {step.predicate}"  # noqa: S608 - as above
     row = conn.execute(sql, _params(step, bound)).fetchone()
     return int(row[0]) if row else 0
 
@@ -355,10 +369,8 @@ def _change(conn: duckdb.DuckDBPyConnection, step: Step, bound: dict[str, dateti
 def _archive(
     conn: duckdb.DuckDBPyConnection, step: Step, bound: dict[str, datetime], folder: Path
 ) -> None:
-    sql = (
-        f'SELECT *, CAST("{step.time_column}" AS DATE) AS day '
-        f"FROM {step.table} WHERE {step.predicate}"
-    )
+    day = f'CAST("{step.time_column}" AS DATE) AS day'
+    sql = f"SELECT *, {day} FROM {step.table} WHERE {step.predicate}"  # noqa: S608 - our STEPS
     reader = conn.sql(sql, params=_params(step, bound)).to_arrow_reader(65_536)
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -384,7 +396,7 @@ def _publish(staging: Path, archive: Path) -> int:
         for source in sorted(staging.rglob("*.parquet")):
             target = archive / source.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
+            source.replace(target)
             moved += 1
         shutil.rmtree(staging)
     root = archive / STAGING

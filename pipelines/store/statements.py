@@ -28,33 +28,33 @@ def _upsert_set(schema: pa.Schema, *, keep: frozenset[str]) -> str:
 
 
 INSERT_EVENTS: Final = (
-    f"INSERT OR IGNORE INTO events ({tables.column_list(tables.EVENTS)}) "
+    f"INSERT OR IGNORE INTO events ({tables.column_list(tables.EVENTS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.EVENTS)} FROM {{view}}"
 )
 UPSERT_FINDINGS: Final = (
-    f"INSERT INTO findings ({tables.column_list(tables.FINDINGS)}) "
+    f"INSERT INTO findings ({tables.column_list(tables.FINDINGS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.FINDINGS)} FROM {{view}} "
     "ON CONFLICT (finding_id) DO UPDATE SET "
     f"{_upsert_set(tables.FINDINGS, keep=frozenset({'finding_id', 'first_stored_at'}))} "
     "WHERE excluded.revision > findings.revision"
 )
 INSERT_DEAD_LETTERS: Final = (
-    f"INSERT OR IGNORE INTO dead_letters ({tables.column_list(tables.DEAD_LETTERS)}) "
+    f"INSERT OR IGNORE INTO dead_letters ({tables.column_list(tables.DEAD_LETTERS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.DEAD_LETTERS)} FROM {{view}}"
 )
 INSERT_ALERTS: Final = (
-    f"INSERT OR IGNORE INTO alerts ({tables.column_list(tables.ALERTS)}) "
+    f"INSERT OR IGNORE INTO alerts ({tables.column_list(tables.ALERTS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.ALERTS)} FROM {{view}}"
 )
 ADVANCE_OFFSETS: Final = (
-    f"INSERT INTO ingest_offsets ({tables.column_list(tables.OFFSETS)}) "
+    f"INSERT INTO ingest_offsets ({tables.column_list(tables.OFFSETS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.OFFSETS)} FROM {{view}} "
     "ON CONFLICT (source, part) DO UPDATE SET "
     "next_offset = excluded.next_offset, updated_at = excluded.updated_at "
     "WHERE excluded.next_offset > ingest_offsets.next_offset"
 )
 INSERT_REVIEWS: Final = (
-    f"INSERT OR IGNORE INTO reviews ({tables.column_list(tables.REVIEWS)}) "
+    f"INSERT OR IGNORE INTO reviews ({tables.column_list(tables.REVIEWS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.REVIEWS)} FROM {{view}}"
 )
 

@@ -34,11 +34,15 @@ except ImportError:  # pragma: no cover - orjson comes with the pipeline extra
         return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _schema(columns: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    return pa.schema(columns)
+
+
 TS: Final = pa.timestamp("us", tz="UTC")
 TEXT: Final = pa.string()
 TEXT_LIST: Final = pa.list_(pa.string())
 
-EVENTS: Final = pa.schema(
+EVENTS: Final = _schema(
     [
         ("event_id", TEXT),
         ("time", TS),
@@ -83,7 +87,7 @@ EVENTS: Final = pa.schema(
     ]
 )
 
-FINDINGS: Final = pa.schema(
+FINDINGS: Final = _schema(
     [
         ("finding_id", TEXT),
         ("detector", TEXT),
@@ -113,7 +117,7 @@ FINDINGS: Final = pa.schema(
     ]
 )
 
-DEAD_LETTERS: Final = pa.schema(
+DEAD_LETTERS: Final = _schema(
     [
         ("dead_letter_id", TEXT),
         ("received_at", TS),
@@ -128,7 +132,7 @@ DEAD_LETTERS: Final = pa.schema(
     ]
 )
 
-ALERTS: Final = pa.schema(
+ALERTS: Final = _schema(
     [
         ("alert_id", TEXT),
         ("finding_id", TEXT),
@@ -139,11 +143,11 @@ ALERTS: Final = pa.schema(
     ]
 )
 
-OFFSETS: Final = pa.schema(
+OFFSETS: Final = _schema(
     [("source", TEXT), ("part", pa.int32()), ("next_offset", pa.int64()), ("updated_at", TS)]
 )
 
-REVIEWS: Final = pa.schema(
+REVIEWS: Final = _schema(
     [
         ("review_id", TEXT),
         ("finding_id", TEXT),

@@ -3,9 +3,9 @@
 - ``GET /v1/status`` → JSON: pid, database, schema version.
 - ``POST /v1/query`` ← an Arrow IPC stream of one row holding the parameters, with the SQL
   and the parameter style (positional, named, none) in the schema's metadata;
-  → an Arrow IPC stream of the result, then ``TRAILER``. Arrow carries parameter types exactly (an aware
-  datetime stays a ``TIMESTAMPTZ``, a date a ``DATE``, a list a list), so a query binds the
-  same values through the endpoint as it does on a file opened directly.
+  → an Arrow IPC stream of the result, then ``TRAILER``. Arrow carries parameter types
+  exactly (an aware datetime stays a ``TIMESTAMPTZ``, a date a ``DATE``, a list a list), so
+  a query binds the same values through the endpoint as on a file opened directly.
 - ``POST /v1/reviews`` ← an Arrow IPC stream of review rows → JSON ``{"appended": n}``.
 - ``POST /v1/retention`` ← JSON cutoffs, archive folder, dry-run flag → JSON report.
 - Errors → JSON ``{"error": <class>, "message": ...}`` with status 400 (the request is
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, cast
 
 import pyarrow as pa
 
@@ -68,7 +68,7 @@ def encode_query(sql: str, params: Params | None) -> bytes:
     arrays = []
     for name, value in zip(names, values, strict=True):
         try:
-            arrays.append(pa.array([value]))
+            arrays.append(pa.array([cast("Any", value)]))
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
             raise QueryError(
                 f"parameter {name} of type {type(value).__name__} cannot be bound"

@@ -426,19 +426,23 @@ def _is_secret_name(name: str) -> bool:
 
 
 def _scrub(name: str, value: Any) -> Any:
+    scrubbed: Any = value
     if _is_secret_name(name) and value not in (None, "", False):
-        return REMOVED
-    if isinstance(value, Mapping):
-        return without_secrets(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_scrub(name, v) for v in value]
-    if isinstance(value, str):
-        if _TOKEN_SHAPED.search(value):
-            return REMOVED
-        return _URL_SECRET_PARAM.sub(rf"\g<name>{REMOVED}", _URL_USERINFO.sub(r"\g<scheme>", value))
-    if isinstance(value, bool | int | float) or value is None:
-        return value
-    return str(value) if not isinstance(value, bytes) else REMOVED
+        scrubbed = REMOVED
+    elif isinstance(value, Mapping):
+        scrubbed = without_secrets(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        scrubbed = [_scrub(name, v) for v in value]
+    elif isinstance(value, bytes):
+        scrubbed = REMOVED
+    elif not isinstance(value, bool | int | float) and value is not None:
+        text = str(value)
+        if _TOKEN_SHAPED.search(text):
+            scrubbed = REMOVED
+        else:
+            text = _URL_USERINFO.sub(r"\g<scheme>", text)
+            scrubbed = _URL_SECRET_PARAM.sub(rf"\g<name>{REMOVED}", text)
+    return scrubbed
 
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreWriter", "without_secrets"]
