@@ -61,6 +61,12 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "report", "dashboards.cli.report", "Write an HTML/PDF compliance report.", extra="dashboard"
     ),
+    Command(
+        "retention",
+        "pipelines.store.retention_cli",
+        "Prune the store by retention policy, archiving to Parquet; --dry-run says what.",
+        extra="pipeline",
+    ),
 )
 
 
