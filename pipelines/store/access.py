@@ -2,6 +2,8 @@
 
 Every call picks its route afresh:
 
+0. When this very process holds the store's writer (the embedded pipeline serving its own
+   dashboard), the call runs on a cursor of that writer.
 1. When the store's writer advertises itself (``<db>.writer.json``) and answers on its
    socket, the call goes to the writer: queries run on the writer's own database (a
    consistent snapshot while batches commit), reviews and retention run between batches.
@@ -47,6 +49,7 @@ from pipelines.store.connection import (
 )
 from pipelines.store.endpoint import Advert, read_advert
 from pipelines.store.errors import QueryError, StoreBusyError, StoreError
+from pipelines.store.writer import StoreWriter, live_writer
 from pipelines.store.retention import (
     RetentionCutoffs,
     RetentionPolicy,
@@ -115,9 +118,18 @@ class StoreHandle:
             SchemaError: The database's schema does not match this code.
         """
         self._require_open()
+
+        def here(writer: StoreWriter) -> pa.Table:
+            cursor = writer.new_cursor()
+            try:
+                return select_table(cursor, sql, params, timeout=self._query_timeout)
+            finally:
+                cursor.close()
+
         return self._route(
             lambda client: client.query(sql, params),
             lambda: self._query_file(sql, params),
+            here,
         )
 
     def append_reviews(self, rows: Sequence[Mapping[str, object]]) -> None:
@@ -140,6 +152,7 @@ class StoreHandle:
         self._route(
             lambda client: client.append_reviews(table),
             lambda: self._append_reviews_file(table),
+            lambda writer: writer.append_reviews(table),
         )
 
     def apply_retention(
@@ -175,7 +188,11 @@ class StoreHandle:
             finally:
                 conn.close()
 
-        return self._route(lambda client: client.retention(cutoffs, folder, dry_run), on_file)
+        return self._route(
+            lambda client: client.retention(cutoffs, folder, dry_run),
+            on_file,
+            lambda writer: writer.apply_retention(cutoffs, archive=folder, dry_run=dry_run),
+        )
 
     def status(self) -> StoreStatus:
         """Which route a call takes now, and the schema version found there."""
@@ -186,7 +203,11 @@ class StoreHandle:
             conn.close()
             return StoreStatus(self._path, "file", None, schema.code_version())
 
-        return self._route(lambda client: client.status(self._path), on_file)
+        return self._route(
+            lambda client: client.status(self._path),
+            on_file,
+            lambda writer: StoreStatus(self._path, "writer", os.getpid(), writer.schema_version),
+        )
 
     def close(self) -> None:
         """Mark the handle closed; it holds no file or connection between calls."""
@@ -198,9 +219,17 @@ class StoreHandle:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _route(self, remote: Callable[[_WriterClient], T], on_file: Callable[[], T]) -> T:
+    def _route(
+        self,
+        remote: Callable[[_WriterClient], T],
+        on_file: Callable[[], T],
+        here: Callable[[StoreWriter], T],
+    ) -> T:
         deadline = time.monotonic() + self._lock_timeout
         while True:
+            writer = live_writer(self._path)
+            if writer is not None:
+                return here(writer)
             advert = read_advert(self._path)
             if advert is not None:
                 client = _WriterClient(advert, timeout=self._query_timeout + 30.0)

@@ -76,6 +76,15 @@ _URL_SECRET_PARAM = re.compile(
 _TOKEN_SHAPED = re.compile(r"eyJ[\w-]{4,}\.[\w-]+|\b(bearer|basic)\s+\S+", re.IGNORECASE)
 REMOVED: Final = "[removed]"
 
+_LIVE: dict[Path, StoreWriter] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_writer(path: Path) -> StoreWriter | None:
+    """The writer of ``path`` open in this process, if any (``open_store`` uses it)."""
+    with _LIVE_LOCK:
+        return _LIVE.get(path)
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -151,6 +160,8 @@ class StoreWriter:
         except BaseException:
             conn.close()
             raise
+        with _LIVE_LOCK:
+            _LIVE[db] = writer
         _log.info(
             "store.opened",
             db=str(db),
@@ -310,6 +321,9 @@ class StoreWriter:
         """Stop the endpoint and close the database (DuckDB checkpoints on close)."""
         if self._closed:
             return
+        with _LIVE_LOCK:
+            if _LIVE.get(self._path) is self:
+                del _LIVE[self._path]
         if self._endpoint is not None:
             self._endpoint.close()
         with self._lock, self._cursor_lock:
@@ -445,4 +459,4 @@ def _scrub(name: str, value: Any) -> Any:
     return scrubbed
 
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreWriter", "without_secrets"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreWriter", "live_writer", "without_secrets"]
