@@ -127,7 +127,7 @@ class StoreHandle:
                 cursor.close()
 
         return self._route(
-            lambda client: client.query(sql, params),
+            lambda client: client.query(sql, params, timeout=self._query_timeout),
             lambda: self._query_file(sql, params),
             here,
         )
@@ -339,8 +339,9 @@ class _WriterClient:
         self._advert = advert
         self._timeout = timeout
 
-    def query(self, sql: str, params: Params) -> pa.Table:
-        body = self._post(wire.QUERY, wire.encode_query(sql, params), wire.ARROW_STREAM)
+    def query(self, sql: str, params: Params, *, timeout: float) -> pa.Table:
+        request = wire.encode_query(sql, params, timeout=timeout)
+        body = self._post(wire.QUERY, request, wire.ARROW_STREAM)
         if not body.endswith(wire.TRAILER):
             if _alive(self._advert.pid):
                 raise QueryError(

@@ -285,12 +285,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
 
     def _query(self, body: bytes) -> None:
-        sql, params = wire.decode_query(body)
+        sql, params, asked = wire.decode_query(body)
         endpoint = self.server.endpoint
+        # The client's timeout, capped by the writer's: a query must not hold it forever.
+        timeout = min(asked, endpoint.query_timeout) if asked else endpoint.query_timeout
         cursor = endpoint.backend.new_cursor()
         endpoint.track(cursor, active=True)
         try:
-            with interrupt_after(cursor, endpoint.query_timeout):
+            with interrupt_after(cursor, timeout):
                 reader = select_reader(cursor, sql, params)
                 # The first batch is read before answering, so that errors of planning and
                 # of blocking operators (ORDER BY, GROUP BY) still get a proper status.

@@ -45,13 +45,14 @@ as a shorter valid stream, so the client checks for this instead."""
 
 _SQL_KEY: Final = b"auditor.sql"
 _STYLE_KEY: Final = b"auditor.params"
+_TIMEOUT_KEY: Final = b"auditor.timeout"
 _ERRORS: Final[dict[str, type[StoreError]]] = {
     cls.__name__: cls
     for cls in (QueryError, SchemaError, StoreBusyError, StoreError, StoreWriteError)
 }
 
 
-def encode_query(sql: str, params: Params | None) -> bytes:
+def encode_query(sql: str, params: Params | None, *, timeout: float) -> bytes:
     """The body of a query request.
 
     Raises:
@@ -73,13 +74,19 @@ def encode_query(sql: str, params: Params | None) -> bytes:
             raise QueryError(
                 f"parameter {name} of type {type(value).__name__} cannot be bound"
             ) from None
-    metadata = {_SQL_KEY: sql.encode("utf-8"), _STYLE_KEY: style.encode()}
+    metadata = {
+        _SQL_KEY: sql.encode("utf-8"),
+        _STYLE_KEY: style.encode(),
+        _TIMEOUT_KEY: repr(float(timeout)).encode(),
+    }
     table = pa.Table.from_arrays(arrays, names=names, metadata=metadata)
     return encode_table(table)
 
 
-def decode_query(body: bytes) -> tuple[str, list[object] | dict[str, object] | None]:
-    """The SQL and parameters of a query request.
+def decode_query(
+    body: bytes,
+) -> tuple[str, list[object] | dict[str, object] | None, float | None]:
+    """The SQL, parameters and the client's timeout of a query request.
 
     Raises:
         QueryError: The body is not a query request.
@@ -90,12 +97,13 @@ def decode_query(body: bytes) -> tuple[str, list[object] | dict[str, object] | N
         raise QueryError("the request carries no query")
     sql = metadata[_SQL_KEY].decode("utf-8")
     style = metadata[_STYLE_KEY].decode()
+    timeout = float(metadata[_TIMEOUT_KEY]) if _TIMEOUT_KEY in metadata else None
     if style == "none":
-        return sql, None
+        return sql, None, timeout
     row: dict[str, object] = table.to_pylist()[0] if table.num_rows else {}
     if style == "named":
-        return sql, row
-    return sql, [row[str(i)] for i in range(len(row))]
+        return sql, row, timeout
+    return sql, [row[str(i)] for i in range(len(row))], timeout
 
 
 def encode_table(table: pa.Table) -> bytes:
