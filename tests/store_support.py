@@ -17,6 +17,7 @@ It resumes from the store's offsets, writes the rest of the stream in batches, p
 batch in hand, records the run as interrupted and exits 0.
 """
 
+# ruff: noqa: T201 - as a script, this file talks to the test on stdout
 from __future__ import annotations
 
 import argparse

@@ -18,8 +18,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-
 import store_support as support
+
 from auditor.errors import InputError
 from pipelines.store import (
     QueryError,
@@ -34,7 +34,7 @@ T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
 def _start_writer(db, *extra):
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own test script, run with this interpreter
         [
             sys.executable,
             str(support.SCRIPT),
@@ -84,7 +84,7 @@ def route(request, tmp_path):
         StoreWriter.open(db, serve=False).close()
         return db
     writer = StoreWriter.open(db, serve=False)
-    request.addfinalizer(writer.close)
+    request.addfinalizer(writer.close)  # noqa: PT021 - a parametrised fixture with one teardown
     return db
 
 
@@ -251,13 +251,21 @@ def test_a_read_only_handle_refuses_to_append_reviews(route):
     ("row", "message"),
     [
         # Each message names the row and the column, never the value.
-        ({"action": "resolve", "actor": "a", "reviewed_at": T0}, r"row 0: missing \['finding_id'\]"),
+        (
+            {"action": "resolve", "actor": "a", "reviewed_at": T0},
+            r"row 0: missing \['finding_id'\]",
+        ),
         (
             {"finding_id": "f", "action": "resolve", "actor": "a", "reviewed_at": T0, "x": 1},
             r"unknown columns \['x'\]",
         ),
         (
-            {"finding_id": "f", "action": "resolve", "actor": "a", "reviewed_at": T0.replace(tzinfo=None)},
+            {
+                "finding_id": "f",
+                "action": "resolve",
+                "actor": "a",
+                "reviewed_at": T0.replace(tzinfo=None),
+            },
             "aware datetime",
         ),
         ({"finding_id": "f", "action": "resolve", "actor": 7, "reviewed_at": T0}, "actor must be"),
@@ -282,9 +290,9 @@ def test_a_retried_review_append_is_stored_once(route):
     with open_store(route, write=True) as store:
         store.append_reviews([row])
         store.append_reviews([row])  # the first answer was lost; the caller retries
-        assert store.query("SELECT count(*) AS n FROM reviews WHERE review_id = 'r-1'").to_pylist() == [
-            {"n": 1}
-        ]
+        assert store.query(
+            "SELECT count(*) AS n FROM reviews WHERE review_id = 'r-1'"
+        ).to_pylist() == [{"n": 1}]
 
 
 def test_opening_a_missing_store_says_so(tmp_path):

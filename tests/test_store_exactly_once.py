@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 import store_support as support
+
 from pipelines.store import open_store
 
 pytestmark = pytest.mark.slow
 
 
 def _start(db: Path, *extra: str, per_partition: int, batch: int = 60) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 - our own test script, run with this interpreter
         [
             sys.executable,
             str(support.SCRIPT),
@@ -45,10 +45,7 @@ def _start(db: Path, *extra: str, per_partition: int, batch: int = 60) -> subpro
 def _wait_for(proc: subprocess.Popen[str], prefix: str) -> bool:
     """Read the child's lines until one starts with ``prefix``; False when it exits first."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(prefix):
-            return True
-    return False
+    return any(line.startswith(prefix) for line in proc.stdout)
 
 
 def _assert_exactly_once(db: Path, per_partition: int) -> None:

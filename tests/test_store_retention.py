@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-
 import store_support as support
+
 from auditor import Finding, finding_id
 from auditor.vocabulary import DeadLetterReason, Severity
 from pipelines.store import (
@@ -66,7 +66,12 @@ def fill(db, now=NOW):
         clock.now = now - years(7)
         old_run = writer.begin_run(mode="embedded", inputs=["old.jsonl"])
         writer.end_run(old_run, "completed")
-        for name, age in (("A", years(8)), ("B", years(7)), ("C", timedelta(100)), ("D", timedelta(10))):
+        for name, age in (
+            ("A", years(8)),
+            ("B", years(7)),
+            ("C", timedelta(100)),
+            ("D", timedelta(10)),
+        ):
             clock.now = now - age
             writer.write_batch(
                 Batch(
@@ -87,16 +92,37 @@ def fill(db, now=NOW):
             writer.write_batch(
                 Batch(
                     dead_letters=[
-                        DeadLetter("a.jsonl", DeadLetterReason.OVERSIZED, 9, now - timedelta(age), line=line)
+                        DeadLetter(
+                            "a.jsonl",
+                            DeadLetterReason.OVERSIZED,
+                            9,
+                            now - timedelta(age),
+                            line=line,
+                        )
                     ]
                 )
             )
     with open_store(db, write=True) as store:
         store.append_reviews(
             [
-                {"finding_id": FID["A"], "action": "resolve", "actor": "x", "reviewed_at": now - years(7)},
-                {"finding_id": FID["B"], "action": "acknowledge", "actor": "x", "reviewed_at": now - years(7)},
-                {"finding_id": FID["B"], "action": "reopen", "actor": "y", "reviewed_at": now - years(1)},
+                {
+                    "finding_id": FID["A"],
+                    "action": "resolve",
+                    "actor": "x",
+                    "reviewed_at": now - years(7),
+                },
+                {
+                    "finding_id": FID["B"],
+                    "action": "acknowledge",
+                    "actor": "x",
+                    "reviewed_at": now - years(7),
+                },
+                {
+                    "finding_id": FID["B"],
+                    "action": "reopen",
+                    "actor": "y",
+                    "reviewed_at": now - years(1),
+                },
             ]
         )
 
@@ -175,7 +201,9 @@ def test_retention_keeps_the_compliance_record_and_drops_the_rest(db):
     ]
     assert sorted(reviews) == [FID["B"], FID["B"]]
     assert sorted(alerts) == sorted([FID["B"], FID["C"], FID["D"]])
-    assert _scalar(db, "SELECT count(*) AS v FROM events WHERE time < ?", [NOW - timedelta(400)]) == 0
+    assert (
+        _scalar(db, "SELECT count(*) AS v FROM events WHERE time < ?", [NOW - timedelta(400)]) == 0
+    )
     assert _scalar(db, "SELECT count(*) AS v FROM events") == 2
     assert _scalar(db, "SELECT count(*) AS v FROM dead_letters") == 1
     assert _scalar(db, "SELECT count(*) AS v FROM runs") == 0
@@ -215,12 +243,18 @@ def test_pruned_rows_are_archived_by_day_and_duckdb_reads_them_back(db, tmp_path
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
     archived = conn.execute(
-        "SELECT CAST(event_id AS VARCHAR) AS id, day FROM read_parquet(?, hive_partitioning = true) "
-        "ORDER BY id",
+        "SELECT CAST(event_id AS VARCHAR) AS id, day "
+        "FROM read_parquet(?, hive_partitioning = true) ORDER BY id",
         [str(archive / "events" / "*" / "*.parquet")],
     ).fetchall()
     assert archived == [(row["id"], row["day"]) for row in doomed]
-    for table, rows in (("findings", 1), ("reviews", 1), ("alerts", 1), ("dead_letters", 1), ("runs", 1)):
+    for table, rows in (
+        ("findings", 1),
+        ("reviews", 1),
+        ("alerts", 1),
+        ("dead_letters", 1),
+        ("runs", 1),
+    ):
         (count,) = conn.execute(
             "SELECT count(*) FROM read_parquet(?, hive_partitioning = true, union_by_name = true)",
             [str(archive / table / "*" / "*.parquet")],
@@ -256,9 +290,19 @@ def test_a_crash_between_commit_and_publishing_is_repaired_by_the_next_run(db, t
 def test_retention_runs_through_the_writer_while_it_writes(tmp_path):
     db = tmp_path / "audit.duckdb"
     fill(db)
-    proc = subprocess.Popen(
-        [sys.executable, str(support.SCRIPT), "--db", str(db), "--per-partition", "1000000",
-         "--batch", "40", "--pause", "0.01"],
+    proc = subprocess.Popen(  # noqa: S603 - our own test script, run with this interpreter
+        [
+            sys.executable,
+            str(support.SCRIPT),
+            "--db",
+            str(db),
+            "--per-partition",
+            "1000000",
+            "--batch",
+            "40",
+            "--pause",
+            "0.01",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -271,7 +315,9 @@ def test_retention_runs_through_the_writer_while_it_writes(tmp_path):
         with open_store(db, write=True) as store:
             assert store.status().route == "writer"
             report = store.apply_retention(POLICY, now=NOW, archive=tmp_path / "archive")
-            (row,) = store.query("SELECT count(*) AS n FROM findings WHERE finding_id = ?", [FID["A"]]).to_pylist()
+            (row,) = store.query(
+                "SELECT count(*) AS n FROM findings WHERE finding_id = ?", [FID["A"]]
+            ).to_pylist()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

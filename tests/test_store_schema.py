@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from pipelines.store import SchemaError, StoreWriter, open_store, schema, tables
@@ -120,7 +119,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch
     monkeypatch.setattr(schema, "migrations", lambda: (*shipped, broken))
     conn = _connect(db)
     try:
-        with pytest.raises(SchemaError, match="failed at version .* \\(broken\\)"):
+        with pytest.raises(SchemaError, match=r"failed at version .* \(broken\)"):
             schema.migrate(conn, where=str(db))
         tables_now = {
             r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()

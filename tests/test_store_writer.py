@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 import store_support as support
+
 from auditor import AuthzEvent, Finding, finding_id
 from auditor.vocabulary import DeadLetterReason, RunStatus, Severity
 from pipelines.store import (
@@ -346,6 +346,11 @@ def test_a_dead_letter_without_a_position_is_refused(position, message):
         # A token pasted where no one expected one is still caught by its shape.
         ({"note": "Bearer abc.def"}, {"note": "[removed]"}),
         ({"note": ["eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.sig"]}, {"note": ["[removed]"]}),
+        # So is PHI pasted into an example value: an SSN, an MRN-like long number.
+        (
+            {"example": "078-05-1120", "mrn": "MRN 123456789"},
+            {"example": "[removed]", "mrn": "[removed]"},
+        ),
         # Ordinary settings are kept as they are.
         (
             {"topics": ["cds.authz", "cds.logs"], "partitions": 6, "tls": True, "empty_key": None},
@@ -360,12 +365,14 @@ def test_run_configuration_is_stored_without_secrets(config, kept):
 def test_a_second_writer_on_the_same_file_is_refused(tmp_path):
     db = tmp_path / "audit.duckdb"
     StoreWriter.open(db, serve=False).close()
-    holder = subprocess.Popen(
+    holder = subprocess.Popen(  # noqa: S603 - our own test script, run with this interpreter
         [
             sys.executable,
             "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
-            " sys.stdin.read()",
+            (
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+                " sys.stdin.read()"
+            ),
             str(db),
         ],
         stdin=subprocess.PIPE,

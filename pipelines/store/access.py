@@ -49,13 +49,13 @@ from pipelines.store.connection import (
 )
 from pipelines.store.endpoint import Advert, read_advert
 from pipelines.store.errors import QueryError, StoreBusyError, StoreError
-from pipelines.store.writer import StoreWriter, live_writer
 from pipelines.store.retention import (
     RetentionCutoffs,
     RetentionPolicy,
     RetentionReport,
     apply_retention,
 )
+from pipelines.store.writer import StoreWriter, live_writer
 
 T = TypeVar("T")
 

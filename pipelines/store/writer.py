@@ -73,7 +73,11 @@ _URL_SECRET_PARAM = re.compile(
     r"signature|code)=)[^&;#\s]+",
     re.IGNORECASE,
 )
-_TOKEN_SHAPED = re.compile(r"eyJ[\w-]{4,}\.[\w-]+|\b(bearer|basic)\s+\S+", re.IGNORECASE)
+# Tokens, and the PHI shapes a configuration could carry by mistake (SSN, long numbers).
+_SECRET_SHAPED = re.compile(
+    r"eyJ[\w-]{4,}\.[\w-]+|\b(bearer|basic)\s+\S+|\b\d{3}-\d{2}-\d{4}\b|\b\d{9,}\b",
+    re.IGNORECASE,
+)
 REMOVED: Final = "[removed]"
 
 _LIVE: dict[Path, StoreWriter] = {}
@@ -425,8 +429,9 @@ def without_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a configuration that is safe to store.
 
     Values under names that look secret are replaced, credentials are cut out of URLs,
-    and token-shaped strings are replaced wherever they are: the configuration of a run is
-    evidence, and a secret must never travel into the store.
+    and strings shaped like a token, an SSN or a long identifier are replaced wherever
+    they are: the configuration of a run is evidence, and a secret must never travel into
+    the store.
     """
     return {str(k): _scrub(str(k), v) for k, v in config.items()}
 
@@ -451,7 +456,7 @@ def _scrub(name: str, value: Any) -> Any:
         scrubbed = REMOVED
     elif not isinstance(value, bool | int | float) and value is not None:
         text = str(value)
-        if _TOKEN_SHAPED.search(text):
+        if _SECRET_SHAPED.search(text):
             scrubbed = REMOVED
         else:
             text = _URL_USERINFO.sub(r"\g<scheme>", text)
