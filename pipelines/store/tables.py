@@ -166,7 +166,7 @@ def events_table(
     events: Iterable[AuthzEvent | IngestedEvent], *, ingested_at: datetime, run_id: str | None
 ) -> pa.Table:
     """The ``events`` rows of a batch, deduplicated by ``event_id`` (first one wins)."""
-    columns: dict[str, list[Any]] = {name: [] for name in EVENTS.names}
+    rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     for item in events:
         event, origin = (
@@ -177,51 +177,51 @@ def events_table(
             continue
         seen.add(event_id)
         client, service, token, tls = event.client, event.service, event.token, event.tls
-        values: tuple[Any, ...] = (
-            event_id,
-            event.time,
-            event.source.role,
-            event.source.name,
-            event.source.instance,
-            event.action.value,
-            event.outcome.value,
-            event.reason.value if event.reason is not None else None,
-            event.detail,
-            event.http_status,
-            client.iss if client else None,
-            client.tenant if client else None,
-            service.id if service else None,
-            service.url if service else None,
-            token.jti if token else None,
-            token.kid if token else None,
-            token.alg if token else None,
-            token.typ if token else None,
-            token.iat if token else None,
-            token.nbf if token else None,
-            token.exp if token else None,
-            list(token.aud) if token else None,
-            token.jku if token else None,
-            token.fingerprint if token else None,
-            event.hook,
-            event.hook_instance,
-            event.fhir_server,
-            event.fhir_authorization,
-            list(event.scopes),
-            event.payload_bytes,
-            tls.version if tls else None,
-            tls.cipher if tls else None,
-            tls.error if tls else None,
-            event.peer.ip if event.peer else None,
-            event.trace_id,
-            event.span_id,
-            _dumps(event.attributes) if event.attributes else None,
-            origin,
-            ingested_at,
-            run_id,
+        rows.append(
+            (
+                event_id,
+                event.time,
+                event.source.role,
+                event.source.name,
+                event.source.instance,
+                event.action.value,
+                event.outcome.value,
+                event.reason.value if event.reason is not None else None,
+                event.detail,
+                event.http_status,
+                client.iss if client else None,
+                client.tenant if client else None,
+                service.id if service else None,
+                service.url if service else None,
+                token.jti if token else None,
+                token.kid if token else None,
+                token.alg if token else None,
+                token.typ if token else None,
+                token.iat if token else None,
+                token.nbf if token else None,
+                token.exp if token else None,
+                list(token.aud) if token else None,
+                token.jku if token else None,
+                token.fingerprint if token else None,
+                event.hook,
+                event.hook_instance,
+                event.fhir_server,
+                event.fhir_authorization,
+                list(event.scopes),
+                event.payload_bytes,
+                tls.version if tls else None,
+                tls.cipher if tls else None,
+                tls.error if tls else None,
+                event.peer.ip if event.peer else None,
+                event.trace_id,
+                event.span_id,
+                _dumps(event.attributes) if event.attributes else None,
+                origin,
+                ingested_at,
+                run_id,
+            )
         )
-        for column, value in zip(columns.values(), values, strict=True):
-            column.append(value)
-    return pa.table(columns, schema=EVENTS)
+    return _from_rows(rows, EVENTS)
 
 
 def findings_table(
@@ -233,9 +233,8 @@ def findings_table(
         kept = latest.get(finding.finding_id)
         if kept is None or finding.revision > kept.revision:
             latest[finding.finding_id] = finding
-    columns: dict[str, list[Any]] = {name: [] for name in FINDINGS.names}
-    for f in latest.values():
-        values: tuple[Any, ...] = (
+    rows = [
+        (
             f.finding_id,
             f.detector.value,
             f.rule,
@@ -262,9 +261,18 @@ def findings_table(
             stored_at,
             run_id,
         )
-        for column, value in zip(columns.values(), values, strict=True):
-            column.append(value)
-    return pa.table(columns, schema=FINDINGS)
+        for f in latest.values()
+    ]
+    return _from_rows(rows, FINDINGS)
+
+
+def _from_rows(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    # Building whole columns at once is faster than appending value by value.
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    arrays = [
+        pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def dead_letters_table(dead_letters: Iterable[DeadLetter], *, run_id: str | None) -> pa.Table:
