@@ -78,9 +78,12 @@ def test_archives_of_every_shard_read_as_one_hive_dataset(tmp_path):
                 now=NOW + timedelta(days=60),
                 archive=tmp_path / "archive" / f"shard={partition}",
             )
-    rows = duckdb.sql(
+    conn = duckdb.connect()
+    rows = conn.execute(
         "SELECT shard, count(*) AS n, count(DISTINCT day) AS days "
-        f"FROM read_parquet('{tmp_path}/archive/*/events/*/*.parquet', "
-        "hive_partitioning = true, union_by_name = true) GROUP BY ALL ORDER BY 1"
+        "FROM read_parquet(?, hive_partitioning = true, union_by_name = true) "
+        "GROUP BY ALL ORDER BY 1",
+        [f"{tmp_path}/archive/*/events/*/*.parquet"],
     ).fetchall()
+    conn.close()
     assert rows == [(0, 36, 1), (1, 36, 1)]
