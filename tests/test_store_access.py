@@ -167,6 +167,18 @@ def test_a_query_longer_than_its_timeout_is_stopped_on_every_route(route):
         assert store.query("SELECT 1 AS one").to_pylist() == [{"one": 1}]
 
 
+def test_a_query_that_fails_after_its_first_rows_is_an_error_not_a_short_result(route):
+    # The writer has already answered 200 and streamed rows when the error comes; an Arrow
+    # stream cut between two batches reads as a valid shorter one, so the client must not
+    # take it for the whole result.
+    sql = (
+        "SELECT CASE WHEN range < 1000000 THEN range ELSE error('stop') END AS x "
+        "FROM range(1000010)"
+    )
+    with open_store(route) as store, pytest.raises(QueryError, match=r"stop|cut the result short"):
+        store.query(sql)
+
+
 def test_reading_and_reviewing_while_another_process_writes(tmp_path):
     db = tmp_path / "audit.duckdb"
     proc = _start_writer(db)

@@ -188,7 +188,8 @@ def select_table(
             return reader.read_all()
         except duckdb.InterruptException:
             raise
-        except (duckdb.Error, pa.ArrowException) as exc:
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            # pyarrow raises DuckDB's errors from inside a stream as OSError.
             raise QueryError(str(exc)) from None
 
 

@@ -314,12 +314,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 for batch in reader:
                     out.write_batch(batch)
             self.wfile.write(wire.TRAILER)
-        except (duckdb.Error, pa.ArrowException) as exc:
-            # The status is already sent: cut the stream short, which the client reports.
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            # The status is already sent: cut the stream short (no trailer), which the
+            # client reports. pyarrow raises DuckDB's errors from a stream as OSError.
             _log.warning("store.endpoint_stream_aborted", error=type(exc).__name__)
             self.close_connection = True
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def _reviews(self, body: bytes) -> None:
         # Checked again here: the endpoint trusts the socket's owner, not the bytes.
@@ -372,7 +374,7 @@ def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
         return reader.read_next_batch()
     except StopIteration:
         return None
-    except pa.ArrowException as exc:
+    except (pa.ArrowException, OSError) as exc:  # DuckDB's errors, as pyarrow raises them
         raise QueryError(str(exc)) from None
 
 
