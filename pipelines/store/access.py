@@ -200,8 +200,11 @@ class StoreHandle:
 
         def on_file() -> StoreStatus:
             conn = self._open_file(read_only=True)
-            conn.close()
-            return StoreStatus(self._path, "file", None, schema.code_version())
+            try:
+                version = max(schema.applied(conn))
+            finally:
+                conn.close()
+            return StoreStatus(self._path, "file", None, version)
 
         return self._route(
             lambda client: client.status(self._path),
@@ -322,14 +325,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-_GONE: Final = (
-    FileNotFoundError,
-    ConnectionRefusedError,
-    ConnectionResetError,
-    BrokenPipeError,
-    http.client.RemoteDisconnected,
-    http.client.IncompleteRead,
-)
+_GONE: Final = (FileNotFoundError, ConnectionError, http.client.HTTPException)
 
 
 class _WriterClient:

@@ -25,12 +25,14 @@ try:
 
     _ORJSON_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
-    def _dumps(value: object) -> str:
+    def json_text(value: object) -> str:
+        """Compact JSON with sorted keys, as the store keeps JSON columns."""
         return orjson.dumps(value, option=_ORJSON_OPTIONS, default=str).decode()
 
 except ImportError:  # pragma: no cover - orjson comes with the pipeline extra
 
-    def _dumps(value: object) -> str:
+    def json_text(value: object) -> str:
+        """Compact JSON with sorted keys, as the store keeps JSON columns."""
         return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -215,7 +217,7 @@ def events_table(
                 event.peer.ip if event.peer else None,
                 event.trace_id,
                 event.span_id,
-                _dumps(event.attributes) if event.attributes else None,
+                json_text(event.attributes) if event.attributes else None,
                 origin,
                 ingested_at,
                 run_id,
@@ -256,7 +258,7 @@ def findings_table(
             f.window_end,
             f.count,
             f.revision,
-            _dumps(f.facts) if f.facts else None,
+            json_text(f.facts) if f.facts else None,
             stored_at,
             stored_at,
             run_id,
@@ -385,6 +387,7 @@ __all__ = [
     "dead_letters_table",
     "events_table",
     "findings_table",
+    "json_text",
     "offsets_table",
     "reviews_table",
 ]

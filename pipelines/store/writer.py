@@ -214,7 +214,7 @@ class StoreWriter:
         run = run_id or str(uuid.uuid4())
         config_json = None
         if config is not None:
-            config_json = tables._dumps(without_secrets(config))  # noqa: SLF001 - one JSON encoder for the store
+            config_json = tables.json_text(without_secrets(config))
         with self._lock:
             self._require_open()
             self._conn.execute(
