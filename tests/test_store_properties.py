@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import store_support as support
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,6 +48,7 @@ def at_least_once(draw: st.DrawFn) -> list[int]:
     return deliveries
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(at_least_once())
 def test_at_least_once_delivery_stores_what_exactly_once_delivery_stores(deliveries):

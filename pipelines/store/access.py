@@ -299,7 +299,7 @@ def open_store(
     Raises:
         InputError: There is no store at ``path``.
     """
-    db = Path(path).absolute()
+    db = Path(path).resolve()
     if not db.exists() and read_advert(db) is None:
         raise InputError(f"no store at {db}")
     return StoreHandle(db, write=write, lock_timeout=lock_timeout, query_timeout=query_timeout)

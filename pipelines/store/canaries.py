@@ -50,7 +50,7 @@ def find_canaries(
     Raises:
         InputError: There is no database at ``db_path``.
     """
-    db = Path(db_path).absolute()
+    db = Path(db_path).resolve()
     if not db.exists():
         raise InputError(f"no store at {db}")
     labelled = _labelled(canaries)
@@ -113,6 +113,8 @@ def _scan_bytes(path: Path, canaries: Mapping[str, str]) -> Iterator[CanaryHit]:
 
 
 def _scan_rows(db: Path, canaries: Mapping[str, str]) -> Iterator[CanaryHit]:
+    labels = list(canaries)
+    params = {f"c{i}": canaries[label] for i, label in enumerate(labels)}
     with open_store(db) as store:
         columns = store.query(
             "SELECT table_name, column_name FROM information_schema.columns "
@@ -123,18 +125,21 @@ def _scan_rows(db: Path, canaries: Mapping[str, str]) -> Iterator[CanaryHit]:
         by_table: dict[str, list[str]] = {}
         for row in columns:
             by_table.setdefault(str(row["table_name"]), []).append(str(row["column_name"]))
+        # One query per table counts every canary in every text column.
         for table, names in by_table.items():
             counts = ", ".join(
-                f"count(*) FILTER (WHERE contains(CAST({_ident(n)} AS VARCHAR), $value)) "
-                f"AS {_ident(n)}"
-                for n in names
+                f"count(*) FILTER (WHERE contains(CAST({_ident(n)} AS VARCHAR), $c{i})) "
+                f'AS "{i}:{k}"'
+                for k, n in enumerate(names)
+                for i in range(len(labels))
             )
-            for label, value in canaries.items():
-                sql = f"SELECT {counts} FROM {_ident(table)}"  # noqa: S608 - catalog names, quoted
-                found = store.query(sql, {"value": value}).to_pylist()[0]
-                for column, count in found.items():
-                    if count:
-                        yield CanaryHit(label, f"table {table}, column {column} ({count} rows)")
+            sql = f"SELECT {counts} FROM {_ident(table)}"  # noqa: S608 - catalog names, quoted
+            found = store.query(sql, params).to_pylist()[0]
+            for key, count in found.items():
+                if count:
+                    i, k = (int(part) for part in key.split(":"))
+                    where = f"table {table}, column {names[k]} ({count} rows)"
+                    yield CanaryHit(labels[i], where)
 
 
 def _ident(name: str) -> str:

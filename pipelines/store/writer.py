@@ -147,7 +147,7 @@ class StoreWriter:
             StoreBusyError: Another process holds the file.
             SchemaError: The file is newer than this code or not an auditor store.
         """
-        db = Path(path).absolute()
+        db = Path(path).resolve()
         if not db.parent.is_dir():
             raise InputError(f"cannot create the store {db}: {db.parent} is not a folder")
         conn = open_database(db, read_only=False, lock_timeout=lock_timeout, config=duckdb_config)
