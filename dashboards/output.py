@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,7 +78,7 @@ def cell_text(value: object, *, for_table: bool = False) -> str:
     return rendered if isinstance(rendered, str) else str(rendered)
 
 
-def _is_numeric(column: pa.ChunkedArray) -> bool:
+def _is_numeric(column: pa.ChunkedArray[Any]) -> bool:
     import pyarrow as pa
 
     kind = column.type

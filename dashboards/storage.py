@@ -111,7 +111,8 @@ class _DirectStore:
         """Run one read-only statement with bound parameters; return its rows."""
         if self._reader is None:
             self._reader = self._connect(read_only=True)
-        return self._reader.sql(sql, params=_as_duckdb_params(params)).to_arrow_table()
+        table: pa.Table = self._reader.sql(sql, params=_as_duckdb_params(params)).to_arrow_table()
+        return table
 
     def append_reviews(self, rows: Sequence[Mapping[str, object]]) -> None:
         """Append review rows in one short read-write transaction.

@@ -281,6 +281,11 @@ def test_a_read_only_handle_refuses_to_append_reviews(route):
             "aware datetime",
         ),
         ({"finding_id": "f", "action": "resolve", "actor": 7, "reviewed_at": T0}, "actor must be"),
+        # The review history speaks the vocabulary's actions only.
+        (
+            {"finding_id": "f", "action": "delete", "actor": "a", "reviewed_at": T0},
+            "action must be",
+        ),
     ],
 )
 def test_a_malformed_review_row_is_refused(tmp_path, row, message):

@@ -17,6 +17,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from auditor.models import AuthzEvent, Finding
+from auditor.vocabulary import ReviewAction
 from pipelines.store.errors import StoreWriteError
 from pipelines.store.records import AlertRecord, DeadLetter, IngestedEvent, OffsetKey
 
@@ -162,6 +163,7 @@ REVIEWS: Final = _schema(
 )
 REVIEW_REQUIRED: Final = frozenset({"finding_id", "action", "actor", "reviewed_at"})
 MAX_REVIEW_TEXT: Final = 4096
+_REVIEW_ACTIONS: Final = frozenset(action.value for action in ReviewAction)
 
 
 def events_table(
@@ -363,6 +365,10 @@ def _check_review_value(index: int, name: str, value: object) -> None:
         return
     if value is None:
         return
+    if name == "action" and value not in _REVIEW_ACTIONS:
+        raise StoreWriteError(
+            f"review row {index}: action must be one of {sorted(_REVIEW_ACTIONS)}"
+        )
     if not isinstance(value, str) or not value or len(value) > MAX_REVIEW_TEXT:
         raise StoreWriteError(
             f"review row {index}: {name} must be a non-empty string of at most "
