@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.store import StoreWriter
-from pipelines.store.writer import REMOVED, without_secrets
+from pipelines.store.scrubbing import REMOVED, without_secrets
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)
 BATCHES = [batch for batch, _ in support.batches({0: 0, 1: 0}, 60, 20)]

@@ -24,7 +24,7 @@ from pipelines.store import (
     StoreWriter,
     open_store,
 )
-from pipelines.store.writer import without_secrets
+from pipelines.store.scrubbing import without_secrets
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
