@@ -240,6 +240,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "cds-hooks-auditor-store"
     sys_version = ""
 
+    def setup(self) -> None:
+        # A client that stops reading must not hold a request thread, and so the writer's
+        # close, forever: socket operations time out a while after the query would.
+        super().setup()
+        self.connection.settimeout(self.server.endpoint.query_timeout + 60.0)
+
     def do_GET(self) -> None:
         """Serve ``/v1/status``."""
         if self.path != wire.STATUS:
