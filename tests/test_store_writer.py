@@ -388,6 +388,12 @@ def test_a_second_writer_on_the_same_file_is_refused(tmp_path):
         holder.communicate("")
 
 
+def test_a_second_writer_in_the_same_process_is_refused(writer):
+    # DuckDB itself would allow it (one database instance per process); the store does not.
+    with pytest.raises(StoreBusyError, match="already has a writer in this process"):
+        StoreWriter.open(writer.path, serve=False)
+
+
 def test_a_closed_writer_refuses_to_write(tmp_path):
     writer = StoreWriter.open(tmp_path / "audit.duckdb", serve=False)
     writer.close()

@@ -32,7 +32,7 @@ from auditor.vocabulary import RunMode, RunStatus
 from pipelines.store import schema, statements, tables
 from pipelines.store.connection import DEFAULT_QUERY_TIMEOUT, open_database, prepare_session
 from pipelines.store.endpoint import WriterEndpoint
-from pipelines.store.errors import StoreError, StoreWriteError
+from pipelines.store.errors import StoreBusyError, StoreError, StoreWriteError
 from pipelines.store.records import Batch, BatchReport, OffsetKey, RunCounters
 from pipelines.store.retention import RetentionCutoffs, RetentionReport, apply_retention
 from pipelines.store.scrubbing import without_secrets
@@ -109,12 +109,16 @@ class StoreWriter:
 
         Raises:
             InputError: The folder of ``path`` does not exist.
-            StoreBusyError: Another process holds the file.
+            StoreBusyError: Another process holds the file, or this one has a writer on it.
             SchemaError: The file is newer than this code or not an auditor store.
         """
         db = Path(path).resolve()
         if not db.parent.is_dir():
             raise InputError(f"cannot create the store {db}: {db.parent} is not a folder")
+        if live_writer(db) is not None:
+            # DuckDB would hand this process a second connection to the same database
+            # without any lock conflict; one writer per file is the rule, so refuse.
+            raise StoreBusyError(f"{db} already has a writer in this process")
         conn = open_database(db, read_only=False, lock_timeout=lock_timeout, config=duckdb_config)
         try:
             applied = schema.migrate(conn, where=str(db), now=clock())
