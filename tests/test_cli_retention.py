@@ -78,4 +78,4 @@ def test_a_bad_horizon_is_a_usage_error(db, capsys, args, message):
 
 def test_a_missing_store_is_a_usage_error(tmp_path, capsys):
     assert main(["retention", "--db", str(tmp_path / "nope.duckdb")]) == 2
-    assert "no store at" in capsys.readouterr().err
+    assert "no audit database at" in capsys.readouterr().err

@@ -313,5 +313,5 @@ def test_a_retried_review_append_is_stored_once(route):
 
 
 def test_opening_a_missing_store_says_so(tmp_path):
-    with pytest.raises(InputError, match="no store at"):
+    with pytest.raises(InputError, match="no audit database at"):
         open_store(tmp_path / "missing.duckdb")

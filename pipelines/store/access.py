@@ -241,7 +241,7 @@ class StoreHandle:
                 except _WriterGoneError:
                     pass  # a stale advert, or the writer is stopping: try the file
             if not self._path.exists():
-                raise InputError(f"no store at {self._path}")
+                raise InputError(f"no audit database at {self._path}")
             try:
                 return on_file()
             except StoreBusyError:
@@ -301,7 +301,7 @@ def open_store(
     """
     db = Path(path).resolve()
     if not db.exists() and read_advert(db) is None:
-        raise InputError(f"no store at {db}")
+        raise InputError(f"no audit database at {db}")
     return StoreHandle(db, write=write, lock_timeout=lock_timeout, query_timeout=query_timeout)
 
 

@@ -52,7 +52,7 @@ def find_canaries(
     """
     db = Path(db_path).resolve()
     if not db.exists():
-        raise InputError(f"no store at {db}")
+        raise InputError(f"no audit database at {db}")
     labelled = _labelled(canaries)
     hits: list[CanaryHit] = []
     for path in _store_files(db):

@@ -33,8 +33,7 @@ import pytest
 
 from auditor import AuthzEvent, Finding, finding_id
 from auditor.fingerprints import Fingerprinter
-
-MIGRATION = Path(__file__).parents[2] / "pipelines" / "store" / "migrations" / "0001_initial.sql"
+from pipelines.store import schema
 
 A = "https://ehr-a.example.org"
 B = "https://ehr-b.example.org"
@@ -538,7 +537,7 @@ def build_audit_db(path: Path) -> AuditFixture:
     con = duckdb.connect(str(path))
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(MIGRATION.read_text(encoding="utf-8"))
+        schema.migrate(con, where=str(path))
         _insert(con, "events", [_event_row(e) for e in fixture.events])
         _insert(con, "findings", [_finding_row(f) for f in fixture.findings.values()])
         _insert(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import CANARY_MRN, MIGRATION, REVIEWS, AuditFixture, at
+from conftest import CANARY_MRN, REVIEWS, AuditFixture, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +25,7 @@ from dashboards.review import (
     states_of,
 )
 from dashboards.storage import open_store
+from pipelines.store import schema
 
 Act = ReviewAction
 St = ReviewStatus
@@ -245,7 +246,7 @@ _history = st.lists(st.tuples(_actions, st.integers(0, 5), st.integers(0, 99)), 
 def reviews_con() -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(MIGRATION.read_text(encoding="utf-8"))
+    schema.migrate(con, where="memory")
     yield con
     con.close()
 

@@ -7,19 +7,18 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from conftest import AuditFixture, at
 
-from auditor.errors import ConfigurationError, InputError
+from auditor.errors import InputError
 from auditor.vocabulary import ReviewAction
-from dashboards import storage
 from dashboards.review import Review
 from dashboards.storage import open_store
+from pipelines.store.errors import QueryError, StoreBusyError, StoreError
 
 
 def test_queries_cannot_write(shared_audit_db: AuditFixture) -> None:
-    with open_store(shared_audit_db.path) as store, pytest.raises(duckdb.Error, match="read-only"):
+    with open_store(shared_audit_db.path) as store, pytest.raises(QueryError):
         store.query("DELETE FROM findings")
 
 
@@ -38,7 +37,7 @@ def test_a_missing_database_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_appending_reviews_needs_a_writable_store(audit_db: AuditFixture) -> None:
-    with open_store(audit_db.path) as store, pytest.raises(ConfigurationError, match="write=True"):
+    with open_store(audit_db.path) as store, pytest.raises(StoreError, match="write=True"):
         store.append_reviews([])
 
 
@@ -60,9 +59,8 @@ HOLDER = (
 
 
 def test_a_database_held_by_another_process_is_reported_as_busy(
-    audit_db: AuditFixture, monkeypatch: pytest.MonkeyPatch
+    audit_db: AuditFixture,
 ) -> None:
-    monkeypatch.setattr(storage, "_LOCK_RETRY_SECONDS", 0.3)
     holder = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
         [
             sys.executable,
@@ -78,8 +76,8 @@ def test_a_database_held_by_another_process_is_reported_as_busy(
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
         with (
-            open_store(audit_db.path) as store,
-            pytest.raises(InputError, match="in use by another process"),
+            open_store(audit_db.path, lock_timeout=0.3) as store,
+            pytest.raises(StoreBusyError),
         ):
             store.query("SELECT 1")
         assert time.monotonic() - started < 5

@@ -34,8 +34,7 @@ import pyarrow as pa
 
 from auditor import AuthzEvent, Finding, finding_id
 from auditor.fingerprints import Fingerprinter
-
-MIGRATION = Path(__file__).parents[2] / "pipelines" / "store" / "migrations" / "0001_initial.sql"
+from pipelines.store import schema
 
 START = datetime(2026, 10, 29, tzinfo=UTC)
 END = datetime(2026, 11, 28, tzinfo=UTC)
@@ -493,7 +492,7 @@ def build_scenario_db(path: Path) -> Scenario:
     con = duckdb.connect(str(path))
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(MIGRATION.read_text(encoding="utf-8"))
+        schema.migrate(con, where=str(path))
         _insert(con, "runs", _runs(fp))
         _insert(con, "events", [_event_row(e) for e in ev.events])
         _insert(con, "findings", [_finding_row(f) for f in findings.values()])
