@@ -1,0 +1,114 @@
+"""Offline JWT triage: recognise JWS and JWE compact forms and read their safe facts.
+
+Nothing here verifies a signature or fetches a key: a leaked token is described from
+its own header and claims, decoded without verification and without any network call.
+Only facts that are safe to record leave this module (never the token, never other
+claims such as names or e-mail addresses that a token may carry).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from base64 import urlsafe_b64decode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from auditor.patterns.matches import Fact
+
+HEADER_FACTS: Final = ("alg", "typ", "kid", "jku", "enc", "cty", "x5u")
+"""Header members recorded as facts (RFC 7515 §4.1, RFC 7516 §4.1)."""
+
+CLAIM_FACTS: Final = ("iss", "aud", "jti", "exp", "nbf", "iat", "tenant")
+"""Claims recorded as facts: what CDS Hooks requires, plus ``tenant``. No ``sub``."""
+
+SAFE_FACTS: Final = frozenset(HEADER_FACTS + CLAIM_FACTS)
+
+MAX_HEADER_CHARS: Final = 4096
+MAX_PAYLOAD_CHARS: Final = 65536
+MAX_FACT_CHARS: Final = 256
+_MAX_AUD_VALUES: Final = 8
+
+
+def b64url_decode(part: str) -> bytes | None:
+    """Decode one base64url segment (padding optional); ``None`` when it is not one."""
+    try:
+        return urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _json_object(part: str, limit: int) -> dict[str, object] | None:
+    if len(part) > limit:
+        return None
+    raw = b64url_decode(part)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _fact(value: object) -> Fact | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_FACT_CHARS else None
+    if isinstance(value, list) and 0 < len(value) <= _MAX_AUD_VALUES:
+        items = tuple(v for v in value if isinstance(v, str) and len(v) <= MAX_FACT_CHARS)
+        return items if len(items) == len(value) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class JwtInfo:
+    """What a compact JWT says about itself, decoded without verification.
+
+    Attributes:
+        form: ``jws`` (three segments) or ``jwe`` (five segments, claims encrypted).
+        facts: Safe header members and claims (`HEADER_FACTS`, `CLAIM_FACTS`) that are
+            present and of a sensible type and size.
+        claims_readable: Whether the payload decoded to a JSON object (a JWS whose
+            payload is not JSON, a JWE, or a truncated token has no readable claims).
+    """
+
+    form: Literal["jws", "jwe"]
+    facts: Mapping[str, Fact]
+    claims_readable: bool
+
+
+def inspect_jwt(token: str) -> JwtInfo | None:
+    """Recognise a compact JWS or JWE and read its safe facts, offline.
+
+    A JWS has three dot-separated segments, a JWE five; the header must be a base64url
+    JSON object naming an ``alg`` (and an ``enc`` for a JWE). A JWS cut off after its
+    payload (two segments, as in a truncated log line) is still recognised when its
+    payload decodes to a JSON object.
+
+    Returns:
+        The facts, or ``None`` when ``token`` is not a JWT.
+    """
+    parts = token.split(".")
+    header = _json_object(parts[0], MAX_HEADER_CHARS)
+    if header is None or not isinstance(header.get("alg"), str):
+        return None
+    form: Literal["jws", "jwe"]
+    if len(parts) == 5 and isinstance(header.get("enc"), str):  # noqa: PLR2004 - JWE layout
+        form, claims = "jwe", None
+    elif len(parts) in {2, 3}:
+        form, claims = "jws", _json_object(parts[1], MAX_PAYLOAD_CHARS)
+        if claims is None and len(parts) == 2:  # noqa: PLR2004 - truncated JWS
+            return None
+    else:
+        return None
+    facts: dict[str, Fact] = {}
+    for source, names in ((header, HEADER_FACTS), (claims or {}, CLAIM_FACTS)):
+        for name in names:
+            if name in source and (value := _fact(source[name])) is not None:
+                facts[name] = value
+    return JwtInfo(form=form, facts=facts, claims_readable=claims is not None)

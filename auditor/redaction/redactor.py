@@ -1,0 +1,347 @@
+"""`Redactor`: the structlog processor that keeps tokens and PHI out of log events.
+
+Place it after ``format_exc_info`` (so tracebacks are text it can scan) and before the
+renderer::
+
+    structlog.configure(processors=[
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        Redactor(RedactorConfig()),
+        structlog.processors.JSONRenderer(),
+    ])
+
+If an event still holds ``exc_info`` (the Redactor placed before ``format_exc_info``), the
+Redactor formats the exception itself so the traceback text is redacted too.
+
+The common path costs one pass: keys are classified from a cache, the event's strings are
+joined and run through the pattern library's prefilter, and a clean event is returned
+untouched (the same object). Only events that trip the prefilter, or hold a sensitive
+key, a nested object or a non-string value, are walked in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import quote
+from uuid import UUID
+
+from structlog.processors import format_exc_info
+
+from auditor.errors import ConfigurationError
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
+from auditor.patterns.keys import Scope, normalize_key
+from auditor.patterns.library import Group, PatternLibrary, splice
+from auditor.patterns.matches import FieldMatch, Fact, JsonPath, Kind, json_path
+from auditor.patterns.shapes import SHAPE_KEYS
+from auditor.patterns.walk import LimitReason, Walker
+from auditor.redaction.config import RedactorConfig
+from auditor.vocabulary import TokenKind
+
+_PLAIN: Final = 0
+_ALLOW: Final = 1
+_ATTENTION: Final = 2
+_KEY_CACHE_LIMIT: Final = 4096
+_SCALARS: Final = frozenset({int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta})
+_STRUCTLOG_META: Final = ("_record", "_from_structlog")
+"""Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
+_FAILED_KEEP: Final = ("timestamp", "level", "logger")
+_MAX_KEPT_CHARS: Final = 64
+_FACT_SAFE_CHARS: Final = ":/?#@!$&'()*+,;=~.-_"
+_MAX_FACT_CHARS: Final = 128
+
+EventDict = MutableMapping[str, Any]
+
+
+class Redaction:
+    """What one redaction pass replaced: JSON path and rule of each, never a value."""
+
+    __slots__ = ("count", "records")
+
+    def __init__(self) -> None:
+        self.records: list[tuple[JsonPath, str]] = []
+        self.count = 0
+
+    def add(self, path: JsonPath, rule: str) -> None:
+        """Note that the value at ``path`` was replaced by ``rule``."""
+        self.records.append((path, rule))
+        self.count += 1
+
+
+class _Marking:
+    """The walk visitor of the Redactor: replaces with markers and notes what it did."""
+
+    __slots__ = ("_redactor", "done")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self.done = Redaction()
+
+    def field(self, match: FieldMatch, original: object) -> object:
+        if not match.redact:
+            return original
+        self.done.add(match.path, match.rule)
+        return self._redactor.marker(match.kind, match.value, match.facts)
+
+    def report(self, match: FieldMatch) -> None:
+        """Report-only matches (a person resource) change nothing."""
+
+    def text(self, path: JsonPath, text: str, groups: list[Group]) -> object:
+        def replace(group: Group) -> str:
+            for member in group.members:
+                self.done.add(path, member.rule)
+            best = group.best
+            return self._redactor.marker(best.kind, best.value, best.facts)
+
+        return splice(text, groups, replace)
+
+    def limit(self, path: JsonPath, reason: LimitReason, original: object) -> object:
+        self.done.add(path, f"limit.{reason}")
+        if reason == "oversized" and isinstance(original, str | bytes):
+            return f"[REDACTED:oversized chars={len(original)}]"
+        return f"[REDACTED:{reason}]"
+
+
+class Redactor:
+    """A structlog processor that replaces tokens and PHI with markers.
+
+    A marker names the kind and a short keyed fingerprint, never the value:
+    ``[REDACTED:jwt fp=3fa9c1d2 iss=https://ehr.example jti=… kid=… alg=ES384 exp=…]``.
+    What was replaced is listed under ``config.record_key`` (JSON path and rule).
+
+    It never raises: if redaction fails, the event is replaced by a minimal one that
+    says so (fail closed), and `failures` counts it.
+
+    Args:
+        config: What to redact (default: everything the pattern library knows).
+
+    Raises:
+        ConfigurationError: The configuration is invalid.
+    """
+
+    __slots__ = (
+        "_allow",
+        "_config",
+        "_digits",
+        "_fingerprint",
+        "_jwt_facts",
+        "_key_state",
+        "_lib",
+        "_max_chars",
+        "_max_depth",
+        "_max_items",
+        "_walker_keys",
+        "failures",
+    )
+
+    def __init__(self, config: RedactorConfig | None = None) -> None:
+        config = config or RedactorConfig()
+        config.validate()
+        self._config = config
+        try:
+            self._lib = PatternLibrary(
+                keys=config.key_table(), kinds=config.kinds, extra_rules=config.extra_rules
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid redaction rules: {exc}") from None
+        self._fingerprint: Fingerprinter = config.fingerprinter or default_fingerprinter()
+        self._digits = config.fingerprint_digits
+        self._jwt_facts = config.jwt_facts
+        self._allow = frozenset(normalize_key(k) for k in config.allow_keys)
+        self._max_chars = config.max_value_chars
+        self._max_depth = config.max_depth
+        self._max_items = config.max_items
+        self._key_state: dict[object, int] = {}
+        self._walker_keys: dict[str, object] = {}
+        self.failures = 0
+        """How many events redaction failed on (each was replaced by a minimal event)."""
+
+    @property
+    def config(self) -> RedactorConfig:
+        """The configuration."""
+        return self._config
+
+    @property
+    def library(self) -> PatternLibrary:
+        """The compiled pattern library."""
+        return self._lib
+
+    # --- structlog ------------------------------------------------------------------------
+
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+        """Redact one event; structlog's processor signature."""
+        try:
+            if not self._needs_walk(event_dict):
+                return event_dict
+            return self._redact_event(logger, method_name, event_dict)
+        except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
+            return self._failed(event_dict, exc)
+
+    def _state(self, key: object) -> int:
+        if not isinstance(key, str):
+            return _ATTENTION
+        normal = normalize_key(key)
+        if normal in self._allow:
+            state = _ALLOW
+        else:
+            rule = self._lib.keys.get(normal)
+            sensitive = rule is not None and rule.scope is not Scope.TEXT
+            state = _ATTENTION if sensitive or normal in SHAPE_KEYS or key in _STRUCTLOG_META else _PLAIN
+        if len(self._key_state) >= _KEY_CACHE_LIMIT:
+            self._key_state.clear()
+        self._key_state[key] = state
+        return state
+
+    def _collect(self, value: object, strings: list[str], depth: int) -> bool:
+        """Gather the strings of a plain nested value; False when it needs the full walk."""
+        if depth > self._max_depth:
+            return False
+        kind = type(value)
+        if kind is dict:
+            if len(value) > self._max_items:  # type: ignore[arg-type]
+                return False
+            get_state = self._key_state.get
+            for key, item in value.items():  # type: ignore[attr-defined]
+                state = get_state(key)
+                if state is None:
+                    state = self._state(key)
+                if state == _ALLOW:
+                    continue
+                if state == _ATTENTION or not self._collect_leaf(item, strings, depth):
+                    return False
+            return True
+        if kind is list or kind is tuple:
+            if len(value) > self._max_items:  # type: ignore[arg-type]
+                return False
+            return all(self._collect_leaf(item, strings, depth) for item in value)  # type: ignore[attr-defined]
+        return False
+
+    def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
+        kind = type(value)
+        if kind is str:
+            if len(value) > self._max_chars:  # type: ignore[arg-type]
+                return False
+            strings.append(value)  # type: ignore[arg-type]
+            return True
+        if kind in _SCALARS:
+            return True
+        return self._collect(value, strings, depth + 1)
+
+    def _needs_walk(self, event_dict: EventDict) -> bool:
+        strings: list[str] = []
+        get_state = self._key_state.get
+        max_chars = self._max_chars
+        for key, value in event_dict.items():
+            state = get_state(key)
+            if state is None:
+                state = self._state(key)
+            if state:
+                if state == _ALLOW:
+                    continue
+                return True
+            kind = type(value)
+            if kind is str:
+                if len(value) > max_chars:
+                    return True
+                strings.append(value)
+            elif kind not in _SCALARS and not self._collect(value, strings, 1):
+                return True
+        return bool(strings) and self._lib.prefilter.hits("\n".join(strings))
+
+    def _redact_event(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+        if event_dict.get("exc_info"):
+            event_dict = format_exc_info(logger, method_name, event_dict)  # type: ignore[arg-type]
+        meta = {key: event_dict.pop(key) for key in _STRUCTLOG_META if key in event_dict}
+        new, done = self.redact(event_dict)
+        out: EventDict = new if isinstance(new, MutableMapping) else dict(event_dict)
+        if done.records and self._config.record_key is not None:
+            out[self._config.record_key] = self._records(done)
+        out.update(meta)
+        return out
+
+    def _records(self, done: Redaction) -> list[dict[str, object]]:
+        limit = self._config.max_records
+        records: list[dict[str, object]] = [
+            {"path": json_path(path), "rule": rule} for path, rule in done.records[:limit]
+        ]
+        if done.count > limit:
+            records.append({"rule": "more", "count": done.count - limit})
+        return records
+
+    def _failed(self, event_dict: EventDict, exc: Exception) -> EventDict:
+        self.failures += 1
+        minimal: dict[str, Any] = {"event": "redaction failed", "redaction_error": type(exc).__name__}
+        try:
+            for key in _FAILED_KEEP:
+                value = event_dict.get(key)
+                if isinstance(value, str) and len(value) <= _MAX_KEPT_CHARS and normalize_key(key) in self._allow:
+                    minimal[key] = value
+            for key in _STRUCTLOG_META:
+                if key in event_dict:
+                    minimal[key] = event_dict[key]
+        except Exception:  # noqa: BLE001, S110 - an event too broken to read keeps nothing
+            pass
+        return minimal
+
+    # --- values and text ------------------------------------------------------------------
+
+    def redact(self, value: object) -> tuple[object, Redaction]:
+        """Redact any value: dicts, lists, tuples, sets, bytes, pydantic models,
+        dataclasses, strings. Returns the value (the same object when nothing was
+        sensitive) and what was replaced.
+
+        Unlike ``__call__`` this may raise on a value that cannot be walked (a broken
+        ``__eq__``, a model whose dump fails); callers that must not raise catch it.
+        """
+        visitor = _Marking(self)
+        walker = Walker(
+            self._lib,
+            visitor,
+            allow=self._allow,
+            max_depth=self._max_depth,
+            max_string=self._max_chars,
+            max_items=self._max_items,
+            key_cache=self._walker_keys,
+        )
+        new = walker.walk(value)
+        return new, visitor.done
+
+    def redact_text(self, text: str) -> str:
+        """Redact one string (a log message, a traceback); the same object if clean."""
+        if len(text) > self._max_chars:
+            return f"[REDACTED:oversized chars={len(text)}]"
+        if not self._lib.prefilter.hits(text):
+            return text
+        new, _ = self._lib.redact_text(text, self._group_marker)
+        return new
+
+    def _group_marker(self, group: Group) -> str:
+        best = group.best
+        return self.marker(best.kind, best.value, best.facts)
+
+    def marker(self, kind: Kind, value: str, facts: Any = None) -> str:
+        """The replacement for one value: kind, short keyed fingerprint, safe JWT facts."""
+        fp = self._fingerprint.short(value, self._digits)
+        parts = [f"[REDACTED:{kind.value} fp={fp}"]
+        if kind is TokenKind.JWT and facts:
+            for name in self._jwt_facts:
+                fact = facts.get(name)
+                shown = self._fact_text(fact)
+                if shown is not None:
+                    parts.append(f"{name}={shown}")
+        return " ".join(parts) + "]"
+
+    def _fact_text(self, fact: Fact | None) -> str | None:
+        if fact is None or isinstance(fact, bool | tuple):
+            return None
+        text = str(fact)
+        # An attacker controls a token's claims: a claim must not smuggle a secret or
+        # break the marker. Short, percent-encoded, and clean by our own rules.
+        if len(text) > _MAX_FACT_CHARS or self._lib.contains(text):
+            return None
+        return quote(text, safe=_FACT_SAFE_CHARS)
