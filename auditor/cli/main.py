@@ -67,6 +67,7 @@ COMMANDS: tuple[Command, ...] = (
         "Prune the store by retention policy, archiving to Parquet; --dry-run says what.",
         extra="pipeline",
     ),
+    Command("redact", "auditor.cli.redact", "Redact tokens and PHI from log files or stdin."),
 )
 
 

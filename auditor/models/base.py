@@ -17,11 +17,16 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class Contract(BaseModel):
-    """Base of every contract: unknown fields are errors, instances are immutable."""
+    """Base of every contract: unknown fields are errors, instances are immutable.
+
+    Validation errors do not repeat the input: a producer that sends a token where a
+    claim belongs must not see it echoed into an exception, a log or a dead letter.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        hide_input_in_errors=True,
         str_max_length=8192,
         use_enum_values=False,
         validate_default=False,

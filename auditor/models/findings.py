@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from auditor.models.base import Contract, UtcDatetime
 from auditor.models.events import Fingerprint
+from auditor.patterns.library import default_library
+from auditor.patterns.matches import TOKEN_KINDS
 from auditor.vocabulary import DetectorName, SafeHarbor, Severity
 
 FactValue = str | int | float | bool | None | tuple[str, ...]
@@ -26,6 +28,26 @@ MAX_FACT_TEXT = 512
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,127}$")]
 KindName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+def refuse_credentials(field: str, text: str) -> str:
+    """Return ``text``, or raise if the pattern library sees a credential in it.
+
+    Defense in depth (a secret never travels): a detector that put a token, a PEM key or
+    a private JWK into a finding's text by mistake is stopped here. Redaction markers
+    (``[REDACTED:jwt fp=… iss=… jti=…]``) and safe facts (an ``iss`` URL, a ``jti``, a
+    ``kid``) pass. The message names the field and the rule, never the text.
+
+    Raises:
+        ValueError: ``text`` holds a credential.
+    """
+    if text:
+        found = [m for m in default_library().find_in_text(text) if m.kind in TOKEN_KINDS]
+        if found:
+            raise ValueError(
+                f"{field} holds a credential ({found[0].rule}); record a fingerprint instead"
+            )
+    return text
 
 
 def finding_id(detector: str, rule: str, *anchor: object) -> str:
@@ -100,7 +122,15 @@ class Finding(Contract):
                 raise ValueError(f"fact names are at most {MAX_FACT_NAME} characters")
             if isinstance(fact, str) and len(fact) > MAX_FACT_TEXT:
                 raise ValueError(f"fact {key!r} is longer than {MAX_FACT_TEXT} characters")
+            texts = fact if isinstance(fact, tuple) else (fact,) if isinstance(fact, str) else ()
+            for text in texts:
+                refuse_credentials(f"fact {key!r}", text)
         return value
+
+    @field_validator("title", "evidence", "location", "origin")
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return refuse_credentials(str(info.field_name), value) if value else value
 
     def is_at_least(self, severity: Severity) -> bool:
         """Whether this finding is as urgent as ``severity`` or more."""

@@ -17,7 +17,14 @@ Typical use::
 """
 
 from auditor.patterns.jwt import CLAIM_FACTS, HEADER_FACTS, JwtInfo, inspect_jwt
-from auditor.patterns.keys import DEFAULT_KEY_RULES, KeyRule, Scope, ValueShape, key_rules, normalize_key
+from auditor.patterns.keys import (
+    DEFAULT_KEY_RULES,
+    KeyRule,
+    Scope,
+    ValueShape,
+    key_rules,
+    normalize_key,
+)
 from auditor.patterns.library import PatternLibrary, default_library, find_in_text, scan
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, Match, json_path
 from auditor.patterns.prefilter import Prefilter, fold

@@ -31,7 +31,7 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def value_of(shape: ValueShape, value: str) -> str | None:
+def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one case per shape
     """The normalized value when ``value`` counts under a key of ``shape``, else ``None``.
 
     The normalized value is what gets fingerprinted: digits only for SSNs and phone
@@ -90,8 +90,9 @@ _SEPARATORS: Final = ("=", ":", '"', "'", "\\")
 
 
 def _trigger_forms(rule: KeyRule) -> set[str]:
-    """The key as written in text (``access_token``, ``access-token``, ``accessToken``),
-    with a separator after it when the bare word is too common.
+    """The key as written in text: ``access_token``, ``access-token``, ``accessToken``.
+
+    A separator follows it when the bare word is too common.
 
     A spelling without an anchor byte (`ANCHOR_BYTES`) cannot be scanned for cheaply and
     is left out: ``secret=…`` alone does not trigger the rule (``client_secret=…`` does).
@@ -164,7 +165,7 @@ class KeyedRule:
                 yield found
                 pos = max(pos, found.end)
 
-    def _value(self, rule: KeyRule, text: str, at: int) -> Match | None:
+    def _value(self, rule: KeyRule, text: str, at: int) -> Match | None:  # noqa: PLR0911 - each exit is a reason to reject
         vm = None
         if rule.shape is ValueShape.HEADER:
             vm = HEADER_VALUE_RE.match(text, at)
@@ -178,6 +179,8 @@ class KeyedRule:
         if (group == "arr") != (rule.shape is ValueShape.LIST) and rule.scope is Scope.TEXT:
             return None
         raw = vm.group(group)
+        if raw.lstrip().startswith("[REDACTED"):
+            return None
         if group == "arr":
             items = [a or b for a, b in _LIST_ITEM_RE.findall(raw)]
             shape = ValueShape.NAME if rule.shape is ValueShape.LIST else rule.shape

@@ -32,10 +32,12 @@ class Scope(Enum):
 
 
 class ValueShape(Enum):
-    """What a value under a sensitive key must look like to count (keeps placeholders and
-    wrong-typed values out; a structure's container values always count)."""
+    """What a value under a sensitive key must look like to count.
 
-    SECRET = "secret"  # any non-placeholder value
+    Keeps placeholders and wrong-typed values out; containers in a structure always count.
+    """
+
+    SECRET = "secret"  # noqa: S105 - a shape name: any non-placeholder value
     CREDENTIAL = "credential"  # opaque credential shape (generic key names such as "token")
     HEADER = "header"  # a whole header value: runs to the end of the line in text
     SSN = "ssn"

@@ -162,7 +162,9 @@ class PatternLibrary:
         (too deep, too long, too many items, a cycle) are listed in ``limits``.
         """
         collector = Collector()
-        walker = Walker(self, collector, max_depth=max_depth, max_string=max_string, max_items=max_items)
+        walker = Walker(
+            self, collector, max_depth=max_depth, max_string=max_string, max_items=max_items
+        )
         walker.walk(value)
         return collector.result
 

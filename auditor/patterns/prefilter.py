@@ -1,4 +1,4 @@
-"""A cheap test that says which rules could match a text, before any exact rule runs.
+r"""A cheap test that says which rules could match a text, before any exact rule runs.
 
 Log events are overwhelmingly clean, so the common path must be a single pass over the
 event's strings. The text is folded with ``bytes.translate`` (ASCII letters to lower case,
@@ -38,7 +38,7 @@ ANCHOR: Final = 0x01
 COMMON_MARK: Final = 0x02
 """What common anchor bytes become in marked text."""
 
-COMMONNESS: Final = b"0ecatr-ds.\nofi/hpn blm:ugwkxvjy=_qz$\"(),&;?|+"
+COMMONNESS: Final = b'0ecatr-ds.\nofi/hpn blm:ugwkxvjy=_qz$"(),&;?|+'
 """Bytes of folded CDS service logs, most common first (measured on the clean events of
 ``bench/corpus.py``: ``0`` is 24% of bytes, ``e`` 8.5%, ``-`` 3.9%, ``b`` 2.0%, ``k`` 0.7%,
 ``j`` 0.4%, ``z`` 0.2%, ``@`` and ``#`` never). A byte not listed counts as rarest."""
@@ -84,22 +84,22 @@ def _rarity(byte: int) -> int:
 
 
 def anchor_of(trigger: bytes) -> int:
-    """The index of the byte a trigger is anchored at: its rarest anchor byte, preferring
-    rare anchors and a position before the last byte (so a tail byte follows and the
-    trie dispatches on it before any lookbehind).
+    """The index of the byte a trigger is anchored at.
+
+    Its rarest anchor byte, preferring rare anchors and a position before the last byte
+    (so a tail byte follows and the trie dispatches on it before any lookbehind).
 
     Raises:
         ValueError: The trigger holds no anchor byte.
     """
-    best: tuple[int, int, int] | None = None
-    for index, byte in enumerate(trigger):
-        if byte in ANCHOR_BYTES:
-            key = (byte in COMMON_ANCHORS, index == len(trigger) - 1, _rarity(byte))
-            if best is None or key < best[:3]:
-                best = (*key, index)  # type: ignore[assignment]
-    if best is None:
+    ranked = [
+        ((byte in COMMON_ANCHORS, index == len(trigger) - 1, _rarity(byte)), index)
+        for index, byte in enumerate(trigger)
+        if byte in ANCHOR_BYTES
+    ]
+    if not ranked:
         raise ValueError(f"trigger {trigger!r} holds no anchor byte; add a rarer character")
-    return best[-1]  # type: ignore[index]
+    return min(ranked)[1]
 
 
 class _Node:
@@ -116,7 +116,11 @@ def _lookbehind(prefixes: Iterable[bytes], tail: bytes, anchor: bytes) -> bytes:
     for prefix in prefixes:
         by_width.setdefault(len(prefix), []).append(prefix)
     checks = [
-        b"(?<=(?:" + b"|".join(re.escape(p) for p in sorted(group)) + b")" + re.escape(anchor + tail) + b")"
+        b"(?<=(?:"
+        + b"|".join(re.escape(p) for p in sorted(group))
+        + b")"
+        + re.escape(anchor + tail)
+        + b")"
         for _, group in sorted(by_width.items())
     ]
     return checks[0] if len(checks) == 1 else b"(?:" + b"|".join(checks) + b")"
@@ -201,7 +205,9 @@ class Prefilter:
                 continue
             at = anchor_of(trigger)
             marked = trigger.translate(self._table)
-            placed[marked[at]].append((marked[at + 1 :], marked[:at], trigger, at, frozenset(rules)))
+            placed[marked[at]].append(
+                (marked[at + 1 :], marked[:at], trigger, at, frozenset(rules))
+            )
         self._groups = tuple(_Group(mark, items) for mark, items in placed.items() if items)
 
     @staticmethod

@@ -118,7 +118,7 @@ class TextRule:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _match(  # noqa: PLR0913 - a record, built in one place
+def _match(  # noqa: PLR0917 - a record, built in one place
     kind: Kind,
     rule: str,
     start: int,
@@ -155,7 +155,8 @@ def _example_jwt(header: dict[str, object], claims: dict[str, object] | None = N
     """A syntactically real JWT for the examples (the signature is filler)."""
     head = _b64url(json.dumps(header, separators=(",", ":")).encode())
     if claims is None:  # JWE: encrypted key, iv, ciphertext, tag
-        return f"{head}.{_b64url(bytes(range(40)))}.{_b64url(bytes(12))}.{_b64url(b'x' * 48)}.{_b64url(bytes(16))}"
+        parts = (bytes(range(40)), bytes(12), b"x" * 48, bytes(16))
+        return ".".join([head, *map(_b64url, parts)])
     body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
     return f"{head}.{body}.{_b64url(bytes(range(64)))}"
 
@@ -212,7 +213,6 @@ JWT_RULE: Final = TextRule(
     pattern=JWT_RE,
     check=_check_jwt,
     triggers=("eyj",),  # base64url of '{"'
-
     examples=(
         f"Authorization: Bearer {EXAMPLE_JWS}",
         f"token={EXAMPLE_JWS}.",
@@ -289,7 +289,9 @@ def _check_bearer(m: re.Match[str], text: str) -> Match | None:
         return None
     if not looks_like_credential(cred):
         return None
-    return _match(TokenKind.BEARER_TOKEN, "bearer.credential", m.start("cred"), m.end(), cred, P_CREDENTIAL)
+    return _match(
+        TokenKind.BEARER_TOKEN, "bearer.credential", m.start("cred"), m.end(), cred, P_CREDENTIAL
+    )
 
 
 BEARER_RULE: Final = TextRule(
@@ -324,7 +326,9 @@ def _check_basic(m: re.Match[str], _text: str) -> Match | None:
     printable = sum(32 <= b < 127 for b in raw)  # noqa: PLR2004 - printable ASCII
     if printable < _MIN_PRINTABLE_SHARE * len(raw):
         return None
-    return _match(TokenKind.BASIC_AUTH, "basic.credential", m.start("cred"), m.end("cred"), cred, P_CREDENTIAL)
+    return _match(
+        TokenKind.BASIC_AUTH, "basic.credential", m.start("cred"), m.end("cred"), cred, P_CREDENTIAL
+    )
 
 
 BASIC_RULE: Final = TextRule(
@@ -349,7 +353,9 @@ def _check_userinfo(m: re.Match[str], _text: str) -> Match | None:
     pw = m.group("pw")
     if is_placeholder(pw):
         return None
-    return _match(TokenKind.BASIC_AUTH, "url.userinfo", m.start("cred"), m.end("cred"), pw, P_CREDENTIAL)
+    return _match(
+        TokenKind.BASIC_AUTH, "url.userinfo", m.start("cred"), m.end("cred"), pw, P_CREDENTIAL
+    )
 
 
 USERINFO_RULE: Final = TextRule(
@@ -368,7 +374,9 @@ def _check_code(m: re.Match[str], _text: str) -> Match | None:
     code = m.group("code")
     if not looks_like_credential(code):
         return None
-    return _match(TokenKind.URL_TOKEN, "param.code", m.start("code"), m.end("code"), code, P_KEYED_TOKEN)
+    return _match(
+        TokenKind.URL_TOKEN, "param.code", m.start("code"), m.end("code"), code, P_KEYED_TOKEN
+    )
 
 
 CODE_PARAM_RULE: Final = TextRule(
@@ -394,7 +402,9 @@ def _check_pem(m: re.Match[str], _text: str) -> Match | None:
     if len(body) < _MIN_PEM_BODY:
         return None
     facts: dict[str, Fact] = {"key_type": m.group("type").strip() or "PKCS8"}
-    return _match(TokenKind.PRIVATE_KEY, "pem.private_key", m.start(), m.end(), body, P_JWT, facts=facts)
+    return _match(
+        TokenKind.PRIVATE_KEY, "pem.private_key", m.start(), m.end(), body, P_JWT, facts=facts
+    )
 
 
 PEM_RULE: Final = TextRule(
@@ -404,8 +414,14 @@ PEM_RULE: Final = TextRule(
     check=_check_pem,
     triggers=("private key",),
     examples=(
-        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----",
-        '{"key": "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIOr5bXk0c2VjcmV0LWtleQ==\\n-----END EC PRIVATE KEY-----"}',
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+            "-----END PRIVATE KEY-----"
+        ),
+        (
+            '{"key": "-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIOr5bXk0c2VjcmV0LWtleQ==\\n'
+            '-----END EC PRIVATE KEY-----"}'
+        ),
     ),
 )
 
@@ -451,7 +467,9 @@ def _check_ssn(m: re.Match[str], _text: str) -> Match | None:
         return None
     digits = m[1] + m[2] + m[3]
     confidence = 0.5 if digits in EXAMPLE_SSNS else 1.0
-    return _match(PhiKind.SSN, "ssn.dashed", m.start(), m.end(), digits, P_PHI_SHAPE, confidence=confidence)
+    return _match(
+        PhiKind.SSN, "ssn.dashed", m.start(), m.end(), digits, P_PHI_SHAPE, confidence=confidence
+    )
 
 
 SSN_RULE: Final = TextRule(
@@ -475,7 +493,13 @@ def _check_ssn_keyword(m: re.Match[str], _text: str) -> Match | None:
         return None
     confidence = 0.5 if digits in EXAMPLE_SSNS else 1.0
     return _match(
-        PhiKind.SSN, "ssn.keyword", m.start("ssn"), m.end("ssn"), digits, P_PHI_KEYWORD, confidence=confidence
+        PhiKind.SSN,
+        "ssn.keyword",
+        m.start("ssn"),
+        m.end("ssn"),
+        digits,
+        P_PHI_KEYWORD,
+        confidence=confidence,
     )
 
 
@@ -484,7 +508,14 @@ SSN_KEYWORD_RULE: Final = TextRule(
     kind=PhiKind.SSN,
     pattern=SSN_KEYWORD_RE,
     check=_check_ssn_keyword,
-    triggers=("ssn", "ss#", "social security", "social_security", "social-security", "socialsecurity"),
+    triggers=(
+        "ssn",
+        "ss#",
+        "social security",
+        "social_security",
+        "social-security",
+        "socialsecurity",
+    ),
     examples=("SSN 536228714 on file", "social security number is 536 22 8714"),
 )
 
@@ -509,7 +540,13 @@ def _check_phone(m: re.Match[str], _text: str) -> Match | None:
         return None
     confidence = 0.5 if nanp_is_fictional(nxx, line) else 1.0
     return _match(
-        PhiKind.PHONE, "phone.nanp", m.start(), m.end(), npa + nxx + line, P_PHI_SHAPE, confidence=confidence
+        PhiKind.PHONE,
+        "phone.nanp",
+        m.start(),
+        m.end(),
+        npa + nxx + line,
+        P_PHI_SHAPE,
+        confidence=confidence,
     )
 
 
@@ -544,7 +581,13 @@ def _check_phone_keyword(m: re.Match[str], _text: str) -> Match | None:
     safeguard = SafeHarbor.FAX if m.group("kw").lower() == "fax" else SafeHarbor.PHONE
     start = m.start("num")
     return _match(
-        PhiKind.PHONE, "phone.keyword", start, start + len(num), digits[-10:], P_PHI_KEYWORD, safeguard=safeguard
+        PhiKind.PHONE,
+        "phone.keyword",
+        start,
+        start + len(num),
+        digits[-10:],
+        P_PHI_KEYWORD,
+        safeguard=safeguard,
     )
 
 
@@ -569,7 +612,11 @@ def _check_email(m: re.Match[str], text: str) -> Match | None:
         return None
     start = m.start()
     # `scheme://user:password@host` is a credential in a URL (url.userinfo), not an address.
-    if start > 0 and text[start - 1] == ":" and not text[max(0, start - 7) : start].lower().endswith("mailto:"):
+    if (
+        start > 0
+        and text[start - 1] == ":"
+        and not text[max(0, start - 7) : start].lower().endswith("mailto:")
+    ):
         return None
     return _match(PhiKind.EMAIL, "email.address", start, m.end(), m.group().lower(), P_PHI_SHAPE)
 
@@ -593,7 +640,9 @@ def _check_mrn(m: re.Match[str], _text: str) -> Match | None:
     mrn = m.group("mrn")
     if not any(ch.isdigit() for ch in mrn):
         return None
-    return _match(PhiKind.MRN, "mrn.keyword", m.start("mrn"), m.end("mrn"), mrn.upper(), P_PHI_KEYWORD)
+    return _match(
+        PhiKind.MRN, "mrn.keyword", m.start("mrn"), m.end("mrn"), mrn.upper(), P_PHI_KEYWORD
+    )
 
 
 MRN_RULE: Final = TextRule(
@@ -627,8 +676,11 @@ MRN_FHIR_TEXT_RULE: Final = TextRule(
     check=_check_mrn_fhir_text,
     triggers=('"mr"', '"mr\\"'),
     examples=(
-        'body={"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203",'
-        '"code":"MR"}]},"system":"urn:oid:1.2.36.146.595.217.0.1","value":"A12345"}]}',
+        (
+            'body={"identifier":[{"type":{"coding":[{"system":'
+            '"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},'
+            '"system":"urn:oid:1.2.36.146.595.217.0.1","value":"A12345"}]}'
+        ),
         '{"value": "A12345", "type": {"coding": [{"code": "MR"}]}}',
     ),
 )
@@ -640,7 +692,15 @@ def _check_mrn_search(m: re.Match[str], _text: str) -> Match | None:
     value = m.group("id")
     if is_placeholder(value) or not any(ch.isdigit() for ch in value):
         return None
-    return _match(PhiKind.MRN, "mrn.fhir_search", m.start("id"), m.end("id"), value, P_PHI_KEYWORD, confidence=0.8)
+    return _match(
+        PhiKind.MRN,
+        "mrn.fhir_search",
+        m.start("id"),
+        m.end("id"),
+        value,
+        P_PHI_KEYWORD,
+        confidence=0.8,
+    )
 
 
 MRN_SEARCH_RULE: Final = TextRule(
@@ -675,12 +735,18 @@ DOB_RULE: Final = TextRule(
     pattern=DOB_RE,
     check=_check_dob,
     triggers=("dob", "d.o.b", "birth", "born"),
-    examples=("DOB: 03/07/1954", '"birthDate": "1954-03-07"', "born March 7, 1954", "date of birth 7 Mar 1954"),
+    examples=(
+        "DOB: 03/07/1954",
+        '"birthDate": "1954-03-07"',
+        "born March 7, 1954",
+        "date of birth 7 Mar 1954",
+    ),
 )
 
 NAME_RE: Final = re.compile(
-    r"(?<![A-Za-z0-9])(?i:patient(?:[ _-]?(?:full[ _-]?)?name)?|(?:first|last|given|family|full|middle|maiden)"
-    r"[ _-]?name|name[ _-]of[ _-]patient)[\"']?[ \t]{0,3}+[:=][ \t]{0,3}+[\"']?"
+    r"(?<![A-Za-z0-9])(?i:patient(?:[ _-]?(?:full[ _-]?)?name)?"
+    r"|(?:first|last|given|family|full|middle|maiden)[ _-]?name|name[ _-]of[ _-]patient)"
+    r"[\"']?[ \t]{0,3}+[:=][ \t]{0,3}+[\"']?"
     r"(?P<name>[A-Z][a-zA-Z'-]{1,30}+(?:,?[ ][A-Z][a-zA-Z'-]{0,30}+\.?){0,3}+)"
 )
 
@@ -690,7 +756,9 @@ def _check_name(m: re.Match[str], text: str) -> Match | None:
     if is_placeholder(name) or text[m.end("name") : m.end("name") + 1] == "/":
         return None
     start = m.start("name")
-    return _match(PhiKind.PERSON_NAME, "person_name.keyword", start, start + len(name), name, P_PHI_WEAK)
+    return _match(
+        PhiKind.PERSON_NAME, "person_name.keyword", start, start + len(name), name, P_PHI_WEAK
+    )
 
 
 NAME_RULE: Final = TextRule(
@@ -698,7 +766,9 @@ NAME_RULE: Final = TextRule(
     kind=PhiKind.PERSON_NAME,
     pattern=NAME_RE,
     check=_check_name,
-    triggers=tuple(f"{w}{s}" for w in ("name", "patient") for s in (":", "=", '"', "'", " :", " =", "\\")),
+    triggers=tuple(
+        f"{w}{s}" for w in ("name", "patient") for s in (":", "=", '"', "'", " :", " =", "\\")
+    ),
     examples=("patient name: Maria Lopez", "Patient: Smith, John Q.", "first_name='Ana'"),
 )
 
@@ -714,7 +784,9 @@ STREET_RE: Final = re.compile(
 
 
 def _check_street(m: re.Match[str], _text: str) -> Match | None:
-    return _match(PhiKind.STREET_ADDRESS, "street_address.pattern", m.start(), m.end(), m.group(), P_PHI_WEAK)
+    return _match(
+        PhiKind.STREET_ADDRESS, "street_address.pattern", m.start(), m.end(), m.group(), P_PHI_WEAK
+    )
 
 
 # Triggers need an anchor byte (auditor.patterns.prefilter.ANCHOR_BYTES), so only suffixes
@@ -723,7 +795,9 @@ def _check_street(m: re.Match[str], _text: str) -> Match | None:
 # when something else in the text triggers the rule; their letters are all too common
 # in log text to scan for cheaply.
 _STREET_TRIGGERS: Final = tuple(
-    f" {suffix}" for suffix in _STREET_SUFFIXES.lower().split("|") if set(suffix) & set("jkqvwxyzbpmn")
+    f" {suffix}"
+    for suffix in _STREET_SUFFIXES.lower().split("|")
+    if set(suffix) & set("jkqvwxyzbpmn")
 )
 STREET_RULE: Final = TextRule(
     name="street_address.pattern",
@@ -731,7 +805,11 @@ STREET_RULE: Final = TextRule(
     pattern=STREET_RE,
     check=_check_street,
     triggers=_STREET_TRIGGERS,
-    examples=("ship to 1428 Elm Avenue, Springfield", "lives at 77 N Harbor Blvd. Apt 4", "addr 9 Oak Lane"),
+    examples=(
+        "ship to 1428 Elm Avenue, Springfield",
+        "lives at 77 N Harbor Blvd. Apt 4",
+        "addr 9 Oak Lane",
+    ),
 )
 
 PATIENT_REF_RE: Final = re.compile(
@@ -746,7 +824,13 @@ def _check_patient_ref(m: re.Match[str], _text: str) -> Match | None:
     start = m.start("id")
     facts: dict[str, Fact] = {"resource_type": m.group("type")}
     return _match(
-        PhiKind.PATIENT_ID, "patient_id.reference", start, start + len(value), value, P_PHI_KEYWORD, facts=facts
+        PhiKind.PATIENT_ID,
+        "patient_id.reference",
+        start,
+        start + len(value),
+        value,
+        P_PHI_KEYWORD,
+        facts=facts,
     )
 
 
@@ -756,7 +840,10 @@ PATIENT_REF_RULE: Final = TextRule(
     pattern=PATIENT_REF_RE,
     check=_check_patient_ref,
     triggers=("patient/", "person/"),
-    examples=("GET https://fhir.example.org/r4/Patient/smart-1288992/$everything", "subject=Patient/42."),
+    examples=(
+        "GET https://fhir.example.org/r4/Patient/smart-1288992/$everything",
+        "subject=Patient/42.",
+    ),
 )
 
 BUILTIN_RULES: Final[tuple[TextRule, ...]] = (

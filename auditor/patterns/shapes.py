@@ -152,7 +152,7 @@ def _person(d: Mapping[str, object], resource_type: str) -> Shape:
     return Shape(members=members, report=report, person=True)
 
 
-def shape_of(d: Mapping[str, object], *, in_person: bool = False) -> Shape | None:  # noqa: PLR0911 - one exit per shape
+def shape_of(d: Mapping[str, object], *, in_person: bool = False) -> Shape | None:  # noqa: C901, PLR0911 - one exit per shape
     """Recognise a dict by its members; ``None`` for an ordinary dict.
 
     Args:
@@ -184,7 +184,9 @@ def shape_of(d: Mapping[str, object], *, in_person: bool = False) -> Shape | Non
         if isinstance(system, str) and system in _CONTACT_SYSTEMS:
             kind, safeguard = _CONTACT_SYSTEMS[system]
             if isinstance(d["value"], str) and d["value"]:
-                return Shape(members={"value": _member(kind, "fhir.telecom", d["value"], safeguard)})
+                return Shape(
+                    members={"value": _member(kind, "fhir.telecom", d["value"], safeguard)}
+                )
             return None
         if "type" in d or "system" in d:
             ident = _identifier(d, in_person=in_person)
@@ -194,6 +196,17 @@ def shape_of(d: Mapping[str, object], *, in_person: bool = False) -> Shape | Non
 
 
 SHAPE_KEYS: Final = frozenset(
-    {"resourcetype", "kty", "family", "given", "line", "city", "district", "postalcode", "system", "coding"}
+    {
+        "resourcetype",
+        "kty",
+        "family",
+        "given",
+        "line",
+        "city",
+        "district",
+        "postalcode",
+        "system",
+        "coding",
+    }
 )
 """Normalized keys whose presence means a dict may have a shape (for fast pre-checks)."""

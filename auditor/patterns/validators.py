@@ -29,7 +29,9 @@ def ssn_is_valid(area: str, group: str, serial: str) -> bool:
 
 def ssn_digits_are_valid(digits: str) -> bool:
     """`ssn_is_valid` for nine digits written without separators."""
-    return len(digits) == 9 and digits.isdigit() and ssn_is_valid(digits[:3], digits[3:5], digits[5:])  # noqa: PLR2004 - SSN layout
+    if len(digits) != 9 or not digits.isdigit():  # noqa: PLR2004 - SSN layout
+        return False
+    return ssn_is_valid(digits[:3], digits[3:5], digits[5:])
 
 
 def nanp_is_valid(npa: str, nxx: str) -> bool:

@@ -80,8 +80,9 @@ class RedactorConfig:
         if unknown := set(self.kinds) - ALL_KINDS:
             raise ConfigurationError(f"unknown kinds to redact: {sorted(map(str, unknown))}")
         if unsafe := set(self.jwt_facts) - set(SAFE_JWT_FACTS):
+            allowed = list(SAFE_JWT_FACTS)
             raise ConfigurationError(
-                f"JWT facts {sorted(unsafe)} may not appear in markers; choose from {list(SAFE_JWT_FACTS)}"
+                f"JWT facts {sorted(unsafe)} may not appear in markers; choose from {allowed}"
             )
         if self.record_key is not None and not self.record_key:
             raise ConfigurationError("record_key must be a non-empty key or None")
@@ -89,9 +90,8 @@ class RedactorConfig:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
         if not MIN_FINGERPRINT_DIGITS <= self.fingerprint_digits <= FINGERPRINT_HEX_DIGITS:
-            raise ConfigurationError(
-                f"fingerprint_digits must be between {MIN_FINGERPRINT_DIGITS} and {FINGERPRINT_HEX_DIGITS}"
-            )
+            low, high = MIN_FINGERPRINT_DIGITS, FINGERPRINT_HEX_DIGITS
+            raise ConfigurationError(f"fingerprint_digits must be between {low} and {high}")
         for name, kind in self.extra_keys.items():
             if kind not in ALL_KINDS:
                 raise ConfigurationError(f"extra key {name!r}: unknown kind {kind!r}")

@@ -37,7 +37,7 @@ from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.patterns.keys import Scope, normalize_key
 from auditor.patterns.library import Group, PatternLibrary, splice
-from auditor.patterns.matches import FieldMatch, Fact, JsonPath, Kind, json_path
+from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.patterns.walk import LimitReason, Walker
 from auditor.redaction.config import RedactorConfig
@@ -47,7 +47,9 @@ _PLAIN: Final = 0
 _ALLOW: Final = 1
 _ATTENTION: Final = 2
 _KEY_CACHE_LIMIT: Final = 4096
-_SCALARS: Final = frozenset({int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta})
+_SCALARS: Final = frozenset(
+    {int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta}
+)
 _STRUCTLOG_META: Final = ("_record", "_from_structlog")
 """Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
 _FAILED_KEEP: Final = ("timestamp", "level", "logger")
@@ -176,11 +178,21 @@ class Redactor:
     def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
         """Redact one event; structlog's processor signature."""
         try:
-            if not self._needs_walk(event_dict):
-                return event_dict
-            return self._redact_event(logger, method_name, event_dict)
+            return self.process(event_dict, logger, method_name)[0]
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
+
+    def process(
+        self, event_dict: EventDict, logger: object = None, method_name: str = "info"
+    ) -> tuple[EventDict, Redaction | None]:
+        """Redact one event and say what was replaced.
+
+        ``None`` means the event is clean and returned as the same object. Unlike calling
+        the Redactor, this may raise.
+        """
+        if not self._needs_walk(event_dict):
+            return event_dict, None
+        return self._redact_event(logger, method_name, event_dict)
 
     def _state(self, key: object) -> int:
         if not isinstance(key, str):
@@ -191,13 +203,17 @@ class Redactor:
         else:
             rule = self._lib.keys.get(normal)
             sensitive = rule is not None and rule.scope is not Scope.TEXT
-            state = _ATTENTION if sensitive or normal in SHAPE_KEYS or key in _STRUCTLOG_META else _PLAIN
+            state = (
+                _ATTENTION
+                if sensitive or normal in SHAPE_KEYS or key in _STRUCTLOG_META
+                else _PLAIN
+            )
         if len(self._key_state) >= _KEY_CACHE_LIMIT:
             self._key_state.clear()
         self._key_state[key] = state
         return state
 
-    def _collect(self, value: object, strings: list[str], depth: int) -> bool:
+    def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: PLR0911 - each exit is a type
         """Gather the strings of a plain nested value; False when it needs the full walk."""
         if depth > self._max_depth:
             return False
@@ -253,16 +269,18 @@ class Redactor:
                 return True
         return bool(strings) and self._lib.prefilter.hits("\n".join(strings))
 
-    def _redact_event(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+    def _redact_event(
+        self, logger: object, method_name: str, event_dict: EventDict
+    ) -> tuple[EventDict, Redaction]:
         if event_dict.get("exc_info"):
-            event_dict = format_exc_info(logger, method_name, event_dict)  # type: ignore[arg-type]
+            event_dict = format_exc_info(logger, method_name, event_dict)
         meta = {key: event_dict.pop(key) for key in _STRUCTLOG_META if key in event_dict}
         new, done = self.redact(event_dict)
         out: EventDict = new if isinstance(new, MutableMapping) else dict(event_dict)
         if done.records and self._config.record_key is not None:
             out[self._config.record_key] = self._records(done)
         out.update(meta)
-        return out
+        return out, done
 
     def _records(self, done: Redaction) -> list[dict[str, object]]:
         limit = self._config.max_records
@@ -275,11 +293,18 @@ class Redactor:
 
     def _failed(self, event_dict: EventDict, exc: Exception) -> EventDict:
         self.failures += 1
-        minimal: dict[str, Any] = {"event": "redaction failed", "redaction_error": type(exc).__name__}
+        minimal: dict[str, Any] = {
+            "event": "redaction failed",
+            "redaction_error": type(exc).__name__,
+        }
         try:
             for key in _FAILED_KEEP:
                 value = event_dict.get(key)
-                if isinstance(value, str) and len(value) <= _MAX_KEPT_CHARS and normalize_key(key) in self._allow:
+                if (
+                    isinstance(value, str)
+                    and len(value) <= _MAX_KEPT_CHARS
+                    and normalize_key(key) in self._allow
+                ):
                     minimal[key] = value
             for key in _STRUCTLOG_META:
                 if key in event_dict:
@@ -291,9 +316,10 @@ class Redactor:
     # --- values and text ------------------------------------------------------------------
 
     def redact(self, value: object) -> tuple[object, Redaction]:
-        """Redact any value: dicts, lists, tuples, sets, bytes, pydantic models,
-        dataclasses, strings. Returns the value (the same object when nothing was
-        sensitive) and what was replaced.
+        """Redact any value and say what was replaced.
+
+        Dicts, lists, tuples, sets, bytes, pydantic models, dataclasses and strings are
+        walked; the value comes back as the same object when nothing was sensitive.
 
         Unlike ``__call__`` this may raise on a value that cannot be walked (a broken
         ``__eq__``, a model whose dump fails); callers that must not raise catch it.
@@ -313,16 +339,16 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Redact one string (a log message, a traceback); the same object if clean."""
-        if len(text) > self._max_chars:
-            return f"[REDACTED:oversized chars={len(text)}]"
-        if not self._lib.prefilter.hits(text):
-            return text
-        new, _ = self._lib.redact_text(text, self._group_marker)
-        return new
+        return self.redact_line(text)[0]
 
-    def _group_marker(self, group: Group) -> str:
-        best = group.best
-        return self.marker(best.kind, best.value, best.facts)
+    def redact_line(self, text: str) -> tuple[str, Redaction]:
+        """Redact one string and say what was replaced (paths are ``$``)."""
+        visitor = _Marking(self)
+        if len(text) > self._max_chars:
+            return str(visitor.limit((), "oversized", text)), visitor.done
+        if not self._lib.prefilter.hits(text):
+            return text, visitor.done
+        return str(visitor.text((), text, self._lib.groups(text))), visitor.done
 
     def marker(self, kind: Kind, value: str, facts: Any = None) -> str:
         """The replacement for one value: kind, short keyed fingerprint, safe JWT facts."""
