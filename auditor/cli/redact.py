@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Final, cast
 
 from auditor.errors import InputError
-from auditor.fingerprints import default_fingerprinter
+from auditor.fingerprints import Fingerprinter
 from auditor.redaction import Redaction, Redactor, RedactorConfig
 
 MAX_LINE_BYTES: Final = 16 << 20
@@ -157,9 +157,9 @@ class LineRedactor:
 def run(args: argparse.Namespace) -> int:
     """Redact the files (or stdin) to stdout."""
     record_key = None if args.no_record else args.record_key
-    config = RedactorConfig(
-        record_key=record_key or "redacted", fingerprinter=default_fingerprinter()
-    )
+    # Not the process-wide singleton: each run reads the key from the environment afresh.
+    fingerprinter = Fingerprinter.from_environment()
+    config = RedactorConfig(record_key=record_key or "redacted", fingerprinter=fingerprinter)
     lines = LineRedactor(Redactor(config), record_key=record_key)
     out = sys.stdout.buffer
     for path in args.files:

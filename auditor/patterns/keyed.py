@@ -13,7 +13,7 @@ from typing import Final
 from auditor.patterns.keys import KeyRule, Scope, ValueShape, normalize_key
 from auditor.patterns.matches import Kind, Match
 from auditor.patterns.prefilter import ANCHOR_BYTES
-from auditor.patterns.rules import P_KEYED_TOKEN, P_PHI_KEYWORD
+from auditor.patterns.rules import P_KEYED_PHI, P_KEYED_TOKEN
 from auditor.patterns.validators import (
     is_placeholder,
     looks_like_credential,
@@ -200,7 +200,7 @@ class KeyedRule:
 
 
 def _keyed_match(rule: KeyRule, kind: Kind, start: int, end: int, value: str) -> Match:
-    priority = P_KEYED_TOKEN if kind in _TOKEN_KINDS else P_PHI_KEYWORD
+    priority = P_KEYED_TOKEN if kind in _TOKEN_KINDS else P_KEYED_PHI
     return Match(
         kind=kind,
         rule=rule.rule,

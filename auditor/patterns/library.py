@@ -199,6 +199,10 @@ def find_in_text(text: str) -> list[Match]:
     return default_library().find_in_text(text)
 
 
-def scan(value: object) -> ScanResult:
+def scan(
+    value: object, *, max_depth: int = 64, max_string: int = 1 << 20, max_items: int = 100_000
+) -> ScanResult:
     """`PatternLibrary.scan` of the default library."""
-    return default_library().scan(value)
+    return default_library().scan(
+        value, max_depth=max_depth, max_string=max_string, max_items=max_items
+    )

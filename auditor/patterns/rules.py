@@ -47,7 +47,8 @@ P_CREDENTIAL: Final = 2
 P_KEYED_TOKEN: Final = 3
 P_PHI_SHAPE: Final = 4
 P_PHI_KEYWORD: Final = 5
-P_PHI_WEAK: Final = 6
+P_KEYED_PHI: Final = 6
+P_PHI_WEAK: Final = 7
 
 
 class Rule(Protocol):

@@ -127,6 +127,22 @@ def _member_match(path: JsonPath, member: Member, *, redact: bool = True) -> Fie
     )
 
 
+def _rebuild(
+    items: list[object] | tuple[object, ...] | set[object] | frozenset[object], out: list[object]
+) -> object:
+    """A container like ``items`` holding ``out``: same type where it can be rebuilt."""
+    if isinstance(items, set | frozenset):
+        return type(items)(out)
+    if isinstance(items, tuple):
+        if type(items) is tuple:
+            return tuple(out)
+        try:
+            return type(items)(*out)  # type: ignore[arg-type]  # a namedtuple
+        except TypeError:
+            return tuple(out)
+    return out
+
+
 class Walker:
     """Walks a value and reports every sensitive part of it to a visitor.
 
@@ -300,7 +316,7 @@ class Walker:
         out.update(changes)
         return out
 
-    def _collection(  # noqa: C901, PLR0911 - pairs, sequences and sets
+    def _collection(
         self,
         items: list[object] | tuple[object, ...] | set[object] | frozenset[object],
         path: JsonPath,
@@ -330,16 +346,7 @@ class Walker:
             active.discard(id(items))
         if not changed:
             return items
-        if isinstance(items, set | frozenset):
-            return type(items)(out)
-        if isinstance(items, tuple):
-            if type(items) is tuple:
-                return tuple(out)
-            try:
-                return type(items)(*out)  # type: ignore[arg-type]  # a namedtuple
-            except TypeError:
-                return tuple(out)
-        return out
+        return _rebuild(items, out)
 
     def _header_pair(
         self, items: list[object] | tuple[object, ...], path: JsonPath
@@ -355,8 +362,7 @@ class Walker:
         match = self._keyed(rule, value, (*path, 1))
         if match is None:
             return None
-        new = self._visitor.field(match, value)
-        return type(items)([items[0], new]) if type(items) in {list, tuple} else [items[0], new]
+        return _rebuild(items, [items[0], self._visitor.field(match, value)])
 
     def _keyed(self, rule: KeyRule, value: object, path: JsonPath) -> FieldMatch | None:  # noqa: C901, PLR0911 - one case per type
         """A match for the value under a sensitive key, or None if it does not count."""

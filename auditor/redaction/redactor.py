@@ -203,11 +203,8 @@ class Redactor:
         else:
             rule = self._lib.keys.get(normal)
             sensitive = rule is not None and rule.scope is not Scope.TEXT
-            state = (
-                _ATTENTION
-                if sensitive or normal in SHAPE_KEYS or key in _STRUCTLOG_META
-                else _PLAIN
-            )
+            special = key in _STRUCTLOG_META or key == "exc_info"
+            state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
         if len(self._key_state) >= _KEY_CACHE_LIMIT:
             self._key_state.clear()
         self._key_state[key] = state

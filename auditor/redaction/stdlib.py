@@ -62,7 +62,7 @@ class RedactingFilter(logging.Filter):
         else:
             message = record.getMessage()
             redacted = redactor.redact_text(message)
-            if redacted is not message or record.args:
+            if redacted is not message:
                 record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
