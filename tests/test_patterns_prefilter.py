@@ -54,14 +54,30 @@ def test_case_and_digits_are_folded() -> None:
     assert LIBRARY.prefilter.hits("BEARER 8f3kQ9zLr2VxA7mN1pTq")
 
 
-def test_a_trigger_without_an_anchor_byte_is_refused() -> None:
-    with pytest.raises(ValueError, match="anchor byte"):
-        Prefilter({b"street": {"street"}})
+def test_too_many_triggers_without_an_anchor_byte_are_refused() -> None:
+    # Each is a pass of its own over the text; a rule set that needs many is a mistake.
+    plain = {
+        f"{word}": {"x"}
+        for word in (
+            "street",
+            "road",
+            "court",
+            "circle",
+            "trail",
+            "ridge",
+            "terrace",
+            "route",
+            "lot",
+        )
+    }
+    with pytest.raises(ValueError, match="no anchor byte"):
+        Prefilter({k.encode(): v for k, v in plain.items()})
 
 
-def test_a_single_byte_trigger_is_tested_directly() -> None:
-    prefilter = Prefilter({b"@": {"email"}, b"kty": {"jwk"}})
+def test_triggers_without_an_anchor_are_tested_directly() -> None:
+    prefilter = Prefilter({b"@": {"email"}, b"000-00-0000": {"ssn"}, b"kty": {"jwk"}})
     assert prefilter.rules("x@y") == {"email"}
+    assert prefilter.rules("ssn 123-45-6789") == {"ssn"}
     assert prefilter.rules("plain") == frozenset()
 
 

@@ -126,7 +126,7 @@ DEFAULT_KEY_RULES: Final = _rules(
     KeyRule("passphrase", _T.CLIENT_SECRET),
     KeyRule("private_key", _T.PRIVATE_KEY),
     # PHI by key (HIPAA Safe Harbor identifiers).
-    KeyRule("ssn", _P.SSN, _V.SSN),
+    KeyRule("ssn", _P.SSN, _V.SSN, strong=False),
     KeyRule("social_security_number", _P.SSN, _V.SSN),
     KeyRule("mrn", _P.MRN, _V.ID),
     KeyRule("medical_record_number", _P.MRN, _V.ID),

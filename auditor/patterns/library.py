@@ -55,6 +55,9 @@ def resolve(found: list[Match]) -> list[Group]:
     """Group overlapping matches, left to right."""
     if not found:
         return []
+    if len(found) == 1:
+        (only,) = found
+        return [Group(only.start, only.end, only, (only,))]
     found.sort(key=lambda m: (m.start, -m.end))
     groups: list[Group] = []
     members = [found[0]]
@@ -122,6 +125,11 @@ class PatternLibrary:
     def groups(self, text: str) -> list[Group]:
         """Overlapping matches grouped, left to right: what `redact_text` replaces."""
         return resolve(self.matches(text))
+
+    def groups_for(self, text: str, names: Iterable[str]) -> list[Group]:
+        """`groups` for rules already known to be worth running (from the prefilter)."""
+        rules = self.rules
+        return resolve([m for name in names for m in rules[name].find(text)])
 
     def find_in_text(self, text: str) -> list[Match]:
         """The sensitive values in ``text``, left to right, not overlapping.

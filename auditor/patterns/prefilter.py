@@ -15,12 +15,13 @@ facts about CPython's ``re`` shape the design (measured on this project's corpus
 
 So every trigger must hold an anchor byte (`RARE_ANCHORS` or `COMMON_ANCHORS`). One
 translate folds the text and marks anchors: rare ones become ``\x01``, common ones
-``\x02``. Each group is searched with its own pattern: the anchor byte, then a trie of
-what follows the anchor in each trigger (what precedes it is checked with a
-lookbehind). Rare anchors are few, so their many triggers cost little; common anchors
-are frequent, so they carry only a few triggers with a small trie. A search may confuse
-two anchors of a group, so each hit is confirmed exactly with ``bytes.startswith``. A
-trigger of a single byte (``@``) is tested with ``in``.
+``\x02`` (and separators ``\x03``). Each group is searched with its own pattern: the
+anchor byte, then a trie of what follows the anchor in each trigger (what precedes it is
+checked with a lookbehind). Rare anchors are few, so their many triggers cost little;
+common anchors are frequent, so they carry only a few triggers with a small trie. A
+search may confuse two anchors of a group, so each hit is confirmed exactly with
+``bytes.startswith``. A few triggers have no anchor byte at all (``@``, digit groups such
+as ``000-00-0000``): each is tested with ``in``.
 
 The prefilter may say yes when no rule matches; it must never say no when one does: every
 positive example of every rule must trip it (a property test checks this).
@@ -30,7 +31,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Collection, Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final
 
 ANCHOR: Final = 0x01
@@ -48,11 +50,21 @@ _RANK: Final = {byte: len(COMMONNESS) - i for i, byte in enumerate(COMMONNESS)}
 RARE_ANCHORS: Final = frozenset(b"jkqvwxyz#?&(+$|*!<>[]{}%~^`;_")
 """Anchor bytes that are rare in log text (together ~4% of a clean event's bytes)."""
 
-COMMON_ANCHORS: Final = frozenset(b"-bpmn")
-"""Anchor bytes admitted for triggers with nothing rarer (~1-4% of bytes each): ``-`` for
-SSN and phone digit groups, ``b`` for ``bearer``, ``basic``, ``birth``, ``p`` for
-``phone`` and FHIR ``Patient/`` references, ``m`` and ``n`` for ``mrn``, ``ssn``,
-``name``."""
+COMMON_ANCHORS: Final = frozenset(b"bmn")
+"""Anchor bytes admitted for triggers with nothing rarer (~1-2% of bytes each): ``b`` for
+``bearer``, ``basic``, ``birth``, ``m`` and ``n`` for ``mrn``, ``ssn``, ``name``,
+``phone`` and FHIR ``Patient/`` references."""
+
+MAX_LITERALS: Final = 8
+"""Triggers without an anchor byte (``@``, the digit groups of SSNs and phone numbers) are
+each tested with ``in``: cheap one by one, so a few are allowed, but each adds a pass."""
+
+SEPARATORS: Final = frozenset(b":=#\"'\\")
+"""Key/value separators (``ssn:``, ``ssn=``, ``"ssn"``). The quick searches see them as one
+byte, so a keyword's forms share one branch of the trie; confirmation is exact. Space,
+``.`` and ``,`` stay apart: "token rejected" and "jwt.validated" must not look like
+``token:`` and ``jwt=``."""
+SEPARATOR_MARK: Final = 0x03
 
 ANCHOR_BYTES: Final = RARE_ANCHORS | COMMON_ANCHORS
 """Key/value separators (``=``, ``:``, quotes, ``,``) are deliberately not anchors: anchors
@@ -86,14 +98,15 @@ def _rarity(byte: int) -> int:
 def anchor_of(trigger: bytes) -> int:
     """The index of the byte a trigger is anchored at.
 
-    Its rarest anchor byte, preferring rare anchors and a position before the last byte
-    (so a tail byte follows and the trie dispatches on it before any lookbehind).
+    A byte before the last if there is one (so a tail byte follows and the trie dispatches
+    on it: an anchor at the end leaves only a lookbehind, which every match attempt then
+    pays for), then a rare anchor over a common one, then the rarest.
 
     Raises:
         ValueError: The trigger holds no anchor byte.
     """
     ranked = [
-        ((byte in COMMON_ANCHORS, index == len(trigger) - 1, _rarity(byte)), index)
+        ((index == len(trigger) - 1, byte in COMMON_ANCHORS, _rarity(byte)), index)
         for index, byte in enumerate(trigger)
         if byte in ANCHOR_BYTES
     ]
@@ -180,28 +193,41 @@ class Prefilter:
             names of the rules it stands for.
 
     Raises:
-        ValueError: No triggers, or a trigger without an anchor byte.
+        ValueError: No triggers, or more than `MAX_LITERALS` without an anchor byte.
     """
 
-    __slots__ = ("_groups", "_single", "_table")
+    __slots__ = ("_groups", "_literals", "_marked_literals", "_searches", "_table")
 
-    def __init__(self, triggers: Mapping[bytes, Collection[str]]) -> None:
+    def __init__(self, triggers: Mapping[bytes, Collection[str]]) -> None:  # noqa: C901 - one pass over the triggers
         if not triggers or not all(triggers):
             raise ValueError("a prefilter needs non-empty triggers")
         table = bytearray(PLAIN_FOLD)
         for byte in range(256):
-            if table[byte] in {ANCHOR, COMMON_MARK}:
-                table[byte] = 0x03  # real control bytes must not pose as anchors
+            if table[byte] in {ANCHOR, COMMON_MARK, SEPARATOR_MARK}:
+                table[byte] = 0x04  # real control bytes must not pose as marks
         for byte in range(256):
             if table[byte] in RARE_ANCHORS:
                 table[byte] = ANCHOR
             elif table[byte] in COMMON_ANCHORS:
                 table[byte] = COMMON_MARK
+            elif table[byte] in SEPARATORS:
+                table[byte] = SEPARATOR_MARK
         self._table = bytes(table)
-        self._single = tuple((t, frozenset(r)) for t, r in triggers.items() if len(t) == 1)
+        literals = {
+            t: frozenset(r)
+            for t, r in triggers.items()
+            if len(t) == 1 or not ANCHOR_BYTES.intersection(t)
+        }
+        if len(literals) > MAX_LITERALS:
+            raise ValueError(
+                f"{len(literals)} triggers have no anchor byte (at most {MAX_LITERALS}): "
+                f"{sorted(literals)}; add a rarer character to them"
+            )
+        self._literals = tuple(literals.items())
+        self._marked_literals = tuple({t.translate(self._table) for t in literals})
         placed: dict[int, list[_Placed]] = {ANCHOR: [], COMMON_MARK: []}
         for trigger, rules in triggers.items():
-            if len(trigger) == 1:
+            if trigger in literals:
                 continue
             at = anchor_of(trigger)
             marked = trigger.translate(self._table)
@@ -209,6 +235,7 @@ class Prefilter:
                 (marked[at + 1 :], marked[:at], trigger, at, frozenset(rules))
             )
         self._groups = tuple(_Group(mark, items) for mark, items in placed.items() if items)
+        self._searches = tuple(group.search for group in self._groups)
 
     @staticmethod
     def folded(text: str) -> bytes:
@@ -216,32 +243,61 @@ class Prefilter:
         return text.encode("utf-8", "surrogatepass").translate(PLAIN_FOLD)
 
     def marked(self, text: str) -> bytes:
-        """``text`` folded with its anchors marked: what `hits` and `rules` take."""
+        """``text`` folded with its anchors marked: what the quick searches run on."""
         return text.encode("utf-8", "surrogatepass").translate(self._table)
 
-    def hits(self, text: str, marked: bytes | None = None) -> bool:
-        """Whether any trigger occurs in ``text`` (``marked`` may be passed if known)."""
-        if marked is None:
-            marked = self.marked(text)
-        folded: bytes | None = None
-        for group in self._groups:
-            if group.search(marked) is None:
-                continue
-            if folded is None:
-                folded = self.folded(text)
-            candidates = group.candidates
-            for m in group.ident(marked):
-                pos = m.start()
-                for trigger, at, _ in candidates.get((m.group(1), folded[pos]), ()):
-                    if folded.startswith(trigger, pos - at):
-                        return True
-        return any(byte in marked for byte, _ in self._single)
+    def hits(self, text: str) -> bool:
+        """Whether any trigger occurs in ``text``."""
+        return self.quick(text) and bool(self.identify((text,)))
 
     def rules(self, text: str) -> frozenset[str]:
         """The names of the rules whose triggers occur in ``text``."""
-        marked = self.marked(text)
-        folded = self.folded(text)
-        found: set[str] = set()
+        found = self.segments((text,))
+        return frozenset(found.get(0, ()))
+
+    def segments(self, texts: Sequence[str], max_chars: int | None = None) -> dict[int, set[str]]:
+        """Which rules could match which of ``texts``, in one pass over all of them.
+
+        Args:
+            texts: The strings, e.g. of one log event.
+            max_chars: When given and one of ``texts`` is longer, return `OVERSIZED`
+                (a caller that redacts such values whole need not scan them).
+
+        Returns:
+            For each index of a text holding a trigger, the names of the rules to run on
+            it; empty when no text holds one (the common case, and the cheap one). The
+            result is read-only.
+        """
+        joined = "\n".join(texts)
+        if max_chars is not None and len(joined) > max_chars and max(map(len, texts)) > max_chars:
+            return OVERSIZED
+        if not self.quick(joined):
+            return _NOTHING
+        return self.identify(texts)
+
+    def quick(self, text: str) -> bool:
+        """The quick test alone: False means no trigger occurs in ``text``.
+
+        True means one may: confirm with `identify`. The common path of the Redactor.
+        """
+        marked = text.encode("utf-8", "surrogatepass").translate(self._table)
+        for search in self._searches:
+            if search(marked) is not None:
+                return True
+        return any(literal in marked for literal in self._marked_literals)
+
+    def identify(self, texts: Sequence[str]) -> dict[int, set[str]]:
+        """`segments` without the quick test: which rules to run on which text."""
+        raw = "\n".join(texts).encode("utf-8", "surrogatepass")
+        marked = raw.translate(self._table)
+        folded = raw.translate(PLAIN_FOLD)
+        found: dict[int, set[str]] = {}
+        starts = _starts(texts)
+        for literal, rules in self._literals:
+            at = folded.find(literal)
+            while at >= 0:
+                found.setdefault(bisect_right(starts, at) - 1, set()).update(rules)
+                at = folded.find(literal, at + 1)
         for group in self._groups:
             if group.search(marked) is None:
                 continue
@@ -250,8 +306,21 @@ class Prefilter:
                 pos = m.start()
                 for trigger, at, rules in candidates.get((m.group(1), folded[pos]), ()):
                     if folded.startswith(trigger, pos - at):
-                        found.update(rules)
-        for byte, rules in self._single:
-            if byte in marked:
-                found.update(rules)
-        return frozenset(found)
+                        index = bisect_right(starts, pos - at) - 1
+                        found.setdefault(index, set()).update(rules)
+        return found
+
+
+OVERSIZED: Final[dict[int, set[str]]] = {-1: set()}
+"""What `Prefilter.segments` returns when a text is longer than ``max_chars``."""
+_NOTHING: Final[dict[int, set[str]]] = {}
+
+
+def _starts(texts: Sequence[str]) -> list[int]:
+    """Byte offsets where each text starts once joined with newlines and UTF-8 encoded."""
+    starts = []
+    at = 0
+    for text in texts:
+        starts.append(at)
+        at += (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 1
+    return starts

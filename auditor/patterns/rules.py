@@ -22,6 +22,7 @@ from typing import Final, Protocol
 
 from auditor.patterns.jwt import inspect_jwt
 from auditor.patterns.matches import SAFEGUARD_OF_KIND, Fact, Kind, Match
+from auditor.patterns.prefilter import ANCHOR_BYTES
 from auditor.patterns.validators import (
     EXAMPLE_SSNS,
     MONTH_NAMES,
@@ -38,6 +39,10 @@ from auditor.patterns.validators import (
 from auditor.vocabulary import PhiKind, SafeHarbor, TokenKind
 
 Check = Callable[[re.Match[str], str], Match | None]
+
+_FOLLOWERS: Final = (" ", ":", "=", "#", '"', "'", "\\", "_", "-", ".", ",")
+"""What follows a keyword in text; appended to keyword triggers whose anchor would
+otherwise be their last byte (see auditor.patterns.prefilter.anchor_of)."""
 
 # Priorities: lower wins where matches overlap. A token inside a keyed value is named by
 # the token rule ("Authorization: Bearer eyJ…" is a jwt), PHI shapes before keywords.
@@ -267,8 +272,12 @@ JWT_BASE64_RULE: Final = TextRule(
     check=_check_jwt_b64,
     # At offset 0 every header is "ZXlK"; at offsets 1 and 2 the stable characters depend
     # on the header's first member, so the triggers name the common ones (alg, typ, kid,
-    # enc, cty, zip, jku).
-    triggers=("zxlk", "v0sj", "v0sm", "v0sn", "leupo", "leuow", "leupy", "leups", "leupq", "leupx"),
+    # enc, cty, zip, jku), long enough to hold a rare byte that is not their last.
+    triggers=(
+        "zxlk",
+        *("v0sj", "v0sm", "v0sn"),
+        *("leupoykd", "leuowzvh", "leupyyvd", "leupsym0", "leupqzeh", "leuo0yvh", "leupxytn"),
+    ),
     examples=(
         "x-forwarded-token: " + base64.b64encode(EXAMPLE_JWS.encode()).decode(),
         "blob=" + base64.b64encode(b'{"t":"' + EXAMPLE_JWS.encode() + b'"}').decode(),
@@ -385,7 +394,7 @@ CODE_PARAM_RULE: Final = TextRule(
     kind=TokenKind.URL_TOKEN,
     pattern=CODE_PARAM_RE,
     check=_check_code,
-    triggers=("?code=", "&code=", "#code="),
+    triggers=("?code=", "&code="),
     examples=("GET /callback?code=SplxlOBeZQQYbYS6WxSbIA&state=af0ifjsldkj",),
 )
 
@@ -510,17 +519,15 @@ SSN_KEYWORD_RULE: Final = TextRule(
     pattern=SSN_KEYWORD_RE,
     check=_check_ssn_keyword,
     triggers=(
-        "ssn",
-        "ss#",
-        "social security",
+        *(f"ssn{f}" for f in _FOLLOWERS),
         "social_security",
         "social-security",
-        "socialsecurity",
+        *(f"{w}{f}" for w in ("social security", "socialsecurity") for f in _FOLLOWERS),
     ),
     examples=("SSN 536228714 on file", "social security number is 536 22 8714"),
 )
 
-_PHONE_WORDS: Final = ("phone", "tel#", "mobile", "cell#", "fax")
+_PHONE_WORDS: Final = ("phone", "mobile", *(f"fax{f}" for f in _FOLLOWERS))
 PHONE_RE: Final = re.compile(
     r"(?<![\w+.-])(?:"
     r"(?:\+?1[ .-]?)?\((?P<a1>\d{3})\)[ ]?(?P<b1>\d{3})[ .-](?P<c1>\d{4})"
@@ -556,8 +563,16 @@ PHONE_RULE: Final = TextRule(
     kind=PhiKind.PHONE,
     pattern=PHONE_RE,
     check=_check_phone,
-    # Dotted numbers (617.555.2368) trigger only beside a keyword: "." is too common.
-    triggers=("000-000-0000", "(000)", "+00000000000", "+0 000", "+0-000", "+0.000", *_PHONE_WORDS),
+    triggers=(
+        "000-000-0000",
+        "000.000.0000",
+        "(000)",
+        "+00000000000",
+        "+0 000",
+        "+0-000",
+        "+0.000",
+        *_PHONE_WORDS,
+    ),
     examples=(
         "call back at (617) 555-2368",
         "contact 617-555-2368 today",
@@ -651,7 +666,14 @@ MRN_RULE: Final = TextRule(
     kind=PhiKind.MRN,
     pattern=MRN_RE,
     check=_check_mrn,
-    triggers=("mrn", "mr#", "mr #", "medical record", "medical_record", "medical-record"),
+    triggers=(
+        "mrn",
+        *(f"mr#{c}" for c in " 0abcdefghijklmnopqrstuvwxyz"),
+        "mr #",
+        "medical record",
+        "medical_record",
+        "medical-record",
+    ),
     examples=("MRN: 00482913 admitted", "medical record number 77-1234-5", "mr#A0042913"),
 )
 
@@ -735,7 +757,12 @@ DOB_RULE: Final = TextRule(
     kind=PhiKind.DOB,
     pattern=DOB_RE,
     check=_check_dob,
-    triggers=("dob", "d.o.b", "birth", "born"),
+    triggers=(
+        *(f"dob{f}" for f in _FOLLOWERS),
+        *(f"d.o.b{f}" for f in _FOLLOWERS),
+        "birth",
+        "born",
+    ),
     examples=(
         "DOB: 03/07/1954",
         '"birthDate": "1954-03-07"',
@@ -791,14 +818,17 @@ def _check_street(m: re.Match[str], _text: str) -> Match | None:
 
 
 # Triggers need an anchor byte (auditor.patterns.prefilter.ANCHOR_BYTES), so only suffixes
-# holding one trigger the rule: Avenue, Boulevard, Drive, Lane, Place, Parkway, Highway,
-# Square, Plaza, Way. Street, Road, Court, Circle, Terrace, Trail and Ridge are matched
+# holding one trigger the rule: Avenue, Boulevard, Drive, Lane, Parkway, Highway, Square,
+# Plaza, Way. Street, Road, Court, Place, Circle, Terrace, Trail and Ridge are matched
 # when something else in the text triggers the rule; their letters are all too common
 # in log text to scan for cheaply.
 _STREET_TRIGGERS: Final = tuple(
-    f" {suffix}"
+    f" {suffix}{follower}"
     for suffix in _STREET_SUFFIXES.lower().split("|")
-    if set(suffix) & set("jkqvwxyzbpmn")
+    if ANCHOR_BYTES.intersection(suffix.encode())
+    for follower in (
+        ("",) if ANCHOR_BYTES.intersection(suffix[:-1].encode()) else (" ", ".", ",", "\n")
+    )
 )
 STREET_RULE: Final = TextRule(
     name="street_address.pattern",

@@ -12,6 +12,7 @@ exceeds a limit goes to the visitor's ``limit`` instead of being walked.
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -127,6 +128,35 @@ def _member_match(path: JsonPath, member: Member, *, redact: bool = True) -> Fie
     )
 
 
+class _Silent:
+    """The first pass's visitor: replaces nothing; marks the containers it was called in."""
+
+    __slots__ = ("dirty", "trail")
+
+    def __init__(self, trail: list[int]) -> None:
+        self.trail = trail
+        self.dirty: set[int] = set()
+
+    def _mark(self) -> None:
+        # The empty trail (a bare value at the root) still counts as found.
+        self.dirty.update(self.trail or (-1,))
+
+    def field(self, match: FieldMatch, original: object) -> object:  # noqa: ARG002 - Visitor
+        self._mark()
+        return original
+
+    def report(self, match: FieldMatch) -> None:  # noqa: ARG002 - Visitor
+        self._mark()
+
+    def text(self, path: JsonPath, text: str, groups: list[Group]) -> object:  # noqa: ARG002 - Visitor
+        self._mark()
+        return text
+
+    def limit(self, path: JsonPath, reason: LimitReason, original: object) -> object:  # noqa: ARG002 - Visitor
+        self._mark()
+        return original
+
+
 def _rebuild(
     items: list[object] | tuple[object, ...] | set[object] | frozenset[object], out: list[object]
 ) -> object:
@@ -157,7 +187,23 @@ class Walker:
             same library and allowlist (keys repeat from event to event).
     """
 
-    __slots__ = ("_allow", "_keys", "_lib", "_max_depth", "_max_items", "_max_string", "_visitor")
+    __slots__ = (
+        "_allow",
+        "_dirty",
+        "_extent",
+        "_found",
+        "_index",
+        "_keyed_cache",
+        "_keys",
+        "_lib",
+        "_max_depth",
+        "_max_items",
+        "_max_string",
+        "_texts",
+        "_trail",
+        "_visitor",
+        "_visits",
+    )
 
     def __init__(
         self,
@@ -177,6 +223,17 @@ class Walker:
         self._max_string = max_string
         self._max_items = max_items
         self._keys: dict[str, object] = {} if key_cache is None else key_cache
+        self._texts: list[str] | None = None
+        self._found: dict[int, set[str]] | None = None
+        self._index = 0
+        # Containers are numbered in visiting order (the same in both passes). The first
+        # pass notes each one's strings and where its subtree ends; the second skips
+        # those in which nothing was found.
+        self._visits = 0
+        self._trail: list[int] = []
+        self._extent: dict[int, tuple[int, int, int]] = {}
+        self._dirty: set[int] | None = None
+        self._keyed_cache: dict[tuple[int, str], tuple[Any, ...] | None] = {}
 
     def key_class(self, key: str) -> object:
         """The `KeyRule` for a sensitive key, ``_ALLOW`` for an allowlisted one, else None."""
@@ -196,14 +253,70 @@ class Walker:
         return found
 
     def walk(self, value: object, path: JsonPath = ()) -> object:
-        """Walk ``value``; return it, or its replacement if anything in it was replaced."""
-        return self._walk(value, path, 0, set(), in_person=False)
+        """Walk ``value``; return it, or its replacement if anything in it was replaced.
+
+        Two passes, so the strings of a structure are scanned together: the first decides
+        what to descend into (keys, shapes, limits) and gathers every string it would
+        examine, with the visitor silenced; one prefilter pass then says which strings
+        need their rules run; the second pass reports and rebuilds. A structure where the
+        first pass found nothing at all is returned after it.
+        """
+        visitor, silent = self._visitor, _Silent(self._trail)
+        self._visitor, self._texts, self._found, self._dirty = silent, [], None, None
+        self._visits, self._extent, self._keyed_cache = 0, {}, {}
+        try:
+            self._walk(value, path, 0, set(), in_person=False)
+            texts = self._texts
+        finally:
+            self._visitor, self._texts = visitor, None
+        found = self._lib.prefilter.segments(texts) if texts else {}
+        if not found and not silent.dirty:
+            return value
+        flagged = sorted(found)
+        dirty = silent.dirty
+        for visit, (first, end, _) in self._extent.items():
+            at = bisect_left(flagged, first)
+            if at < len(flagged) and flagged[at] < end:
+                dirty.add(visit)
+        self._found, self._dirty, self._index, self._visits = found, dirty, 0, 0
+        try:
+            return self._walk(value, path, 0, set(), in_person=False)
+        finally:
+            self._found, self._dirty, self._keyed_cache = None, None, {}
+
+    def _enter(self) -> int | None:
+        """Number a container; ``None`` in the second pass when nothing is inside it."""
+        visit = self._visits
+        self._visits += 1
+        if self._dirty is not None and visit not in self._dirty:
+            _, end, after = self._extent[visit]
+            self._index, self._visits = end, after
+            return None
+        if self._texts is not None:
+            self._trail.append(visit)
+            self._extent[visit] = (len(self._texts), 0, 0)
+        return visit
+
+    def _leave(self, visit: int) -> None:
+        if self._texts is not None:
+            self._trail.pop()
+            self._extent[visit] = (self._extent[visit][0], len(self._texts), self._visits)
 
     def string(self, text: str, path: JsonPath = ()) -> object:
         """Examine one string; return it or its replacement."""
         if len(text) > self._max_string:
             return self._visitor.limit(path, "oversized", text)
-        groups = self._lib.groups(text)
+        if self._texts is not None:  # first pass: gather
+            self._texts.append(text)
+            return text
+        if self._found is not None:  # second pass: only where the prefilter pointed
+            names = self._found.get(self._index)
+            self._index += 1
+            if not names:
+                return text
+            groups = self._lib.groups_for(text, names)
+        else:
+            groups = self._lib.groups(text)
         if not groups:
             return text
         return self._visitor.text(path, text, groups)
@@ -279,6 +392,9 @@ class Walker:
             return self._visitor.limit(path, "oversized", d)
         if id(d) in active:
             return self._visitor.limit(path, "cycle", d)
+        visit = self._enter()
+        if visit is None:
+            return d
         active.add(id(d))
         try:
             kinds = self._lib.kinds
@@ -310,6 +426,7 @@ class Walker:
                     changes[key] = new
         finally:
             active.discard(id(d))
+            self._leave(visit)
         if not changes:
             return d
         out = dict(d)
@@ -329,6 +446,9 @@ class Walker:
             return self._visitor.limit(path, "oversized", items)
         if id(items) in active:
             return self._visitor.limit(path, "cycle", items)
+        visit = self._enter()
+        if visit is None:
+            return items
         active.add(id(items))
         try:
             # A (name, value) pair, as in ASGI and HTTP client header lists.
@@ -344,6 +464,7 @@ class Walker:
                 out.append(new)
         finally:
             active.discard(id(items))
+            self._leave(visit)
         if not changed:
             return items
         return _rebuild(items, out)
@@ -364,8 +485,20 @@ class Walker:
             return None
         return _rebuild(items, [items[0], self._visitor.field(match, value)])
 
-    def _keyed(self, rule: KeyRule, value: object, path: JsonPath) -> FieldMatch | None:  # noqa: C901, PLR0911 - one case per type
-        """A match for the value under a sensitive key, or None if it does not count."""
+    def _keyed(self, rule: KeyRule, value: object, path: JsonPath) -> FieldMatch | None:
+        """`_judge` once per value and walk (both passes ask), placed at ``path``."""
+        key = (id(value), rule.rule)
+        if key in self._keyed_cache:
+            found = self._keyed_cache[key]
+        else:
+            found = self._keyed_cache[key] = self._judge(rule, value)
+        if found is None:
+            return None
+        kind, normal, facts = found
+        return FieldMatch(path, kind, rule.rule, normal, facts=facts, safeguard=rule.safeguard)
+
+    def _judge(self, rule: KeyRule, value: object) -> tuple[Any, ...] | None:  # noqa: C901, PLR0911 - one case per type
+        """Whether the value under a sensitive key counts: (kind, normalized value, facts)."""
         if value is None or isinstance(value, bool):
             return None
         if isinstance(value, str):
@@ -379,13 +512,9 @@ class Walker:
         elif isinstance(value, _CONTAINERS):
             if rule.scope is Scope.SCALAR or not value:
                 return None
-            return FieldMatch(
-                path, rule.kind, rule.rule, canonical(value), safeguard=rule.safeguard
-            )
+            return (rule.kind, canonical(value), {})
         else:
-            return FieldMatch(
-                path, rule.kind, rule.rule, canonical(repr(value)), safeguard=rule.safeguard
-            )
+            return (rule.kind, canonical(repr(value)), {})
         normal = value_of(rule.shape, text)
         if normal is None:
             return None
@@ -394,7 +523,5 @@ class Walker:
             # token itself so it correlates with the same token found in text.
             for m in self._lib.find_in_text(text):
                 if m.kind in TOKEN_KINDS:
-                    return FieldMatch(
-                        path, m.kind, rule.rule, m.value, facts=m.facts, safeguard=rule.safeguard
-                    )
-        return FieldMatch(path, rule.kind, rule.rule, normal, safeguard=rule.safeguard)
+                    return (m.kind, m.value, m.facts)
+        return (rule.kind, normal, {})

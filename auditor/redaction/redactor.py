@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import quote
 from uuid import UUID
 
@@ -36,7 +36,7 @@ from structlog.processors import format_exc_info
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.patterns.keys import Scope, normalize_key
-from auditor.patterns.library import Group, PatternLibrary, splice
+from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.patterns.walk import LimitReason, Walker
@@ -47,9 +47,14 @@ _PLAIN: Final = 0
 _ALLOW: Final = 1
 _ATTENTION: Final = 2
 _KEY_CACHE_LIMIT: Final = 4096
+_KNOWN_CLEAN_LIMIT: Final = 1024
 _SCALARS: Final = frozenset(
     {int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta}
 )
+_ALLOWED: Final = object()
+"""Owner of a top-level string under an allowlisted key: scanned, never replaced."""
+_NESTED: Final = object()
+"""Owner of a string gathered from inside a nested value (only a full walk can replace it)."""
 _STRUCTLOG_META: Final = ("_record", "_from_structlog")
 """Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
 _FAILED_KEEP: Final = ("timestamp", "level", "logger")
@@ -128,15 +133,21 @@ class Redactor:
 
     __slots__ = (
         "_allow",
+        "_allow_raw",
         "_config",
         "_digits",
+        "_facts",
         "_fingerprint",
+        "_identify",
         "_jwt_facts",
         "_key_state",
+        "_known_clean",
         "_lib",
         "_max_chars",
         "_max_depth",
         "_max_items",
+        "_quick",
+        "_simple_keys",
         "_walker_keys",
         "failures",
     )
@@ -159,7 +170,16 @@ class Redactor:
         self._max_depth = config.max_depth
         self._max_items = config.max_items
         self._key_state: dict[object, int] = {}
+        self._simple_keys: set[object] = set()
+        """Keys known to be plain or allowlisted: an event with only these needs no walk."""
+        self._allow_raw: set[object] = set()
         self._walker_keys: dict[str, object] = {}
+        self._facts: dict[str, str | None] = {}
+        """JWT claim values already judged safe to show (issuers and key ids repeat)."""
+        self._quick = self._lib.prefilter.quick
+        self._identify = self._lib.prefilter.identify
+        self._known_clean: set[str] = set()
+        """Strings the prefilter flagged and the exact rules found clean (bounded)."""
         self.failures = 0
         """How many events redaction failed on (each was replaced by a minimal event)."""
 
@@ -182,17 +202,40 @@ class Redactor:
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
 
-    def process(
+    def process(  # noqa: PLR0911 - each early exit is a cheaper verdict
         self, event_dict: EventDict, logger: object = None, method_name: str = "info"
     ) -> tuple[EventDict, Redaction | None]:
         """Redact one event and say what was replaced.
 
-        ``None`` means the event is clean and returned as the same object. Unlike calling
-        the Redactor, this may raise.
+        ``None`` means the event is clean and returned as the same object. A flat event
+        (strings and scalars) is redacted in place; one with nested or unusual values is
+        rebuilt. Unlike calling the Redactor, this may raise.
         """
-        if not self._needs_walk(event_dict):
+        strings = self._gather(event_dict)
+        if strings is None:
+            return self._redact_event(logger, method_name, event_dict)
+        if not strings:
             return event_dict, None
-        return self._redact_event(logger, method_name, event_dict)
+        joined = "\n".join(strings)
+        if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
+            return self._redact_event(logger, method_name, event_dict)
+        if not self._quick(joined):
+            return event_dict, None
+        # Something may be there. Strings exact rules already found clean (a FHIR search
+        # URL with ?code=, logged again and again) are not looked at twice.
+        known = self._known_clean
+        if known:
+            # Blank them out rather than drop them: indexes must stay those of the event.
+            strings = ["" if text in known else text for text in strings]
+            if not self._quick("\n".join(strings)):
+                return event_dict, None
+        found = self._identify(strings)
+        if not found:
+            return event_dict, None
+        owners = self._owners(event_dict)
+        if any(owners[index] is _NESTED for index in found):
+            return self._redact_event(logger, method_name, event_dict)
+        return self._redact_flat(event_dict, strings, owners, found)
 
     def _state(self, key: object) -> int:
         if not isinstance(key, str):
@@ -207,8 +250,67 @@ class Redactor:
             state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
         if len(self._key_state) >= _KEY_CACHE_LIMIT:
             self._key_state.clear()
+            self._simple_keys.clear()
+            self._allow_raw.clear()
         self._key_state[key] = state
+        if state != _ATTENTION:
+            self._simple_keys.add(key)
+            if state == _ALLOW:
+                self._allow_raw.add(key)
         return state
+
+    def _gather(self, event_dict: EventDict) -> list[str] | None:
+        """The event's strings to scan, or None when it needs the full walk.
+
+        The hot path. One subset test against the keys seen before says that no key is
+        sensitive, a shape key or new; then top-level strings are gathered (allowlisted
+        ones too: scanning them costs less than asking) and scalars skipped. Anything
+        else takes the slower `_gather_nested`.
+        """
+        if event_dict.keys() <= self._simple_keys:
+            strings: list[str] = []
+            append = strings.append
+            for value in event_dict.values():
+                kind = type(value)
+                if kind is str:
+                    append(value)
+                elif kind not in _SCALARS:
+                    return self._gather_nested(event_dict)
+            return strings
+        return self._gather_nested(event_dict)
+
+    def _gather_nested(self, event_dict: EventDict) -> list[str] | None:
+        """`_gather` for events with new keys or nested values (same order of strings)."""
+        for key in event_dict:
+            if key not in self._simple_keys and self._state(key) == _ATTENTION:
+                return None
+        strings: list[str] = []
+        allow = self._allow_raw
+        for key, value in event_dict.items():
+            kind = type(value)
+            if kind is str:
+                strings.append(value)
+            elif kind not in _SCALARS and key not in allow and not self._collect(value, strings, 1):
+                return None
+        return strings
+
+    def _owners(self, event_dict: EventDict) -> list[object]:
+        """Who owns each string `_gather` returned, in the same order.
+
+        A top-level string is owned by its key (`_ALLOWED` for an allowlisted key, whose
+        value is never replaced); one inside a nested value by `_NESTED`.
+        """
+        owners: list[object] = []
+        allow = self._allow_raw
+        for key, value in event_dict.items():
+            kind = type(value)
+            if kind is str:
+                owners.append(_ALLOWED if key in allow else key)
+            elif kind not in _SCALARS and key not in allow:
+                nested: list[str] = []
+                self._collect(value, nested, 1)
+                owners.extend([_NESTED] * len(nested))
+        return owners
 
     def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: PLR0911 - each exit is a type
         """Gather the strings of a plain nested value; False when it needs the full walk."""
@@ -245,26 +347,32 @@ class Redactor:
             return True
         return self._collect(value, strings, depth + 1)
 
-    def _needs_walk(self, event_dict: EventDict) -> bool:
-        strings: list[str] = []
-        get_state = self._key_state.get
-        max_chars = self._max_chars
-        for key, value in event_dict.items():
-            state = get_state(key)
-            if state is None:
-                state = self._state(key)
-            if state:
-                if state == _ALLOW:
-                    continue
-                return True
-            kind = type(value)
-            if kind is str:
-                if len(value) > max_chars:
-                    return True
-                strings.append(value)
-            elif kind not in _SCALARS and not self._collect(value, strings, 1):
-                return True
-        return bool(strings) and self._lib.prefilter.hits("\n".join(strings))
+    def _redact_flat(
+        self,
+        event_dict: EventDict,
+        strings: list[str],
+        owners: list[object],
+        found: dict[int, set[str]],
+    ) -> tuple[EventDict, Redaction | None]:
+        """Redact the top-level strings the prefilter pointed at, in place."""
+        visitor = _Marking(self)
+        rules = self._lib.rules
+        for index, names in found.items():
+            if owners[index] is _ALLOWED:
+                continue
+            text = strings[index]
+            matches = [m for name in names for m in rules[name].find(text)]
+            if not matches:
+                self._remember_clean(text)
+            else:
+                key = cast("str", owners[index])  # top-level strings are owned by their key
+                event_dict[key] = visitor.text((key,), text, resolve(matches))
+        done = visitor.done
+        if not done.records:
+            return event_dict, None
+        if self._config.record_key is not None:
+            event_dict[self._config.record_key] = self._records(done)
+        return event_dict, done
 
     def _redact_event(
         self, logger: object, method_name: str, event_dict: EventDict
@@ -278,6 +386,11 @@ class Redactor:
             out[self._config.record_key] = self._records(done)
         out.update(meta)
         return out, done
+
+    def _remember_clean(self, text: str) -> None:
+        if len(self._known_clean) >= _KNOWN_CLEAN_LIMIT:
+            self._known_clean.clear()
+        self._known_clean.add(text)
 
     def _records(self, done: Redaction) -> list[dict[str, object]]:
         limit = self._config.max_records
@@ -362,9 +475,17 @@ class Redactor:
     def _fact_text(self, fact: Fact | None) -> str | None:
         if fact is None or isinstance(fact, bool | tuple):
             return None
-        text = str(fact)
+        if isinstance(fact, int | float):
+            return str(fact)
+        cached = self._facts.get(fact, self)
+        if cached is not self:
+            return cached  # type: ignore[return-value]
         # An attacker controls a token's claims: a claim must not smuggle a secret or
         # break the marker. Short, percent-encoded, and clean by our own rules.
-        if len(text) > _MAX_FACT_CHARS or self._lib.contains(text):
-            return None
-        return quote(text, safe=_FACT_SAFE_CHARS)
+        shown = None
+        if len(fact) <= _MAX_FACT_CHARS and not self._lib.contains(fact):
+            shown = quote(fact, safe=_FACT_SAFE_CHARS)
+        if len(self._facts) >= _KEY_CACHE_LIMIT:
+            self._facts.clear()
+        self._facts[fact] = shown
+        return shown
