@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from pathlib import Path
 
@@ -106,3 +107,11 @@ def test_repr_shows_no_key() -> None:
 def test_distinct_values_get_distinct_fingerprints(a: str, b: str) -> None:
     fp = Fingerprinter(b"property-key-0123456789")
     assert (fp(a) == fp(b)) == (a == b)
+
+
+@given(key=st.binary(min_size=16, max_size=200), value=st.text())
+def test_fingerprint_is_standard_hmac_sha256(key, value) -> None:
+    # The precomputed-pad implementation must equal the standard library's HMAC, for
+    # short keys and for keys longer than the SHA-256 block (which HMAC hashes first).
+    expected = hmac.digest(key, value.encode("utf-8", "surrogatepass"), "sha256").hex()[:32]
+    assert Fingerprinter(key)(value).partition(":")[2] == expected

@@ -97,9 +97,13 @@ def _trigger_forms(rule: KeyRule) -> set[str]:
     A spelling without an anchor byte (`ANCHOR_BYTES`) cannot be scanned for cheaply and
     is left out: ``secret=…`` alone does not trigger the rule (``client_secret=…`` does).
     """
-    words = rule.name.split("_")
+    if rule.triggers is not None:
+        bases = set(rule.triggers)
+    else:
+        words = rule.name.split("_")
+        bases = {sep.join(words) for sep in ("", "_", "-")}
     forms: set[str] = set()
-    for form in {sep.join(words) for sep in ("", "_", "-")}:
+    for form in bases:
         if not ANCHOR_BYTES.intersection(form.encode()):
             continue
         if rule.strong:

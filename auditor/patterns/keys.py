@@ -60,10 +60,14 @@ class KeyRule:
         kind: The kind of secret or PHI its value is.
         shape: What the value must look like to count.
         scope: Where the rule applies.
-        strong: Whether the bare name is distinctive enough to trigger the text
-            prefilter on its own. Generic words (``token``, ``patient``) trigger only
-            when followed by ``=``, ``:`` or a quote.
+        strong: Whether the trigger words are distinctive enough to trigger the text
+            prefilter on their own. Generic words (``token``, ``patient``) trigger only
+            when followed by ``=``, ``:``, ``#``, a quote or a backslash.
         safeguard: The Safe Harbor category, for PHI.
+        triggers: The words (folded) that make the text prefilter run the keyed rule:
+            ``None`` derives them from ``name`` (``access_token``, ``accessToken``,
+            ``access-token``); an empty tuple relies on another key's words (``token``
+            covers every ``*_token`` key, since the rule reads the whole key).
     """
 
     name: str
@@ -72,6 +76,7 @@ class KeyRule:
     scope: Scope = Scope.ANY
     strong: bool = True
     safeguard: SafeHarbor | None = None
+    triggers: tuple[str, ...] | None = None
 
     @property
     def rule(self) -> str:
@@ -93,7 +98,9 @@ def _rules(*rules: KeyRule) -> Mapping[str, KeyRule]:
     table: dict[str, KeyRule] = {}
     for rule in rules:
         safeguard = rule.safeguard or SAFEGUARD_OF_KIND.get(rule.kind)
-        fixed = KeyRule(rule.name, rule.kind, rule.shape, rule.scope, rule.strong, safeguard)
+        fixed = KeyRule(
+            rule.name, rule.kind, rule.shape, rule.scope, rule.strong, safeguard, rule.triggers
+        )
         table[fixed.normal] = fixed
     return MappingProxyType(table)
 
@@ -102,66 +109,69 @@ _T = TokenKind
 _P = PhiKind
 _V = ValueShape
 
+_NONE: tuple[str, ...] = ()
+
 DEFAULT_KEY_RULES: Final = _rules(
     # Credentials (CDS Hooks best practices: never log JWTs or fhirAuthorization tokens).
-    KeyRule("authorization", _T.BEARER_TOKEN, _V.HEADER),
-    KeyRule("proxy_authorization", _T.BEARER_TOKEN, _V.HEADER),
-    KeyRule("cookie", _T.BEARER_TOKEN, _V.HEADER),
-    KeyRule("set_cookie", _T.BEARER_TOKEN, _V.HEADER),
-    KeyRule("access_token", _T.URL_TOKEN),
-    KeyRule("id_token", _T.URL_TOKEN),
-    KeyRule("refresh_token", _T.URL_TOKEN),
-    KeyRule("client_assertion", _T.URL_TOKEN),
-    KeyRule("token", _T.BEARER_TOKEN, _V.CREDENTIAL, strong=False),
-    KeyRule("auth_token", _T.BEARER_TOKEN, _V.CREDENTIAL),
-    KeyRule("bearer_token", _T.BEARER_TOKEN, _V.CREDENTIAL),
-    KeyRule("api_key", _T.BEARER_TOKEN),
-    KeyRule("x_api_key", _T.BEARER_TOKEN),
-    KeyRule("jwt", _T.JWT, _V.CREDENTIAL, strong=False),
-    KeyRule("client_secret", _T.CLIENT_SECRET),
-    KeyRule("secret", _T.CLIENT_SECRET, strong=False),
-    KeyRule("password", _T.CLIENT_SECRET),
-    KeyRule("passwd", _T.CLIENT_SECRET),
-    KeyRule("pwd", _T.CLIENT_SECRET, strong=False),
-    KeyRule("passphrase", _T.CLIENT_SECRET),
-    KeyRule("private_key", _T.PRIVATE_KEY),
+    KeyRule("authorization", _T.BEARER_TOKEN, _V.HEADER, triggers=("authorization",)),
+    KeyRule("proxy_authorization", _T.BEARER_TOKEN, _V.HEADER, triggers=_NONE),
+    KeyRule("cookie", _T.BEARER_TOKEN, _V.HEADER, triggers=("cookie",)),
+    KeyRule("set_cookie", _T.BEARER_TOKEN, _V.HEADER, triggers=_NONE),
+    KeyRule("token", _T.BEARER_TOKEN, _V.CREDENTIAL, strong=False, triggers=("token",)),
+    KeyRule("access_token", _T.URL_TOKEN, triggers=_NONE),
+    KeyRule("id_token", _T.URL_TOKEN, triggers=_NONE),
+    KeyRule("refresh_token", _T.URL_TOKEN, triggers=_NONE),
+    KeyRule("auth_token", _T.BEARER_TOKEN, _V.CREDENTIAL, triggers=_NONE),
+    KeyRule("bearer_token", _T.BEARER_TOKEN, _V.CREDENTIAL, triggers=_NONE),
+    KeyRule("client_assertion", _T.URL_TOKEN, triggers=("assertion",)),
+    KeyRule("api_key", _T.BEARER_TOKEN, triggers=("api_key", "apikey", "api-key")),
+    KeyRule("x_api_key", _T.BEARER_TOKEN, triggers=_NONE),
+    KeyRule("jwt", _T.JWT, _V.CREDENTIAL, strong=False, triggers=("jwt",)),
+    KeyRule("client_secret", _T.CLIENT_SECRET, triggers=("client_secret", "clientsecret")),
+    # "secret" alone has no anchor byte: `secret=` triggers with another word only.
+    KeyRule("secret", _T.CLIENT_SECRET, strong=False, triggers=_NONE),
+    KeyRule("password", _T.CLIENT_SECRET, triggers=("password", "passwd")),
+    KeyRule("passwd", _T.CLIENT_SECRET, triggers=_NONE),
+    KeyRule("pwd", _T.CLIENT_SECRET, strong=False, triggers=("pwd",)),
+    KeyRule("passphrase", _T.CLIENT_SECRET, triggers=_NONE),
+    KeyRule("private_key", _T.PRIVATE_KEY, triggers=("private",)),
     # PHI by key (HIPAA Safe Harbor identifiers).
-    KeyRule("ssn", _P.SSN, _V.SSN, strong=False),
-    KeyRule("social_security_number", _P.SSN, _V.SSN),
-    KeyRule("mrn", _P.MRN, _V.ID),
-    KeyRule("medical_record_number", _P.MRN, _V.ID),
-    KeyRule("dob", _P.DOB, _V.DATE, strong=False),
-    KeyRule("date_of_birth", _P.DOB, _V.DATE),
-    KeyRule("birth_date", _P.DOB, _V.DATE),
-    KeyRule("phone", _P.PHONE, _V.PHONE),
-    KeyRule("phone_number", _P.PHONE, _V.PHONE),
-    KeyRule("telephone", _P.PHONE, _V.PHONE),
-    KeyRule("mobile", _P.PHONE, _V.PHONE, strong=False),
-    KeyRule("mobile_phone", _P.PHONE, _V.PHONE),
-    KeyRule("home_phone", _P.PHONE, _V.PHONE),
-    KeyRule("fax", _P.PHONE, _V.PHONE, strong=False, safeguard=SafeHarbor.FAX),
-    KeyRule("email", _P.EMAIL, _V.EMAIL),
-    KeyRule("email_address", _P.EMAIL, _V.EMAIL),
-    KeyRule("patient_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("first_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("last_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("middle_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("full_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("given_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("family_name", _P.PERSON_NAME, _V.NAME),
-    KeyRule("street_address", _P.STREET_ADDRESS, _V.ADDRESS),
-    KeyRule("home_address", _P.STREET_ADDRESS, _V.ADDRESS),
-    KeyRule("address_line", _P.STREET_ADDRESS, _V.ADDRESS),
-    KeyRule("zip_code", _P.STREET_ADDRESS, _V.ID),
+    KeyRule("ssn", _P.SSN, _V.SSN, strong=False, triggers=("ssn",)),
+    KeyRule("social_security_number", _P.SSN, _V.SSN, triggers=("security",)),
+    KeyRule("mrn", _P.MRN, _V.ID, strong=False, triggers=("mrn",)),
+    KeyRule("medical_record_number", _P.MRN, _V.ID, triggers=("medical_record", "medicalrecord")),
+    KeyRule("dob", _P.DOB, _V.DATE, strong=False, triggers=("dob",)),
+    KeyRule("date_of_birth", _P.DOB, _V.DATE, triggers=("birth",)),
+    KeyRule("birth_date", _P.DOB, _V.DATE, triggers=_NONE),
+    KeyRule("phone", _P.PHONE, _V.PHONE, triggers=("phone",)),
+    KeyRule("phone_number", _P.PHONE, _V.PHONE, triggers=_NONE),
+    KeyRule("telephone", _P.PHONE, _V.PHONE, triggers=_NONE),
+    KeyRule("mobile", _P.PHONE, _V.PHONE, strong=False, triggers=("mobile",)),
+    KeyRule("mobile_phone", _P.PHONE, _V.PHONE, triggers=_NONE),
+    KeyRule("home_phone", _P.PHONE, _V.PHONE, triggers=_NONE),
+    KeyRule("fax", _P.PHONE, _V.PHONE, strong=False, safeguard=SafeHarbor.FAX, triggers=("fax",)),
+    KeyRule("email", _P.EMAIL, _V.EMAIL, triggers=("email",)),
+    KeyRule("email_address", _P.EMAIL, _V.EMAIL, triggers=_NONE),
+    KeyRule("patient_name", _P.PERSON_NAME, _V.NAME, strong=False, triggers=("name",)),
+    KeyRule("first_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("last_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("middle_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("full_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("given_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("family_name", _P.PERSON_NAME, _V.NAME, triggers=_NONE),
+    KeyRule("street_address", _P.STREET_ADDRESS, _V.ADDRESS, triggers=("_address",)),
+    KeyRule("home_address", _P.STREET_ADDRESS, _V.ADDRESS, triggers=_NONE),
+    KeyRule("address_line", _P.STREET_ADDRESS, _V.ADDRESS, triggers=("address_line",)),
+    KeyRule("zip_code", _P.STREET_ADDRESS, _V.ID, triggers=("zip_code", "zipcode")),
     # CDS Hooks: context.patientId, fhirAuthorization.patient, and prefetch (FHIR data).
-    KeyRule("patient_id", _P.PATIENT_ID, _V.ID),
-    KeyRule("patient", _P.PATIENT_ID, _V.ID, Scope.SCALAR, strong=False),
+    KeyRule("patient_id", _P.PATIENT_ID, _V.ID, triggers=("patientid", "patient_id")),
+    KeyRule("patient", _P.PATIENT_ID, _V.ID, Scope.SCALAR, strong=False, triggers=("patient",)),
     KeyRule("prefetch", _P.FHIR_RESOURCE, _V.CONTAINER),
     # FHIR members that are PHI wherever they appear in JSON text.
-    KeyRule("family", _P.PERSON_NAME, _V.NAME, Scope.TEXT, strong=False),
-    KeyRule("given", _P.PERSON_NAME, _V.LIST, Scope.TEXT, strong=False),
-    KeyRule("line", _P.STREET_ADDRESS, _V.LIST, Scope.TEXT, strong=False),
-    KeyRule("postal_code", _P.STREET_ADDRESS, _V.ID),
+    KeyRule("family", _P.PERSON_NAME, _V.NAME, Scope.TEXT, strong=False, triggers=("family",)),
+    KeyRule("given", _P.PERSON_NAME, _V.LIST, Scope.TEXT, strong=False, triggers=("given",)),
+    KeyRule("line", _P.STREET_ADDRESS, _V.LIST, Scope.TEXT, strong=False, triggers=("line",)),
+    KeyRule("postal_code", _P.STREET_ADDRESS, _V.ID, triggers=("postal_code",)),
 )
 """The default sensitive keys, by normal form."""
 

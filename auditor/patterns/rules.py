@@ -668,7 +668,7 @@ MRN_RULE: Final = TextRule(
     check=_check_mrn,
     triggers=(
         "mrn",
-        *(f"mr#{c}" for c in " 0abcdefghijklmnopqrstuvwxyz"),
+        "mr#",
         "mr #",
         "medical record",
         "medical_record",

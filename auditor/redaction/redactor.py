@@ -198,6 +198,21 @@ class Redactor:
     def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
         """Redact one event; structlog's processor signature."""
         try:
+            # The common case, inline: known plain keys, strings and scalars only, and
+            # nothing in the strings that the quick test would look at twice.
+            if event_dict.keys() <= self._simple_keys:
+                strings: list[str] = []
+                append = strings.append
+                for value in event_dict.values():
+                    kind = type(value)
+                    if kind is str:
+                        append(value)
+                    elif kind not in _SCALARS:
+                        break
+                else:
+                    joined = "\n".join(strings)
+                    if len(joined) <= self._max_chars and not self._quick(joined):
+                        return event_dict
             return self.process(event_dict, logger, method_name)[0]
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
