@@ -13,6 +13,7 @@ from auditor.errors import (
 )
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.models import AuthzEvent, Finding, finding_id
+from auditor.redaction import Redactor, RedactorConfig
 from auditor.vocabulary import (
     AuthzAction,
     DeadLetterReason,
@@ -41,6 +42,8 @@ __all__ = [
     "MissingExtraError",
     "Outcome",
     "PhiKind",
+    "Redactor",
+    "RedactorConfig",
     "RejectedRecord",
     "ReviewAction",
     "ReviewStatus",
