@@ -69,6 +69,7 @@ POSITIVES = [
         "key.password",
     ),  # escaped JSON
     ("login password=hunter2 user=svc", "hunter2", TokenKind.CLIENT_SECRET, "key.password"),
+    ("retry with secret=Xk29-sEcr3t", "Xk29-sEcr3t", TokenKind.CLIENT_SECRET, "key.secret"),
     (
         "Cookie: sid=8f3kQ9zLr2; theme=dark",
         "sid=8f3kQ9zLr2; theme=dark",

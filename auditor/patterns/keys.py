@@ -128,8 +128,8 @@ DEFAULT_KEY_RULES: Final = _rules(
     KeyRule("x_api_key", _T.BEARER_TOKEN, triggers=_NONE),
     KeyRule("jwt", _T.JWT, _V.CREDENTIAL, strong=False, triggers=("jwt",)),
     KeyRule("client_secret", _T.CLIENT_SECRET, triggers=("client_secret", "clientsecret")),
-    # "secret" alone has no anchor byte: `secret=` triggers with another word only.
-    KeyRule("secret", _T.CLIENT_SECRET, strong=False, triggers=_NONE),
+    # "secret" has no anchor byte: its three commonest forms are tested with `in`.
+    KeyRule("secret", _T.CLIENT_SECRET, triggers=("secret=", "secret:", 'secret"')),
     KeyRule("password", _T.CLIENT_SECRET, triggers=("password", "passwd")),
     KeyRule("passwd", _T.CLIENT_SECRET, triggers=_NONE),
     KeyRule("pwd", _T.CLIENT_SECRET, strong=False, triggers=("pwd",)),
