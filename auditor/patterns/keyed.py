@@ -92,11 +92,12 @@ _SEPARATORS: Final = ("=", ":", '"', "'", "\\")
 def _trigger_forms(rule: KeyRule) -> set[str]:
     """The key as written in text: ``access_token``, ``access-token``, ``accessToken``.
 
-    A separator follows it when the bare word is too common.
-
-    A spelling without an anchor byte (`ANCHOR_BYTES`) cannot be scanned for cheaply and
-    is left out: ``secret=…`` alone does not trigger the rule (``client_secret=…`` does).
+    A separator follows it when the bare word is too common. A derived spelling without
+    an anchor byte (`ANCHOR_BYTES`) cannot be scanned for cheaply and is left out;
+    explicit triggers are kept as given (the prefilter tests a few anchorless ones with
+    ``in``, and refuses too many).
     """
+    explicit = rule.triggers is not None
     if rule.triggers is not None:
         bases = set(rule.triggers)
     else:
@@ -104,7 +105,7 @@ def _trigger_forms(rule: KeyRule) -> set[str]:
         bases = {sep.join(words) for sep in ("", "_", "-")}
     forms: set[str] = set()
     for form in bases:
-        if not ANCHOR_BYTES.intersection(form.encode()):
+        if not explicit and not ANCHOR_BYTES.intersection(form.encode()):
             continue
         if rule.strong:
             forms.add(form)
