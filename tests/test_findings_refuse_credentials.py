@@ -20,6 +20,19 @@ BASE = {
 }
 
 
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        "Authorization: Bearer [REDACTED:jwt] (greeter)",  # a header whose credential is a marker
+        '{"headers": {"authorization": "Bearer [REDACTED:jwt]"}}',  # the same in JSON text
+        '"fhirAuthorization": {"access_token": "[REDACTED:bearer_token]"}',  # a keyed marker
+        "loaded config client_secret=[REDACTED] note=ok",  # another tool's marker
+    ],
+)
+def test_redacted_evidence_is_accepted(evidence) -> None:
+    assert Finding.model_validate({**BASE, "evidence": evidence}).evidence == evidence
+
+
 def test_markers_and_safe_facts_are_accepted() -> None:
     finding = Finding.model_validate(
         {

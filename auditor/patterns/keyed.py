@@ -31,6 +31,9 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+_AUTH_SCHEME: Final = re.compile(r"(?i:bearer|basic|digest|negotiate|token|jwt|dpop)[ \t]+")
+
+
 def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one case per shape
     """The normalized value when ``value`` counts under a key of ``shape``, else ``None``.
 
@@ -38,6 +41,10 @@ def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one c
     numbers, lower case for e-mail, so ``536-22-8714`` and ``536228714`` correlate.
     """
     text = value.strip()
+    scheme = _AUTH_SCHEME.match(text) if shape is ValueShape.HEADER else None
+    # "Bearer [REDACTED:jwt]" is a redacted header, not a credential.
+    if scheme is not None and is_placeholder(text[scheme.end() :]):
+        return None
     if is_placeholder(text):
         return None
     result: str | None

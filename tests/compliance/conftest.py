@@ -134,10 +134,20 @@ def _finding(label: str, **fields: object) -> Finding:
         "finding_id": finding_id(detector, rule, label),
         "kind": rule,
         "title": f"{detector} {rule}",
-        "evidence": f"... [REDACTED] ... {CANARY_JWT}",
     }
     base.update(fields)
-    return Finding.model_validate(base)
+    facts = dict(base.pop("facts", None) or {})  # type: ignore[call-overload]
+    canary_facts = {k: facts.pop(k) for k in list(facts) if facts[k] in CANARIES}
+    finding = Finding.model_validate({**base, "facts": facts})
+    # Finding refuses free text holding a credential; the canary is planted past that
+    # check, as if a buggy detector or an old row had let one through, to prove that the
+    # exports would still not show it.
+    return finding.model_copy(
+        update={
+            "evidence": f"... [REDACTED] ... {CANARY_JWT}",
+            "facts": {**finding.facts, **canary_facts},
+        }
+    )
 
 
 def _findings(fp: Fingerprinter, fp_leak: str, fp_replay: str) -> dict[str, Finding]:
