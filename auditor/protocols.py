@@ -56,30 +56,66 @@ class ContentDetector(Protocol):
 class StreamDetector(Protocol[StateT]):
     """A stateful detector over authz events: ``(state, event) -> (state, findings)``.
 
-    The runtime owns the state, one value per key, and calls ``step`` once per event in
-    key order and ``advance`` whenever the event-time watermark of the partition moves.
-    Implementations are immutable and pure: no I/O, no wall clock, no exceptions on
-    valid events. State must be picklable so the runtime can snapshot and restore it.
+    The runtime (``pipelines.runtime``) owns the state, one value per key and partition.
+    It releases events in event-time order once the partition's watermark has passed them,
+    so for events within the allowed lateness the detector sees the same sequence whatever
+    order they arrived in. Per key it calls ``advance`` at the deadlines the detector asks
+    for, interleaved with ``step`` in event-time order: a deadline ``D`` is always served
+    before any event at ``D`` or later. Late events (older than the watermark) are stepped
+    immediately, out of order; detectors must tolerate them.
+
+    Times are event-time seconds since the epoch (floats): the runtime computes them once
+    per event. Implementations are immutable (configured once, validated at construction)
+    and pure: no I/O, no wall clock, no randomness, and they never raise on a valid event.
+    ``step`` and ``advance`` may update the state they are given in place and return it —
+    the runtime hands over the only reference — but must not touch the event. State must be
+    picklable: the runtime snapshots it for restarts and partition moves, and refuses a
+    snapshot whose ``state_version`` differs from the detector's.
     """
 
     name: DetectorName
+    state_version: int
 
     def key(self, event: AuthzEvent) -> str | None:
-        """The state key of ``event``, or ``None`` when this detector ignores it."""
+        """The state key of ``event``, or ``None`` when this detector ignores it.
+
+        Called once per event on the hot path; cheap, never raises.
+        """
         ...
 
     def initial_state(self) -> StateT:
-        """A fresh state for a key never seen before."""
+        """A fresh state for a key never seen before (or evicted)."""
         ...
 
-    def step(self, state: StateT, event: AuthzEvent) -> tuple[StateT, Sequence[Finding]]:
-        """Fold one event into the state of its key."""
+    def step(
+        self, state: StateT, event: AuthzEvent, now: float
+    ) -> tuple[StateT, Sequence[Finding]]:
+        """Fold one event into the state of its key.
+
+        Args:
+            state: The key's state; the detector may update it in place.
+            event: The event (never modified).
+            now: The event's time in seconds since the epoch.
+        """
         ...
 
-    def advance(
-        self, state: StateT, watermark: datetime
-    ) -> tuple[StateT | None, Sequence[Finding]]:
-        """Close what the watermark has passed; return ``None`` to let the runtime evict."""
+    def deadline(self, state: StateT) -> float | None:
+        """When ``advance`` must next be called for this key, or ``None`` if never.
+
+        Called after each ``step`` and ``advance``; O(1), never raises.
+        """
+        ...
+
+    def advance(self, state: StateT, now: float) -> tuple[StateT | None, Sequence[Finding]]:
+        """Event time has reached ``now``: close windows, expire entries, end incidents.
+
+        ``now`` is the deadline the detector asked for, or ``math.inf`` when the input ends
+        (close everything). Returns ``None`` as the state to let the runtime evict the key.
+        """
+        ...
+
+    def size(self, state: StateT) -> int:
+        """How many items the state tracks (jtis, series, incidents): the state-size gauge."""
         ...
 
 

@@ -213,3 +213,75 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+
+
+class StreamKind(StrEnum):
+    """Kinds of finding the stream detectors report (``Finding.kind``)."""
+
+    JWT_REPLAY = "jwt_replay"
+    AUDIENCE_MISUSE = "audience_misuse"
+    TOKEN_LIFETIME = "token_lifetime"
+    DETECTOR_CAPACITY = "detector_capacity"
+    FAILURE_SPIKE = "failure_spike"
+    NEW_FAILURE_REASON = "new_failure_reason"
+    ATTACK_SIGNATURE = "attack_signature"
+    CLOCK_SKEW = "clock_skew"
+    EXPIRED_TOKEN_USE = "expired_token_use"
+    POLICY_VIOLATION = "policy_violation"
+
+
+class RuleBasis(StrEnum):
+    """What a rule rests on: the difference between "the spec forbids it" and "we chose to".
+
+    ``normative`` is a SHALL/MUST of the CDS Hooks specification; ``best_practice`` is the
+    CDS Hooks best-practice page or a widely used security guide; ``local_policy`` is a
+    rule the site adopts (e.g. SMART Backend Services limits applied to CDS Hooks);
+    ``heuristic`` is a statistical detection with tunable thresholds.
+    """
+
+    NORMATIVE = "normative"
+    BEST_PRACTICE = "best_practice"
+    LOCAL_POLICY = "local_policy"
+    HEURISTIC = "heuristic"
+
+
+class ReplayRule(StrEnum):
+    """Rule ids of the ``replay_burst`` detector."""
+
+    JTI_REPLAY = "jti_replay"
+    WRONG_AUDIENCE = "token_wrong_audience"
+    LIFETIME_OVER_SMART_CAP = "lifetime_over_smart_cap"
+    LIFETIME_OVER_BEST_PRACTICE = "lifetime_over_best_practice"
+    JTI_TABLE_FULL = "jti_table_full"
+
+
+class AnomalyRule(StrEnum):
+    """Rule ids of the ``validation_anomaly`` detector."""
+
+    FAILURE_RATE_SPIKE = "failure_rate_spike"
+    NEW_FAILURE_REASON = "new_failure_reason"
+    ATTACK_SIGNATURE = "attack_signature"
+    CLOCK_SKEW_DRIFT = "clock_skew_drift"
+    SUSTAINED_EXPIRED_TOKENS = "sustained_expired_tokens"
+
+
+class PolicyRule(StrEnum):
+    """Rule ids of the ``policy`` detector."""
+
+    ALG_NONE_OR_HMAC = "alg_none_or_hmac"
+    REQUIRED_FIELD_MISSING = "required_jwt_field_missing"
+    TYP_NOT_JWT = "typ_not_jwt"
+    AUD_NOT_ENDPOINT = "aud_not_endpoint"
+    FHIR_SERVER_MISSING = "fhir_server_missing"
+    FHIR_SERVER_NOT_HTTPS = "fhir_server_not_https"
+    ALG_NOT_ALLOWED = "alg_not_allowed"
+    ISSUER_NOT_ALLOWLISTED = "issuer_not_allowlisted"
+    SERVICE_NOT_ALLOWLISTED = "service_not_allowlisted"
+    FHIR_SERVER_NOT_ALLOWLISTED = "fhir_server_not_allowlisted"
+    JKU_NOT_APPROVED = "jku_not_approved"
+    SCOPE_TOO_BROAD = "scope_too_broad"
+    TLS_BELOW_MINIMUM = "tls_below_minimum"
+    TLS_FAILURE = "tls_failure"
+    PAYLOAD_OVER_CAP = "payload_over_cap"
+    RATE_LIMIT_BURST = "rate_limit_burst"
+    REQUEST_RATE_EXCEEDED = "request_rate_exceeded"

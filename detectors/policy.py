@@ -1,0 +1,746 @@
+"""``policy``: what was issued or accepted against the CDS Hooks spec and the site's policy.
+
+The policy detector judges *conformance*: tokens a client issued (``token.issued``),
+requests a client sent (``request.sent``), and what a service *accepted* (successful
+service-side events). What a service refused is the control working; bursts of refusals
+are ``validation_anomaly``'s business. TLS failures and rate-limit rejections are the
+exceptions: they are failures by nature.
+
+Rules (ids in ``auditor.vocabulary.PolicyRule``, references in ``detectors.rules``):
+
+- normative CDS Hooks: ``alg_none_or_hmac``, ``required_jwt_field_missing`` (kid, typ,
+  alg, iss, aud, exp, iat, jti), ``typ_not_jwt``, ``aud_not_endpoint`` (client side;
+  the service side is ``replay_burst``'s ``token_wrong_audience``),
+  ``fhir_server_missing`` and ``fhir_server_not_https`` when fhirAuthorization is sent;
+- best practice: ``issuer_not_allowlisted``, ``service_not_allowlisted``,
+  ``fhir_server_not_allowlisted`` (SSRF), ``jku_not_approved``, ``scope_too_broad``,
+  ``tls_below_minimum``, ``tls_failure``;
+- local policy: ``alg_not_allowed`` (an allowlist tighter than the spec's),
+  ``payload_over_cap``, ``rate_limit_burst``, ``request_rate_exceeded``.
+
+Each violation is an incident per (rule, client, role, service, detail — the alg, the
+host, the missing fields): a misconfigured client that sends a thousand HS256 tokens is
+one finding whose count grows, closed after ``incident_gap`` seconds without a repeat.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from auditor.models import AuthzEvent, FactValue, Finding
+from auditor.vocabulary import (
+    AuthzAction,
+    DetectorName,
+    FailureReason,
+    Outcome,
+    PolicyRule,
+    Severity,
+)
+from detectors._episodes import Episode, Trigger
+from detectors._incidents import (
+    MAX_EVENT_IDS,
+    Incident,
+    anchor_time,
+    emit,
+    incident_id,
+    sorted_tuple,
+)
+from detectors.rules import RULES
+from detectors.scopes import classify_scope
+from detectors.thresholds import BurstThreshold, Seconds
+
+__all__ = ["ClientPolicy", "PolicyConfig", "PolicyDetector", "PolicyState", "ServicePolicy"]
+
+RECOMMENDED_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+
+_ISSUED = AuthzAction.TOKEN_ISSUED
+_SENT = AuthzAction.REQUEST_SENT
+_VALIDATED = AuthzAction.TOKEN_VALIDATED
+_REJECTED = AuthzAction.TOKEN_REJECTED
+_TLS_FAILED = AuthzAction.TLS_FAILED
+_RATE_LIMITED_ACTION = AuthzAction.RATELIMIT_EXCEEDED
+_SUCCESS = Outcome.SUCCESS
+_TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
+_MAX_SCOPES_LISTED = 8
+
+
+def _forged(alg: str) -> bool:
+    return alg.lower() == "none" or alg.upper().startswith("HS")
+
+
+class ClientPolicy(BaseModel):
+    """What one CDS client (``iss``) may do.
+
+    Attributes:
+        allowed_services: Service ids or endpoint URLs the client may call; ``None``
+            leaves calls unchecked.
+        approved_jku: JWK Set URLs pre-approved for this client's ``jku`` header.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed_services: frozenset[str] | None = None
+    approved_jku: frozenset[str] = frozenset()
+
+
+class ServicePolicy(BaseModel):
+    """What one CDS service may receive.
+
+    Attributes:
+        allowed_fhir_hosts: Hosts its ``fhirServer`` may name: exact (``fhir.example.org``)
+            or a subdomain pattern (``*.example.org``); ``None`` leaves it unchecked.
+        read_only: The service only reads: write scopes are too broad.
+        allow_wildcard: Whether ``*`` resource scopes are acceptable.
+        allowed_scopes: The exact scopes it may get; ``None`` allows any other scope.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed_fhir_hosts: frozenset[str] | None = None
+    read_only: bool = False
+    allow_wildcard: bool = False
+    allowed_scopes: frozenset[str] | None = None
+
+    @field_validator("allowed_fhir_hosts")
+    @classmethod
+    def _hosts_are_names(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is None:
+            return None
+        for host in value:
+            bare = host.removeprefix("*.")
+            if not bare or "/" in bare or "*" in bare or ":" in bare:
+                raise ValueError(f"allowed_fhir_hosts holds host names or *.suffix: {host!r}")
+        return frozenset(host.lower() for host in value)
+
+
+class PolicyConfig(BaseModel):
+    """Configuration of ``policy``; validated once at start-up.
+
+    Attributes:
+        clients: Policy per client ``iss``. When non-empty, a service accepting another
+            iss is ``issuer_not_allowlisted`` (unless ``flag_unknown_clients`` is off),
+            and any ``jku`` not approved for its iss is ``jku_not_approved``.
+        flag_unknown_clients: See ``clients``.
+        services: Policy per service id.
+        default_service: Policy of services not listed in ``services``.
+        allowed_algorithms: Signing algorithms the site allows. ``none`` and HMAC are
+            refused by the spec and cannot be listed.
+        min_tls_version: The oldest acceptable TLS version.
+        max_payload_bytes: Request bodies above this are ``payload_over_cap``.
+        rate_limit_burst: Rate-limit rejections of one client that make a burst.
+        request_burst: Requests of one client to services per window that are too many
+            (``None``: not checked).
+        incident_gap: Seconds without a repeat after which a violation incident closes.
+        disabled_rules: Rules not to report.
+        severity: Severity overrides per rule.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clients: Mapping[str, ClientPolicy] = Field(default_factory=dict)
+    flag_unknown_clients: bool = True
+    services: Mapping[str, ServicePolicy] = Field(default_factory=dict)
+    default_service: ServicePolicy = ServicePolicy()
+    allowed_algorithms: frozenset[str] = RECOMMENDED_ALGORITHMS
+    min_tls_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+    max_payload_bytes: Annotated[int, Field(ge=1)] | None = 1_048_576
+    rate_limit_burst: BurstThreshold | None = BurstThreshold(count=20, window=60.0)
+    request_burst: BurstThreshold | None = None
+    incident_gap: Seconds = 3600.0
+    disabled_rules: frozenset[PolicyRule] = frozenset()
+    severity: Mapping[PolicyRule, Severity] = Field(default_factory=dict)
+
+    @field_validator("allowed_algorithms")
+    @classmethod
+    def _no_forbidden_algorithms(cls, value: frozenset[str]) -> frozenset[str]:
+        forbidden = sorted(alg for alg in value if _forged(alg))
+        if forbidden:
+            raise ValueError(f"CDS Hooks forbids none and HMAC algorithms: {forbidden}")
+        if not value:
+            raise ValueError("allowed_algorithms cannot be empty")
+        return value
+
+
+@dataclass(slots=True)
+class _Violation:
+    """An open violation incident and the facts that identify it."""
+
+    incident: Incident
+    rule: PolicyRule
+    role: str
+    service: str | None
+    facts: dict[str, FactValue]
+    peak: int = 0
+
+
+@dataclass(slots=True)
+class PolicyState:
+    """The per-``iss`` state of ``policy``: open violations and rate counters."""
+
+    iss: str | None = None
+    violations: dict[tuple[str, str, str, str], _Violation] = field(default_factory=dict)
+    violation_deadline: float = math.inf
+    rate: Episode | None = None
+    window_start: float = math.nan
+    window_requests: int = 0
+    request_incident: Incident | None = None
+    request_peak: int = 0
+    last_seen: float = -math.inf
+
+
+_Found = tuple[PolicyRule, str, dict[str, FactValue]]
+
+
+@lru_cache(maxsize=4096)
+def _split_url(url: str) -> tuple[str, str]:
+    """Scheme and lower-case host of a URL; never raises (bad URLs give empty parts)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower()
+    except ValueError:
+        return "", ""
+
+
+def _host_matcher(policy: ServicePolicy) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact hosts and ``.suffix`` patterns of a service's fhirServer allowlist."""
+    hosts = policy.allowed_fhir_hosts or frozenset()
+    exact = frozenset(h for h in hosts if not h.startswith("*."))
+    return exact, tuple(sorted(h[1:] for h in hosts if h.startswith("*.")))
+
+
+@lru_cache(maxsize=256)
+def _tls_rank(version: str) -> float | None:
+    text = version.strip().upper().replace(" ", "")
+    if text.startswith("SSL"):
+        return 0.0
+    text = text.removeprefix("TLSV").removeprefix("TLS")
+    if text in {"1", "1.0"}:
+        return 1.0
+    return _TLS_VERSIONS.get(text)
+
+
+class PolicyDetector:
+    """Checks issued tokens, sent requests and accepted calls against policy.
+
+    Args:
+        config: The configuration; defaults to ``PolicyConfig()`` (spec rules, TLS 1.2,
+            1 MiB payloads, rate-limit bursts of 20 per minute).
+    """
+
+    name = DetectorName.POLICY
+    state_version = 1
+
+    __slots__ = ("_config", "_default_hosts", "_disabled", "_hosts", "_min_tls", "_rate")
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self._config = config or PolicyConfig()
+        c = self._config
+        self._disabled = c.disabled_rules
+        self._min_tls = _TLS_VERSIONS[c.min_tls_version]
+        burst = c.rate_limit_burst
+        self._rate = None if burst is None else Trigger(burst.count, burst.window, burst.window)
+        self._hosts = {name: _host_matcher(p) for name, p in c.services.items()}
+        self._default_hosts = _host_matcher(c.default_service)
+
+    @property
+    def config(self) -> PolicyConfig:
+        """The validated configuration."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"PolicyDetector({self._config!r})"
+
+    def key(self, event: AuthzEvent) -> str | None:
+        """The client's ``iss`` (the peer for TLS failures without one) — only for events
+        that break a rule or feed a rate counter: conformant traffic needs no state."""
+        client = event.client
+        if client is not None:
+            key = client.iss
+        else:
+            peer = event.peer
+            if event.action is not _TLS_FAILED or peer is None or not peer.ip:
+                return None
+            key = f"peer:{peer.ip}"
+        action = event.action
+        if self._rate is not None and (
+            action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
+        ):
+            return key
+        if self._config.request_burst is not None and (
+            action is _VALIDATED or action is _REJECTED
+        ):
+            return key
+        return key if self._violations(event) else None
+
+    def initial_state(self) -> PolicyState:
+        """No violations yet."""
+        return PolicyState()
+
+    def step(
+        self, state: PolicyState, event: AuthzEvent, now: float
+    ) -> tuple[PolicyState, list[Finding]]:
+        """Open or grow the incidents of the rules the event breaks; count rates."""
+        out: list[Finding] = []
+        if state.iss is None:
+            state.iss = event.client_iss
+        state.last_seen = max(state.last_seen, now)
+        if state.violation_deadline <= now:
+            self._close_violations(state, now, out)
+        for rule, detail, facts in self._violations(event):
+            self._record(state, rule, event, detail, facts, now, out)
+        action = event.action
+        if self._rate is not None and (
+            action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
+        ):
+            self._rate_limited(state, event, now, out)
+        if self._config.request_burst is not None and (
+            action is _VALIDATED or action is _REJECTED
+        ):
+            self._count_request(state, event, now, out)
+        return state, out
+
+    def _violations(self, event: AuthzEvent) -> list[_Found]:
+        """The rules ``event`` breaks, with the detail that identifies each incident."""
+        found: list[_Found] = []
+        role = event.source.role
+        action = event.action
+        accepted = role == "service" and event.outcome is _SUCCESS
+        client_side = role == "client" and (action is _ISSUED or action is _SENT)
+        if event.token is not None and (
+            (client_side and action is _ISSUED) or (accepted and action is _VALIDATED)
+        ):
+            self._check_token(event, found)
+        if (client_side and action is _SENT) or accepted:
+            self._check_request(event, client_side, accepted, found)
+        tls = event.tls
+        if tls is not None:
+            if tls.version is not None:
+                rank = _tls_rank(tls.version)
+                if rank is not None and rank < self._min_tls:
+                    facts: dict[str, FactValue] = {
+                        "tls_version": tls.version,
+                        "minimum": self._config.min_tls_version,
+                    }
+                    found.append((PolicyRule.TLS_BELOW_MINIMUM, tls.version, facts))
+            if tls.error is not None and action is not _TLS_FAILED:
+                found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
+        if action is _TLS_FAILED or event.reason is FailureReason.TLS_ERROR:
+            found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
+        if self._disabled:
+            return [item for item in found if item[0] not in self._disabled]
+        return found
+
+    def deadline(self, state: PolicyState) -> float | None:
+        """When the next incident may close, or when an idle key may go."""
+        due = state.violation_deadline
+        if state.rate is not None and self._rate is not None:
+            due = min(due, state.rate.last + self._rate.gap)
+        if state.request_incident is not None or state.window_requests:
+            due = min(due, state.window_start + self._request_window())
+        if due == math.inf:
+            return state.last_seen + self._config.incident_gap
+        return due
+
+    def advance(self, state: PolicyState, now: float) -> tuple[PolicyState | None, list[Finding]]:
+        """Close quiet incidents; at the end of input, all of them."""
+        out: list[Finding] = []
+        if state.violation_deadline <= now:
+            self._close_violations(state, now, out)
+        if state.rate is not None and self._rate is not None and state.rate.ended(now, self._rate):
+            self._end_rate(state, out)
+        if self._config.request_burst is not None and not math.isnan(state.window_start):
+            self._roll_requests(state, now, out)
+        idle = (
+            not state.violations
+            and state.rate is None
+            and state.request_incident is None
+            and now >= state.last_seen + self._config.incident_gap
+        )
+        return (None if idle or now == math.inf else state), out
+
+    def size(self, state: PolicyState) -> int:
+        """Open violation incidents and bursts."""
+        return (
+            len(state.violations) + (state.rate is not None) + (state.request_incident is not None)
+        )
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _check_token(self, event: AuthzEvent, found: list[_Found]) -> None:
+        token = event.token
+        assert token is not None
+        alg = token.alg
+        if alg is not None and alg not in self._config.allowed_algorithms:
+            # The allowlist holds no forged algorithm (validated), so this is rare.
+            if _forged(alg):
+                found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))
+            else:
+                found.append((PolicyRule.ALG_NOT_ALLOWED, alg[:32], {"alg": alg[:32]}))
+        iss = event.client_iss
+        if (
+            alg is None
+            or token.kid is None
+            or token.typ is None
+            or not iss
+            or not token.aud
+            or token.exp is None
+            or token.iat is None
+            or token.jti is None
+        ):
+            present = {
+                "alg": alg,
+                "kid": token.kid,
+                "typ": token.typ,
+                "iss": iss or None,
+                "aud": token.aud or None,
+                "exp": token.exp,
+                "iat": token.iat,
+                "jti": token.jti,
+            }
+            missing = tuple(name for name, value in present.items() if value is None)
+            found.append(
+                (PolicyRule.REQUIRED_FIELD_MISSING, ",".join(missing), {"missing": missing})
+            )
+        typ = token.typ
+        if typ is not None and typ != "JWT" and typ.upper() != "JWT":
+            found.append((PolicyRule.TYP_NOT_JWT, typ[:64], {"typ": typ[:64]}))
+        jku = token.jku
+        clients = self._config.clients
+        if jku is not None and clients:
+            policy = clients.get(iss or "")
+            if policy is None or jku not in policy.approved_jku:
+                host = _split_url(jku)[1]
+                found.append((PolicyRule.JKU_NOT_APPROVED, host, {"jku_host": host}))
+
+    def _check_request(
+        self, event: AuthzEvent, client_side: bool, accepted: bool, found: list[_Found]
+    ) -> None:
+        config = self._config
+        service = event.service
+        service_id = service.id if service is not None else None
+        token = event.token
+        if (
+            client_side
+            and token is not None
+            and token.aud
+            and service is not None
+            and service.url is not None
+            and service.url not in token.aud
+        ):
+            found.append(
+                (
+                    PolicyRule.AUD_NOT_ENDPOINT,
+                    "",
+                    {"audiences": tuple(a[:200] for a in token.aud[:_MAX_SCOPES_LISTED])},
+                )
+            )
+        iss = event.client_iss
+        if config.clients and iss is not None:
+            policy = config.clients.get(iss)
+            if policy is None:
+                if accepted and config.flag_unknown_clients:
+                    found.append((PolicyRule.ISSUER_NOT_ALLOWLISTED, "", {}))
+            elif policy.allowed_services is not None and service is not None:
+                allowed = policy.allowed_services
+                if service.id not in allowed and service.url not in allowed:
+                    name = service.id or service.url or "?"
+                    found.append((PolicyRule.SERVICE_NOT_ALLOWLISTED, name, {"service": name}))
+        service_policy = config.services.get(service_id or "", config.default_service)
+        fhir_server = event.fhir_server
+        with_auth = event.fhir_authorization is True
+        if fhir_server is None:
+            if with_auth:
+                found.append((PolicyRule.FHIR_SERVER_MISSING, "", {}))
+        else:
+            scheme, host = _split_url(fhir_server)
+            if with_auth and scheme != "https":
+                found.append(
+                    (
+                        PolicyRule.FHIR_SERVER_NOT_HTTPS,
+                        host,
+                        {"scheme": scheme or None, "fhir_host": host or None},
+                    )
+                )
+            if service_policy.allowed_fhir_hosts is not None:
+                exact, suffixes = self._hosts.get(service_id or "", self._default_hosts)
+                if host not in exact and not (suffixes and host.endswith(suffixes)):
+                    found.append(
+                        (PolicyRule.FHIR_SERVER_NOT_ALLOWLISTED, host, {"fhir_host": host or None})
+                    )
+        if event.scopes:
+            broad = self._broad_scopes(event.scopes, service_policy)
+            if broad:
+                listed = broad[:_MAX_SCOPES_LISTED]
+                found.append(
+                    (
+                        PolicyRule.SCOPE_TOO_BROAD,
+                        " ".join(listed),
+                        {"scopes": listed, "read_only": service_policy.read_only},
+                    )
+                )
+        size = event.payload_bytes
+        if (
+            config.max_payload_bytes is not None
+            and size is not None
+            and size > config.max_payload_bytes
+        ):
+            found.append(
+                (
+                    PolicyRule.PAYLOAD_OVER_CAP,
+                    "",
+                    {"cap_bytes": config.max_payload_bytes, "bytes": size},
+                )
+            )
+
+    @staticmethod
+    def _broad_scopes(scopes: tuple[str, ...], policy: ServicePolicy) -> tuple[str, ...]:
+        broad: list[str] = []
+        for scope in scopes:
+            if policy.allowed_scopes is not None and scope not in policy.allowed_scopes:
+                broad.append(scope)
+                continue
+            access = classify_scope(scope)
+            if access is None:
+                continue
+            if (access.wildcard and not policy.allow_wildcard) or (
+                access.write and policy.read_only
+            ):
+                broad.append(scope)
+        return tuple(sorted(s[:128] for s in broad))
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def _record(
+        self,
+        state: PolicyState,
+        rule: PolicyRule,
+        event: AuthzEvent,
+        detail: str,
+        facts: dict[str, FactValue],
+        now: float,
+        out: list[Finding],
+    ) -> None:
+        role = event.source.role
+        service = event.service_id
+        key = (rule.value, role, service or "", detail)
+        violation = state.violations.get(key)
+        if violation is None:
+            spec = RULES[rule.value]
+            incident = Incident(
+                incident_id(spec, state.iss, *key, anchor_time(now)), first=now, last=now
+            )
+            violation = _Violation(incident, rule, role, service, facts)
+            state.violations[key] = violation
+        violation.incident.record(now, event.event_id)
+        size = facts.get("bytes")
+        if isinstance(size, int) and size > violation.peak:
+            violation.peak = size
+        state.violation_deadline = min(
+            state.violation_deadline, violation.incident.last + self._config.incident_gap
+        )
+        if violation.incident.update_due:
+            out.append(self._violation_finding(state, violation, closed=False))
+
+    def _close_violations(self, state: PolicyState, now: float, out: list[Finding]) -> None:
+        gap = self._config.incident_gap
+        for key, violation in list(state.violations.items()):
+            if violation.incident.last + gap <= now:
+                del state.violations[key]
+                out.append(self._violation_finding(state, violation, closed=True))
+        state.violation_deadline = min(
+            (v.incident.last + gap for v in state.violations.values()), default=math.inf
+        )
+
+    def _severity(self, rule: PolicyRule) -> Severity:
+        return self._config.severity.get(rule) or RULES[rule.value].severity
+
+    def _violation_finding(
+        self, state: PolicyState, violation: _Violation, *, closed: bool
+    ) -> Finding:
+        spec = RULES[violation.rule.value]
+        incident = violation.incident
+        facts = dict(violation.facts)
+        facts["role"] = violation.role
+        facts["events"] = incident.count
+        if violation.rule is PolicyRule.PAYLOAD_OVER_CAP:
+            facts["bytes"] = violation.peak
+        shown = ", ".join(
+            f"{name}={value}" if not isinstance(value, tuple) else f"{name}={' '.join(value)}"
+            for name, value in violation.facts.items()
+        )
+        title = (
+            f"{violation.rule.value}: {shown or spec.summary} "
+            f"({violation.role} side, {incident.count} event(s))"
+        )
+        return emit(
+            spec,
+            incident,
+            title=title,
+            severity=self._severity(violation.rule),
+            client_iss=state.iss,
+            service_id=violation.service,
+            location=_LOCATIONS.get(violation.rule),
+            facts=facts,
+            closed=closed,
+        )
+
+    # -- rates ----------------------------------------------------------------------------
+
+    def _rate_limited(
+        self, state: PolicyState, event: AuthzEvent, now: float, out: list[Finding]
+    ) -> None:
+        trigger = self._rate
+        assert trigger is not None
+        if PolicyRule.RATE_LIMIT_BURST in self._disabled:
+            return
+        episode = state.rate
+        if episode is not None and episode.ended(now, trigger):
+            self._end_rate(state, out)
+            episode = None
+        if episode is None:
+            episode = state.rate = Episode.start(now, trigger)
+        escalated = episode.note("services", event.service_id)
+        peer = event.peer
+        escalated |= episode.note("peers", peer.ip if peer is not None else None)
+        if episode.add(now, event.event_id, trigger):
+            spec = RULES[PolicyRule.RATE_LIMIT_BURST.value]
+            episode.open(incident_id(spec, state.iss, anchor_time(episode.first)), trigger)
+        if episode.incident is not None:
+            episode.incident.escalated |= escalated
+            if episode.incident.update_due:
+                out.append(self._rate_finding(state, episode, closed=False))
+
+    def _end_rate(self, state: PolicyState, out: list[Finding]) -> None:
+        episode = state.rate
+        state.rate = None
+        if episode is not None and episode.incident is not None:
+            out.append(self._rate_finding(state, episode, closed=True))
+
+    def _rate_finding(self, state: PolicyState, episode: Episode, *, closed: bool) -> Finding:
+        incident = episode.incident
+        assert incident is not None
+        burst = self._config.rate_limit_burst
+        assert burst is not None
+        services = sorted_tuple(episode.dims.get("services", set()))
+        return emit(
+            RULES[PolicyRule.RATE_LIMIT_BURST.value],
+            incident,
+            title=(
+                f"{incident.count} rate-limit rejections for one client "
+                f"(threshold {burst.count} per {int(burst.window)} s)"
+            ),
+            severity=self._severity(PolicyRule.RATE_LIMIT_BURST),
+            client_iss=state.iss,
+            service_id=services[0] if len(services) == 1 else None,
+            facts={
+                "rejections": incident.count,
+                "threshold": burst.count,
+                "window_seconds": burst.window,
+                "services": services,
+                "peers": sorted_tuple(episode.dims.get("peers", set())),
+            },
+            closed=closed,
+        )
+
+    def _request_window(self) -> float:
+        burst = self._config.request_burst
+        return burst.window if burst is not None else math.inf
+
+    def _count_request(
+        self, state: PolicyState, event: AuthzEvent, now: float, out: list[Finding]
+    ) -> None:
+        window = self._request_window()
+        if math.isnan(state.window_start):
+            state.window_start = now - now % window
+        elif now >= state.window_start + window:
+            self._roll_requests(state, now, out)
+        state.window_requests += 1
+        incident = state.request_incident
+        if incident is not None and len(incident.event_ids) < MAX_EVENT_IDS:
+            incident.event_ids.append(str(event.event_id))
+
+    def _roll_requests(self, state: PolicyState, now: float, out: list[Finding]) -> None:
+        window = self._request_window()
+        while state.window_start + window <= now:
+            end = state.window_start + window
+            self._judge_request_window(state, end, out)
+            if state.request_incident is None:
+                # Nothing open: the next window is the one that holds ``now``.
+                state.window_start = math.nan if now == math.inf else max(end, now - now % window)
+                return
+            state.window_start = end
+
+    def _judge_request_window(self, state: PolicyState, end: float, out: list[Finding]) -> None:
+        burst = self._config.request_burst
+        assert burst is not None
+        count = state.window_requests
+        state.window_requests = 0
+        if count >= burst.count and PolicyRule.REQUEST_RATE_EXCEEDED not in self._disabled:
+            incident = state.request_incident
+            if incident is None:
+                spec = RULES[PolicyRule.REQUEST_RATE_EXCEEDED.value]
+                incident = state.request_incident = Incident(
+                    incident_id(spec, state.iss, anchor_time(state.window_start)),
+                    first=state.window_start,
+                    last=end,
+                )
+            incident.count += count
+            incident.last = end
+            state.request_peak = max(state.request_peak, count)
+            if incident.update_due:
+                out.append(self._request_finding(state, closed=False))
+        elif state.request_incident is not None:
+            out.append(self._request_finding(state, closed=True))
+            state.request_incident = None
+            state.request_peak = 0
+
+    def _request_finding(self, state: PolicyState, *, closed: bool) -> Finding:
+        incident = state.request_incident
+        burst = self._config.request_burst
+        assert incident is not None
+        assert burst is not None
+        return emit(
+            RULES[PolicyRule.REQUEST_RATE_EXCEEDED.value],
+            incident,
+            title=(
+                f"client sent up to {state.request_peak} requests per {int(burst.window)} s "
+                f"(threshold {burst.count})"
+            ),
+            severity=self._severity(PolicyRule.REQUEST_RATE_EXCEEDED),
+            client_iss=state.iss,
+            facts={
+                "requests": incident.count,
+                "peak_per_window": state.request_peak,
+                "threshold": burst.count,
+                "window_seconds": burst.window,
+            },
+            closed=closed,
+        )
+
+
+_LOCATIONS: dict[PolicyRule, str] = {
+    PolicyRule.ALG_NONE_OR_HMAC: "$.token.alg",
+    PolicyRule.ALG_NOT_ALLOWED: "$.token.alg",
+    PolicyRule.REQUIRED_FIELD_MISSING: "$.token",
+    PolicyRule.TYP_NOT_JWT: "$.token.typ",
+    PolicyRule.AUD_NOT_ENDPOINT: "$.token.aud",
+    PolicyRule.FHIR_SERVER_MISSING: "$.fhir_server",
+    PolicyRule.FHIR_SERVER_NOT_HTTPS: "$.fhir_server",
+    PolicyRule.FHIR_SERVER_NOT_ALLOWLISTED: "$.fhir_server",
+    PolicyRule.ISSUER_NOT_ALLOWLISTED: "$.client.iss",
+    PolicyRule.SERVICE_NOT_ALLOWLISTED: "$.service",
+    PolicyRule.JKU_NOT_APPROVED: "$.token.jku",
+    PolicyRule.SCOPE_TOO_BROAD: "$.scopes",
+    PolicyRule.TLS_BELOW_MINIMUM: "$.tls.version",
+    PolicyRule.TLS_FAILURE: "$.tls",
+    PolicyRule.PAYLOAD_OVER_CAP: "$.payload_bytes",
+}
