@@ -123,6 +123,7 @@ class _Series:
     window_events: list[str] = field(default_factory=list)
     incident: Incident | None = None
     windows: int = 0
+    anomalous_windows: int = 0
     peak: float = 0.0
     last_score: float = 0.0
     last_baseline: float = 0.0
@@ -284,16 +285,21 @@ class ValidationAnomalyDetector:
                 series.last_std, series.last_count = std, count
                 series.peak = max(series.peak, score)
                 self._anomalous_window(state, name, series, out)
-                observed = min(count, series.mean + c.z_threshold * std)
+                # Protect the baseline: learn the count clipped at the threshold, and at
+                # most one standard deviation of spread (clipped at z sigma, the variance
+                # would grow geometrically and the anomaly would soon look normal).
+                delta = min(count, series.mean + c.z_threshold * std) - series.mean
+                series.mean += c.alpha * delta
+                series.var = (1 - c.alpha) * (series.var + c.alpha * min(delta * delta, std * std))
             else:
                 if series.incident is not None:
                     out.append(self._spike_finding(state, series, closed=True))
                     series.incident = None
                     series.peak = 0.0
-                observed = count
-            delta = observed - series.mean
-            series.mean += c.alpha * delta
-            series.var = (1 - c.alpha) * (series.var + c.alpha * delta * delta)
+                    series.anomalous_windows = 0
+                delta = count - series.mean
+                series.mean += c.alpha * delta
+                series.var = (1 - c.alpha) * (series.var + c.alpha * delta * delta)
             series.current = 0
             series.window_events.clear()
             series.windows += 1
@@ -312,6 +318,7 @@ class ValidationAnomalyDetector:
             )
         incident.count += series.current
         incident.last = state.window_end
+        series.anomalous_windows += 1
         room = MAX_EVENT_IDS - len(incident.event_ids)
         incident.event_ids.extend(series.window_events[:room])
         if incident.update_due:
@@ -330,6 +337,7 @@ class ValidationAnomalyDetector:
             "peak_score": round(series.peak, 2),
             "window_seconds": self._config.window,
             "window_count": series.last_count,
+            "anomalous_windows": series.anomalous_windows,
             "requests_in_window": state.requests,
             "failures": incident.count,
         }

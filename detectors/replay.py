@@ -478,7 +478,11 @@ class ReplayBurstDetector:
                 burst.incident.escalated = True
         else:
             burst.rejected += 1
-        if add_to(burst.services, service_name) | add_to(burst.peers, peer_ip):
+        # A new service, or the number of peers reaching a power of two, is worth a
+        # revision; every single new peer of a spray is not.
+        if add_to(burst.services, service_name):
+            burst.incident.escalated = True
+        if add_to(burst.peers, peer_ip) and len(burst.peers) & (len(burst.peers) - 1) == 0:
             burst.incident.escalated = True
         token = event.token
         if burst.fingerprint is None and token is not None:
