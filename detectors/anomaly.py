@@ -129,6 +129,7 @@ class _Series:
     last_baseline: float = 0.0
     last_std: float = 0.0
     last_count: int = 0
+    last_requests: int = 0
 
 
 @dataclass(slots=True)
@@ -283,6 +284,7 @@ class ValidationAnomalyDetector:
             if warm and count >= c.min_count and score >= c.z_threshold:
                 series.last_score, series.last_baseline = score, series.mean
                 series.last_std, series.last_count = std, count
+                series.last_requests = state.requests
                 series.peak = max(series.peak, score)
                 self._anomalous_window(state, name, series, out)
                 # Protect the baseline: learn the count clipped at the threshold, and at
@@ -338,7 +340,7 @@ class ValidationAnomalyDetector:
             "window_seconds": self._config.window,
             "window_count": series.last_count,
             "anomalous_windows": series.anomalous_windows,
-            "requests_in_window": state.requests,
+            "requests_in_window": series.last_requests,
             "failures": incident.count,
         }
         title = (

@@ -644,14 +644,16 @@ class ReplayBurstDetector:
             facts = {"cap": int(agg.peak), "forgotten": incident.count}
         else:
             severity = spec.severity
+            cap = min(int(v) for v in agg.values)
             title = (
                 f"{incident.count} token(s) {'issued' if agg.role == 'client' else 'presented'}"
-                f" with exp - iat up to {int(agg.peak)} s, over the {spec.rule} cap"
+                f" with exp - iat up to {int(agg.peak)} s, over the {cap} s cap "
+                f"({spec.basis.value.replace('_', ' ')})"
             )
             facts = {
                 "tokens": incident.count,
                 "max_lifetime_seconds": int(agg.peak),
-                "cap_seconds": int(min(int(v) for v in agg.values)),
+                "cap_seconds": cap,
                 "role": agg.role,
             }
         return emit(
