@@ -1,14 +1,27 @@
 """Detector implementations: pure functions of events and state, no I/O.
 
 The stream detectors (``replay_burst``, ``validation_anomaly``, ``policy``) implement
-``auditor.protocols.StreamDetector``; ``pipelines.runtime`` runs them.
+``auditor.protocols.StreamDetector``; ``pipelines.runtime.StreamRuntime`` runs them.
+``stream_detectors(config)`` builds all three from one validated configuration.
 """
 
-from detectors.anomaly import ValidationAnomalyConfig, ValidationAnomalyDetector
-from detectors.policy import ClientPolicy, PolicyConfig, PolicyDetector, ServicePolicy
-from detectors.replay import ReplayBurstConfig, ReplayBurstDetector
+from typing import Any
+
+from auditor.protocols import StreamDetector
+from detectors.anomaly import ValidationAnomalyDetector
+from detectors.config import (
+    BurstThreshold,
+    ClientPolicy,
+    PolicyConfig,
+    ReplayBurstConfig,
+    ServicePolicy,
+    StreamDetectorsConfig,
+    SustainedThreshold,
+    ValidationAnomalyConfig,
+)
+from detectors.policy import PolicyDetector
+from detectors.replay import ReplayBurstDetector
 from detectors.rules import RULES, RuleSpec, rule_spec
-from detectors.thresholds import BurstThreshold, SustainedThreshold
 
 __all__ = [
     "RULES",
@@ -20,8 +33,20 @@ __all__ = [
     "ReplayBurstDetector",
     "RuleSpec",
     "ServicePolicy",
+    "StreamDetectorsConfig",
     "SustainedThreshold",
     "ValidationAnomalyConfig",
     "ValidationAnomalyDetector",
     "rule_spec",
+    "stream_detectors",
 ]
+
+
+def stream_detectors(config: StreamDetectorsConfig | None = None) -> list[StreamDetector[Any]]:
+    """The three stream detectors, configured: replay_burst, validation_anomaly, policy."""
+    config = config or StreamDetectorsConfig()
+    return [
+        ReplayBurstDetector(config.replay_burst),
+        ValidationAnomalyDetector(config.validation_anomaly),
+        PolicyDetector(config.policy),
+    ]

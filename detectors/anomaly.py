@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from auditor.models import AuthzEvent, FactValue, Finding
+from auditor.models import AuthzEvent, Finding
 from auditor.vocabulary import AnomalyRule, DetectorName, FailureReason, Outcome, Severity
+from detectors._anomaly_incidents import Series, episode_finding, spike_finding
 from detectors._episodes import Episode, Trigger
 from detectors._incidents import (
     MAX_EVENT_IDS,
@@ -44,14 +42,12 @@ from detectors._incidents import (
     anchor_time,
     emit,
     incident_id,
-    sorted_tuple,
 )
+from detectors.config import ValidationAnomalyConfig, is_forged_alg
 from detectors.rules import RULES, RuleSpec
-from detectors.thresholds import BurstThreshold, Seconds, SustainedThreshold
 
 __all__ = [
     "AnomalyState",
-    "ValidationAnomalyConfig",
     "ValidationAnomalyDetector",
 ]
 
@@ -66,72 +62,6 @@ _NEGLIGIBLE = 1e-3
 _SKEW_REASONS = frozenset({FailureReason.IAT_IN_FUTURE, FailureReason.NOT_YET_VALID})
 
 
-class ValidationAnomalyConfig(BaseModel):
-    """Configuration of ``validation_anomaly``; validated once at start-up.
-
-    Attributes:
-        window: Length of the tumbling windows of the rate baselines, in seconds.
-        alpha: EWMA weight of the newest window (0.1 ~ a memory of ten windows).
-        z_threshold: z-score at or above which a window is anomalous.
-        min_count: Failures a window needs before it can be anomalous.
-        warmup: Seconds a client must have been seen before rate spikes are reported.
-        new_reason_warmup: Seconds a client must have been seen before a reason is "new".
-        new_reason_memory: Seconds of inactivity after which a client's history is let go.
-        signature_reasons: Failure reasons that look like forgery attempts.
-        untrusted_issuer_reasons: Reasons whose ``iss`` is attacker-chosen: keyed by peer.
-        signature: Burst threshold of attack signatures.
-        clock_skew: Burst threshold of clock-skew failures.
-        expired: Threshold of sustained use of expired tokens.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    window: Annotated[float, Field(ge=1, le=86400)] = 60.0
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    z_threshold: Annotated[float, Field(gt=0)] = 4.0
-    min_count: Annotated[int, Field(ge=1)] = 10
-    warmup: Annotated[float, Field(ge=0)] = 900.0
-    new_reason_warmup: Annotated[float, Field(ge=0)] = 3600.0
-    new_reason_memory: Seconds = 7 * 86400.0
-    signature_reasons: frozenset[FailureReason] = frozenset(
-        {
-            FailureReason.ALG_NOT_ALLOWED,
-            FailureReason.UNKNOWN_KID,
-            FailureReason.JKU_NOT_ALLOWED,
-            FailureReason.AUD_MISMATCH,
-            FailureReason.BAD_SIGNATURE,
-            FailureReason.UNKNOWN_ISSUER,
-        }
-    )
-    untrusted_issuer_reasons: frozenset[FailureReason] = frozenset(
-        {FailureReason.UNKNOWN_ISSUER, FailureReason.MALFORMED, FailureReason.MISSING_TOKEN}
-    )
-    signature: BurstThreshold = BurstThreshold(count=5, window=60.0)
-    clock_skew: BurstThreshold = BurstThreshold(count=3, window=300.0)
-    expired: SustainedThreshold = SustainedThreshold(count=10, duration=300.0, gap=300.0)
-
-
-@dataclass(slots=True)
-class _Series:
-    """Failures of one reason at one service: the baseline and the window being counted."""
-
-    service: str
-    reason: str
-    mean: float = 0.0
-    var: float = 0.0
-    current: int = 0
-    window_events: list[str] = field(default_factory=list)
-    incident: Incident | None = None
-    windows: int = 0
-    anomalous_windows: int = 0
-    peak: float = 0.0
-    last_score: float = 0.0
-    last_baseline: float = 0.0
-    last_std: float = 0.0
-    last_count: int = 0
-    last_requests: int = 0
-
-
 @dataclass(slots=True)
 class AnomalyState:
     """The per-key state of ``validation_anomaly``."""
@@ -142,17 +72,9 @@ class AnomalyState:
     window_start: float = math.nan
     window_end: float = math.nan
     requests: int = 0
-    series: dict[tuple[str, str], _Series] = field(default_factory=dict)
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
     reasons_seen: set[str] = field(default_factory=set)
-    signature: Episode | None = None
-    skew: Episode | None = None
-    expired: Episode | None = None
-
-
-def _forged_alg(alg: str | None) -> bool:
-    if alg is None:
-        return False
-    return alg.lower() == "none" or alg.upper().startswith("HS")
+    episodes: dict[str, Episode] = field(default_factory=dict)
 
 
 class ValidationAnomalyDetector:
@@ -165,17 +87,19 @@ class ValidationAnomalyDetector:
     name = DetectorName.VALIDATION_ANOMALY
     state_version = 1
 
-    __slots__ = ("_config", "_expired", "_signature", "_skew", "_untrusted")
+    __slots__ = ("_config", "_triggers", "_untrusted")
 
     def __init__(self, config: ValidationAnomalyConfig | None = None) -> None:
         self._config = config or ValidationAnomalyConfig()
         c = self._config
         self._untrusted = c.untrusted_issuer_reasons
-        self._signature = Trigger(c.signature.count, c.signature.window, c.signature.window)
-        self._skew = Trigger(c.clock_skew.count, c.clock_skew.window, c.clock_skew.window)
-        self._expired = Trigger(
-            c.expired.count, math.inf, c.expired.gap, min_duration=c.expired.duration
-        )
+        self._triggers = {
+            _SIGNATURE.rule: Trigger(c.signature.count, c.signature.window, c.signature.window),
+            _SKEW.rule: Trigger(c.clock_skew.count, c.clock_skew.window, c.clock_skew.window),
+            _EXPIRED.rule: Trigger(
+                c.expired.count, math.inf, c.expired.gap, min_duration=c.expired.duration
+            ),
+        }
 
     @property
     def config(self) -> ValidationAnomalyConfig:
@@ -210,7 +134,7 @@ class ValidationAnomalyDetector:
             state.window_end = state.window_start + self._config.window
         elif now >= state.window_end:
             self._roll(state, now, out)
-        if state.signature is not None or state.skew is not None or state.expired is not None:
+        if state.episodes:
             self._end_episodes(state, now, out)
         state.first_seen = min(state.first_seen, now)
         state.last_seen = max(state.last_seen, now)
@@ -222,15 +146,14 @@ class ValidationAnomalyDetector:
         return state, out
 
     def deadline(self, state: AnomalyState) -> float | None:
-        """The end of the current window while there are series, the end of an episode,
-        or when a quiet key's history is let go."""
+        """The end of the current window or of an episode, else the end of the memory.
+
+        While there are series the window must close on time; a quiet key's history is
+        let go after ``new_reason_memory``.
+        """
         due = state.window_end if state.series else math.inf
-        if state.signature is not None:
-            due = min(due, state.signature.last + self._signature.gap)
-        if state.skew is not None:
-            due = min(due, state.skew.last + self._skew.gap)
-        if state.expired is not None:
-            due = min(due, state.expired.last + self._expired.gap)
+        for rule, episode in state.episodes.items():
+            due = min(due, episode.last + self._triggers[rule].gap)
         if due == math.inf:
             return state.last_seen + self._config.new_reason_memory
         return due
@@ -241,23 +164,25 @@ class ValidationAnomalyDetector:
         if now == math.inf:
             if state.series:
                 self._close_window(state, out)
-            for series in state.series.values():
-                if series.incident is not None:
-                    out.append(self._spike_finding(state, series, closed=True))
-            for episode, _ in self._episodes(state):
-                self._close_episode(state, episode, out)
+            out.extend(
+                spike_finding(series, iss=self._iss(state), window=self._config.window, closed=True)
+                for series in state.series.values()
+                if series.incident is not None
+            )
+            for rule in list(state.episodes):
+                self._close_episode(state, rule, out)
             return None, out
         if now >= state.window_end:
             self._roll(state, now, out)
         self._end_episodes(state, now, out)
-        quiet = not state.series and not any(True for _ in self._episodes(state))
+        quiet = not state.series and not state.episodes
         if quiet and now >= state.last_seen + self._config.new_reason_memory:
             return None, out
         return state, out
 
     def size(self, state: AnomalyState) -> int:
         """Series plus open episodes."""
-        return len(state.series) + sum(1 for _ in self._episodes(state))
+        return len(state.series) + len(state.episodes)
 
     # -- windows and baselines ----------------------------------------------------------
 
@@ -295,7 +220,11 @@ class ValidationAnomalyDetector:
                 series.var = (1 - c.alpha) * (series.var + c.alpha * min(delta * delta, std * std))
             else:
                 if series.incident is not None:
-                    out.append(self._spike_finding(state, series, closed=True))
+                    out.append(
+                        spike_finding(
+                            series, iss=self._iss(state), window=self._config.window, closed=True
+                        )
+                    )
                     series.incident = None
                     series.peak = 0.0
                     series.anomalous_windows = 0
@@ -309,7 +238,7 @@ class ValidationAnomalyDetector:
                 del state.series[name]
 
     def _anomalous_window(
-        self, state: AnomalyState, name: tuple[str, str], series: _Series, out: list[Finding]
+        self, state: AnomalyState, name: tuple[str, str], series: Series, out: list[Finding]
     ) -> None:
         incident = series.incident
         if incident is None:
@@ -324,40 +253,11 @@ class ValidationAnomalyDetector:
         room = MAX_EVENT_IDS - len(incident.event_ids)
         incident.event_ids.extend(series.window_events[:room])
         if incident.update_due:
-            out.append(self._spike_finding(state, series, closed=False))
-
-    def _spike_finding(self, state: AnomalyState, series: _Series, *, closed: bool) -> Finding:
-        incident = series.incident
-        assert incident is not None
-        service, reason = series.service, series.reason
-        facts: dict[str, FactValue] = {
-            "reason": reason,
-            "service": service,
-            "baseline": round(series.last_baseline, 3),
-            "baseline_std": round(series.last_std, 3),
-            "score": round(series.last_score, 2),
-            "peak_score": round(series.peak, 2),
-            "window_seconds": self._config.window,
-            "window_count": series.last_count,
-            "anomalous_windows": series.anomalous_windows,
-            "requests_in_window": series.last_requests,
-            "failures": incident.count,
-        }
-        title = (
-            f"{reason} failures at {service} spiked to {series.last_count} per "
-            f"{int(self._config.window)} s (baseline {series.last_baseline:.1f}, "
-            f"z {series.last_score:.1f})"
-        )
-        return emit(
-            _SPIKE,
-            incident,
-            title=title,
-            client_iss=self._iss(state),
-            service_id=service,
-            location="$.reason",
-            facts=facts,
-            closed=closed,
-        )
+            out.append(
+                spike_finding(
+                    series, iss=self._iss(state), window=self._config.window, closed=False
+                )
+            )
 
     # -- failures -----------------------------------------------------------------------
 
@@ -374,7 +274,7 @@ class ValidationAnomalyDetector:
         name = (service_name, reason.value)
         series = state.series.get(name)
         if series is None:
-            series = state.series[name] = _Series(service_name, reason.value)
+            series = state.series[name] = Series(service_name, reason.value)
         series.current += 1
         if len(series.window_events) < MAX_EVENT_IDS:
             series.window_events.append(str(event.event_id))
@@ -382,38 +282,58 @@ class ValidationAnomalyDetector:
             state.reasons_seen.add(reason.value)
             known_for = now - state.first_seen
             if known_for >= self._config.new_reason_warmup and not self._by_peer(state):
-                out.append(self._new_reason(state, event, reason, service_name, now, known_for))
+                out.append(
+                    self._new_reason(
+                        state,
+                        event,
+                        reason=reason,
+                        service=service_name,
+                        now=now,
+                        known_for=known_for,
+                    )
+                )
+        self._failure_episodes(state, event, reason, now, out)
+
+    def _failure_episodes(
+        self,
+        state: AnomalyState,
+        event: AuthzEvent,
+        reason: FailureReason,
+        now: float,
+        out: list[Finding],
+    ) -> None:
         token = event.token
         alg = token.alg if token is not None else None
-        forged = _forged_alg(alg)
+        forged = alg is not None and is_forged_alg(alg)
         if forged or reason in self._config.signature_reasons:
-            episode = self._episode(state, "signature", now)
+            episode = self._episode(state, _SIGNATURE.rule, now)
             episode.tally(reason.value)
             episode.note("algs", alg)
             if forged:
                 episode.note("forged", alg)
-            self._grow(state, episode, _SIGNATURE, self._signature, event, now, out)
+            self._grow(state, _SIGNATURE, episode, event, now=now, out=out)
         if reason in _SKEW_REASONS:
-            episode = self._episode(state, "skew", now)
+            episode = self._episode(state, _SKEW.rule, now)
             episode.tally(reason.value)
             claim = None
             if token is not None:
                 claim = token.iat if reason is FailureReason.IAT_IN_FUTURE else token.nbf
             if claim is not None:
                 episode.measure(claim - now)
-            self._grow(state, episode, _SKEW, self._skew, event, now, out)
+            self._grow(state, _SKEW, episode, event, now=now, out=out)
         if reason is FailureReason.EXPIRED:
-            episode = self._episode(state, "expired", now)
+            episode = self._episode(state, _EXPIRED.rule, now)
             if token is not None and token.exp is not None:
                 episode.measure(now - token.exp)
-            self._grow(state, episode, _EXPIRED, self._expired, event, now, out)
+            self._grow(state, _EXPIRED, episode, event, now=now, out=out)
 
     def _new_reason(
         self,
         state: AnomalyState,
         event: AuthzEvent,
+        *,
         reason: FailureReason,
-        service_name: str,
+        service: str,
         now: float,
         known_for: float,
     ) -> Finding:
@@ -428,42 +348,31 @@ class ValidationAnomalyDetector:
             title=f"first {reason.value} failure for this client (known for {int(known_for)} s)",
             severity=severity,
             client_iss=self._iss(state),
-            service_id=service_name,
+            service_id=service,
             location="$.reason",
-            facts={"reason": reason.value, "action": event.action.value, "service": service_name},
+            facts={"reason": reason.value, "action": event.action.value, "service": service},
             closed=True,
         )
 
     # -- episodes -----------------------------------------------------------------------
 
-    def _episodes(self, state: AnomalyState) -> list[tuple[Episode, Trigger]]:
-        pairs: list[tuple[Episode, Trigger]] = []
-        if state.signature is not None:
-            pairs.append((state.signature, self._signature))
-        if state.skew is not None:
-            pairs.append((state.skew, self._skew))
-        if state.expired is not None:
-            pairs.append((state.expired, self._expired))
-        return pairs
-
-    def _episode(self, state: AnomalyState, kind: str, now: float) -> Episode:
-        trigger = {"signature": self._signature, "skew": self._skew}.get(kind, self._expired)
-        episode: Episode | None = getattr(state, kind)
+    def _episode(self, state: AnomalyState, rule: str, now: float) -> Episode:
+        episode = state.episodes.get(rule)
         if episode is None:
-            episode = Episode.start(now, trigger)
-            setattr(state, kind, episode)
+            episode = state.episodes[rule] = Episode.start(now, self._triggers[rule])
         return episode
 
     def _grow(
         self,
         state: AnomalyState,
-        episode: Episode,
         spec: RuleSpec,
-        trigger: Trigger,
+        episode: Episode,
         event: AuthzEvent,
+        *,
         now: float,
         out: list[Finding],
     ) -> None:
+        trigger = self._triggers[spec.rule]
         peer = event.peer
         escalated = episode.note("peers", peer.ip if peer is not None else None)
         escalated |= episode.note("services", event.service_id)
@@ -472,82 +381,19 @@ class ValidationAnomalyDetector:
         incident = episode.incident
         if incident is None:
             return
-        if escalated:
-            incident.escalated = True
+        incident.escalated |= escalated
         if incident.update_due:
-            out.append(self._episode_finding(state, episode, closed=False))
+            out.append(episode_finding(spec, episode, iss=self._iss(state), closed=False))
 
     def _end_episodes(self, state: AnomalyState, now: float, out: list[Finding]) -> None:
-        for episode, trigger in self._episodes(state):
-            if episode.ended(now, trigger):
-                self._close_episode(state, episode, out)
+        for rule, episode in list(state.episodes.items()):
+            if episode.ended(now, self._triggers[rule]):
+                self._close_episode(state, rule, out)
 
-    def _close_episode(self, state: AnomalyState, episode: Episode, out: list[Finding]) -> None:
+    def _close_episode(self, state: AnomalyState, rule: str, out: list[Finding]) -> None:
+        episode = state.episodes.pop(rule)
         if episode.incident is not None:
-            out.append(self._episode_finding(state, episode, closed=True))
-        if state.signature is episode:
-            state.signature = None
-        elif state.skew is episode:
-            state.skew = None
-        else:
-            state.expired = None
-
-    def _episode_finding(self, state: AnomalyState, episode: Episode, *, closed: bool) -> Finding:
-        incident = episode.incident
-        assert incident is not None
-        peers = sorted_tuple(episode.dims.get("peers", set()))
-        services = sorted_tuple(episode.dims.get("services", set()))
-        facts: dict[str, FactValue] = {
-            "failures": incident.count,
-            "duration_seconds": round(incident.last - incident.first, 3),
-            "peers": peers,
-            "services": services,
-        }
-        severity = None
-        if episode is state.signature:
-            spec = _SIGNATURE
-            forged = sorted_tuple(episode.dims.get("forged", set()))
-            facts["reasons"] = tuple(sorted(episode.tallies))
-            for reason, count in sorted(episode.tallies.items()):
-                facts[f"count_{reason}"] = count
-            facts["algs"] = sorted_tuple(episode.dims.get("algs", set()))
-            facts["forged_alg"] = bool(forged)
-            severity = Severity.CRITICAL if forged else None
-            title = (
-                f"burst of {incident.count} forgery-shaped failures "
-                f"({', '.join(sorted(episode.tallies))}) from {len(peers)} peer(s)"
-            )
-        elif episode is state.skew:
-            spec = _SKEW
-            facts["reasons"] = tuple(sorted(episode.tallies))
-            facts["max_skew_seconds"] = None if episode.measured == 0 else round(episode.high, 3)
-            mean = episode.mean
-            facts["mean_skew_seconds"] = None if mean is None else round(mean, 3)
-            title = (
-                f"{incident.count} tokens from the future: client clock ahead by up to "
-                f"{facts['max_skew_seconds']} s"
-            )
-        else:
-            spec = _EXPIRED
-            late_max = None if episode.measured == 0 else round(episode.high, 3)
-            late_min = None if episode.measured == 0 else round(episode.low, 3)
-            facts["max_seconds_past_exp"] = late_max
-            facts["min_seconds_past_exp"] = late_min
-            title = (
-                f"expired tokens presented {incident.count} times over "
-                f"{int(incident.last - incident.first)} s (up to {late_max} s past exp)"
-            )
-        return emit(
-            spec,
-            incident,
-            title=title,
-            severity=severity,
-            client_iss=self._iss(state),
-            service_id=services[0] if len(services) == 1 else None,
-            location="$.reason",
-            facts=facts,
-            closed=closed,
-        )
+            out.append(episode_finding(RULES[rule], episode, iss=self._iss(state), closed=True))
 
     @staticmethod
     def _by_peer(state: AnomalyState) -> bool:

@@ -26,13 +26,7 @@ one finding whose count grows, closed after ``incident_gap`` seconds without a r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from auditor.models import AuthzEvent, FactValue, Finding
 from auditor.vocabulary import (
@@ -52,15 +46,11 @@ from detectors._incidents import (
     incident_id,
     sorted_tuple,
 )
+from detectors._policy_checks import PolicyChecks
+from detectors.config import PolicyConfig
 from detectors.rules import RULES
-from detectors.scopes import classify_scope
-from detectors.thresholds import BurstThreshold, Seconds
 
-__all__ = ["ClientPolicy", "PolicyConfig", "PolicyDetector", "PolicyState", "ServicePolicy"]
-
-RECOMMENDED_ALGORITHMS = frozenset(
-    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
-)
+__all__ = ["PolicyDetector", "PolicyState"]
 
 _ISSUED = AuthzAction.TOKEN_ISSUED
 _SENT = AuthzAction.REQUEST_SENT
@@ -71,103 +61,6 @@ _RATE_LIMITED_ACTION = AuthzAction.RATELIMIT_EXCEEDED
 _SUCCESS = Outcome.SUCCESS
 _TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
 _MAX_SCOPES_LISTED = 8
-
-
-def _forged(alg: str) -> bool:
-    return alg.lower() == "none" or alg.upper().startswith("HS")
-
-
-class ClientPolicy(BaseModel):
-    """What one CDS client (``iss``) may do.
-
-    Attributes:
-        allowed_services: Service ids or endpoint URLs the client may call; ``None``
-            leaves calls unchecked.
-        approved_jku: JWK Set URLs pre-approved for this client's ``jku`` header.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    allowed_services: frozenset[str] | None = None
-    approved_jku: frozenset[str] = frozenset()
-
-
-class ServicePolicy(BaseModel):
-    """What one CDS service may receive.
-
-    Attributes:
-        allowed_fhir_hosts: Hosts its ``fhirServer`` may name: exact (``fhir.example.org``)
-            or a subdomain pattern (``*.example.org``); ``None`` leaves it unchecked.
-        read_only: The service only reads: write scopes are too broad.
-        allow_wildcard: Whether ``*`` resource scopes are acceptable.
-        allowed_scopes: The exact scopes it may get; ``None`` allows any other scope.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    allowed_fhir_hosts: frozenset[str] | None = None
-    read_only: bool = False
-    allow_wildcard: bool = False
-    allowed_scopes: frozenset[str] | None = None
-
-    @field_validator("allowed_fhir_hosts")
-    @classmethod
-    def _hosts_are_names(cls, value: frozenset[str] | None) -> frozenset[str] | None:
-        if value is None:
-            return None
-        for host in value:
-            bare = host.removeprefix("*.")
-            if not bare or "/" in bare or "*" in bare or ":" in bare:
-                raise ValueError(f"allowed_fhir_hosts holds host names or *.suffix: {host!r}")
-        return frozenset(host.lower() for host in value)
-
-
-class PolicyConfig(BaseModel):
-    """Configuration of ``policy``; validated once at start-up.
-
-    Attributes:
-        clients: Policy per client ``iss``. When non-empty, a service accepting another
-            iss is ``issuer_not_allowlisted`` (unless ``flag_unknown_clients`` is off),
-            and any ``jku`` not approved for its iss is ``jku_not_approved``.
-        flag_unknown_clients: See ``clients``.
-        services: Policy per service id.
-        default_service: Policy of services not listed in ``services``.
-        allowed_algorithms: Signing algorithms the site allows. ``none`` and HMAC are
-            refused by the spec and cannot be listed.
-        min_tls_version: The oldest acceptable TLS version.
-        max_payload_bytes: Request bodies above this are ``payload_over_cap``.
-        rate_limit_burst: Rate-limit rejections of one client that make a burst.
-        request_burst: Requests of one client to services per window that are too many
-            (``None``: not checked).
-        incident_gap: Seconds without a repeat after which a violation incident closes.
-        disabled_rules: Rules not to report.
-        severity: Severity overrides per rule.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    clients: Mapping[str, ClientPolicy] = Field(default_factory=dict)
-    flag_unknown_clients: bool = True
-    services: Mapping[str, ServicePolicy] = Field(default_factory=dict)
-    default_service: ServicePolicy = ServicePolicy()
-    allowed_algorithms: frozenset[str] = RECOMMENDED_ALGORITHMS
-    min_tls_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
-    max_payload_bytes: Annotated[int, Field(ge=1)] | None = 1_048_576
-    rate_limit_burst: BurstThreshold | None = BurstThreshold(count=20, window=60.0)
-    request_burst: BurstThreshold | None = None
-    incident_gap: Seconds = 3600.0
-    disabled_rules: frozenset[PolicyRule] = frozenset()
-    severity: Mapping[PolicyRule, Severity] = Field(default_factory=dict)
-
-    @field_validator("allowed_algorithms")
-    @classmethod
-    def _no_forbidden_algorithms(cls, value: frozenset[str]) -> frozenset[str]:
-        forbidden = sorted(alg for alg in value if _forged(alg))
-        if forbidden:
-            raise ValueError(f"CDS Hooks forbids none and HMAC algorithms: {forbidden}")
-        if not value:
-            raise ValueError("allowed_algorithms cannot be empty")
-        return value
 
 
 @dataclass(slots=True)
@@ -197,37 +90,6 @@ class PolicyState:
     last_seen: float = -math.inf
 
 
-_Found = tuple[PolicyRule, str, dict[str, FactValue]]
-
-
-@lru_cache(maxsize=4096)
-def _split_url(url: str) -> tuple[str, str]:
-    """Scheme and lower-case host of a URL; never raises (bad URLs give empty parts)."""
-    try:
-        parts = urlsplit(url)
-        return parts.scheme.lower(), (parts.hostname or "").lower()
-    except ValueError:
-        return "", ""
-
-
-def _host_matcher(policy: ServicePolicy) -> tuple[frozenset[str], tuple[str, ...]]:
-    """Exact hosts and ``.suffix`` patterns of a service's fhirServer allowlist."""
-    hosts = policy.allowed_fhir_hosts or frozenset()
-    exact = frozenset(h for h in hosts if not h.startswith("*."))
-    return exact, tuple(sorted(h[1:] for h in hosts if h.startswith("*.")))
-
-
-@lru_cache(maxsize=256)
-def _tls_rank(version: str) -> float | None:
-    text = version.strip().upper().replace(" ", "")
-    if text.startswith("SSL"):
-        return 0.0
-    text = text.removeprefix("TLSV").removeprefix("TLS")
-    if text in {"1", "1.0"}:
-        return 1.0
-    return _TLS_VERSIONS.get(text)
-
-
 class PolicyDetector:
     """Checks issued tokens, sent requests and accepted calls against policy.
 
@@ -239,17 +101,15 @@ class PolicyDetector:
     name = DetectorName.POLICY
     state_version = 1
 
-    __slots__ = ("_config", "_default_hosts", "_disabled", "_hosts", "_min_tls", "_rate")
+    __slots__ = ("_checks", "_config", "_disabled", "_rate")
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self._config = config or PolicyConfig()
         c = self._config
         self._disabled = c.disabled_rules
-        self._min_tls = _TLS_VERSIONS[c.min_tls_version]
+        self._checks = PolicyChecks(c)
         burst = c.rate_limit_burst
         self._rate = None if burst is None else Trigger(burst.count, burst.window, burst.window)
-        self._hosts = {name: _host_matcher(p) for name, p in c.services.items()}
-        self._default_hosts = _host_matcher(c.default_service)
 
     @property
     def config(self) -> PolicyConfig:
@@ -260,8 +120,11 @@ class PolicyDetector:
         return f"PolicyDetector({self._config!r})"
 
     def key(self, event: AuthzEvent) -> str | None:
-        """The client's ``iss`` (the peer for TLS failures without one) — only for events
-        that break a rule or feed a rate counter: conformant traffic needs no state."""
+        """The client's ``iss`` — or the peer, for TLS failures without a client.
+
+        Only for events that break a rule or feed a rate counter: conformant traffic
+        needs no state, so the runtime skips it.
+        """
         client = event.client
         if client is not None:
             key = client.iss
@@ -275,11 +138,9 @@ class PolicyDetector:
             action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
         ):
             return key
-        if self._config.request_burst is not None and (
-            action is _VALIDATED or action is _REJECTED
-        ):
+        if self._config.request_burst is not None and (action is _VALIDATED or action is _REJECTED):
             return key
-        return key if self._violations(event) else None
+        return key if self._checks.violations(event) else None
 
     def initial_state(self) -> PolicyState:
         """No violations yet."""
@@ -295,49 +156,16 @@ class PolicyDetector:
         state.last_seen = max(state.last_seen, now)
         if state.violation_deadline <= now:
             self._close_violations(state, now, out)
-        for rule, detail, facts in self._violations(event):
-            self._record(state, rule, event, detail, facts, now, out)
+        for rule, detail, facts in self._checks.violations(event):
+            self._record(state, rule, event, detail=detail, facts=facts, now=now, out=out)
         action = event.action
         if self._rate is not None and (
             action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
         ):
             self._rate_limited(state, event, now, out)
-        if self._config.request_burst is not None and (
-            action is _VALIDATED or action is _REJECTED
-        ):
+        if self._config.request_burst is not None and (action is _VALIDATED or action is _REJECTED):
             self._count_request(state, event, now, out)
         return state, out
-
-    def _violations(self, event: AuthzEvent) -> list[_Found]:
-        """The rules ``event`` breaks, with the detail that identifies each incident."""
-        found: list[_Found] = []
-        role = event.source.role
-        action = event.action
-        accepted = role == "service" and event.outcome is _SUCCESS
-        client_side = role == "client" and (action is _ISSUED or action is _SENT)
-        if event.token is not None and (
-            (client_side and action is _ISSUED) or (accepted and action is _VALIDATED)
-        ):
-            self._check_token(event, found)
-        if (client_side and action is _SENT) or accepted:
-            self._check_request(event, client_side, accepted, found)
-        tls = event.tls
-        if tls is not None:
-            if tls.version is not None:
-                rank = _tls_rank(tls.version)
-                if rank is not None and rank < self._min_tls:
-                    facts: dict[str, FactValue] = {
-                        "tls_version": tls.version,
-                        "minimum": self._config.min_tls_version,
-                    }
-                    found.append((PolicyRule.TLS_BELOW_MINIMUM, tls.version, facts))
-            if tls.error is not None and action is not _TLS_FAILED:
-                found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
-        if action is _TLS_FAILED or event.reason is FailureReason.TLS_ERROR:
-            found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
-        if self._disabled:
-            return [item for item in found if item[0] not in self._disabled]
-        return found
 
     def deadline(self, state: PolicyState) -> float | None:
         """When the next incident may close, or when an idle key may go."""
@@ -375,148 +203,6 @@ class PolicyDetector:
 
     # -- checks ---------------------------------------------------------------------------
 
-    def _check_token(self, event: AuthzEvent, found: list[_Found]) -> None:
-        token = event.token
-        assert token is not None
-        alg = token.alg
-        if alg is not None and alg not in self._config.allowed_algorithms:
-            # The allowlist holds no forged algorithm (validated), so this is rare.
-            if _forged(alg):
-                found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))
-            else:
-                found.append((PolicyRule.ALG_NOT_ALLOWED, alg[:32], {"alg": alg[:32]}))
-        iss = event.client_iss
-        if (
-            alg is None
-            or token.kid is None
-            or token.typ is None
-            or not iss
-            or not token.aud
-            or token.exp is None
-            or token.iat is None
-            or token.jti is None
-        ):
-            present = {
-                "alg": alg,
-                "kid": token.kid,
-                "typ": token.typ,
-                "iss": iss or None,
-                "aud": token.aud or None,
-                "exp": token.exp,
-                "iat": token.iat,
-                "jti": token.jti,
-            }
-            missing = tuple(name for name, value in present.items() if value is None)
-            found.append(
-                (PolicyRule.REQUIRED_FIELD_MISSING, ",".join(missing), {"missing": missing})
-            )
-        typ = token.typ
-        if typ is not None and typ != "JWT" and typ.upper() != "JWT":
-            found.append((PolicyRule.TYP_NOT_JWT, typ[:64], {"typ": typ[:64]}))
-        jku = token.jku
-        clients = self._config.clients
-        if jku is not None and clients:
-            policy = clients.get(iss or "")
-            if policy is None or jku not in policy.approved_jku:
-                host = _split_url(jku)[1]
-                found.append((PolicyRule.JKU_NOT_APPROVED, host, {"jku_host": host}))
-
-    def _check_request(
-        self, event: AuthzEvent, client_side: bool, accepted: bool, found: list[_Found]
-    ) -> None:
-        config = self._config
-        service = event.service
-        service_id = service.id if service is not None else None
-        token = event.token
-        if (
-            client_side
-            and token is not None
-            and token.aud
-            and service is not None
-            and service.url is not None
-            and service.url not in token.aud
-        ):
-            found.append(
-                (
-                    PolicyRule.AUD_NOT_ENDPOINT,
-                    "",
-                    {"audiences": tuple(a[:200] for a in token.aud[:_MAX_SCOPES_LISTED])},
-                )
-            )
-        iss = event.client_iss
-        if config.clients and iss is not None:
-            policy = config.clients.get(iss)
-            if policy is None:
-                if accepted and config.flag_unknown_clients:
-                    found.append((PolicyRule.ISSUER_NOT_ALLOWLISTED, "", {}))
-            elif policy.allowed_services is not None and service is not None:
-                allowed = policy.allowed_services
-                if service.id not in allowed and service.url not in allowed:
-                    name = service.id or service.url or "?"
-                    found.append((PolicyRule.SERVICE_NOT_ALLOWLISTED, name, {"service": name}))
-        service_policy = config.services.get(service_id or "", config.default_service)
-        fhir_server = event.fhir_server
-        with_auth = event.fhir_authorization is True
-        if fhir_server is None:
-            if with_auth:
-                found.append((PolicyRule.FHIR_SERVER_MISSING, "", {}))
-        else:
-            scheme, host = _split_url(fhir_server)
-            if with_auth and scheme != "https":
-                found.append(
-                    (
-                        PolicyRule.FHIR_SERVER_NOT_HTTPS,
-                        host,
-                        {"scheme": scheme or None, "fhir_host": host or None},
-                    )
-                )
-            if service_policy.allowed_fhir_hosts is not None:
-                exact, suffixes = self._hosts.get(service_id or "", self._default_hosts)
-                if host not in exact and not (suffixes and host.endswith(suffixes)):
-                    found.append(
-                        (PolicyRule.FHIR_SERVER_NOT_ALLOWLISTED, host, {"fhir_host": host or None})
-                    )
-        if event.scopes:
-            broad = self._broad_scopes(event.scopes, service_policy)
-            if broad:
-                listed = broad[:_MAX_SCOPES_LISTED]
-                found.append(
-                    (
-                        PolicyRule.SCOPE_TOO_BROAD,
-                        " ".join(listed),
-                        {"scopes": listed, "read_only": service_policy.read_only},
-                    )
-                )
-        size = event.payload_bytes
-        if (
-            config.max_payload_bytes is not None
-            and size is not None
-            and size > config.max_payload_bytes
-        ):
-            found.append(
-                (
-                    PolicyRule.PAYLOAD_OVER_CAP,
-                    "",
-                    {"cap_bytes": config.max_payload_bytes, "bytes": size},
-                )
-            )
-
-    @staticmethod
-    def _broad_scopes(scopes: tuple[str, ...], policy: ServicePolicy) -> tuple[str, ...]:
-        broad: list[str] = []
-        for scope in scopes:
-            if policy.allowed_scopes is not None and scope not in policy.allowed_scopes:
-                broad.append(scope)
-                continue
-            access = classify_scope(scope)
-            if access is None:
-                continue
-            if (access.wildcard and not policy.allow_wildcard) or (
-                access.write and policy.read_only
-            ):
-                broad.append(scope)
-        return tuple(sorted(s[:128] for s in broad))
-
     # -- incidents ------------------------------------------------------------------------
 
     def _record(
@@ -524,6 +210,7 @@ class PolicyDetector:
         state: PolicyState,
         rule: PolicyRule,
         event: AuthzEvent,
+        *,
         detail: str,
         facts: dict[str, FactValue],
         now: float,

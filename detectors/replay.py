@@ -28,71 +28,44 @@ table is capped per client; at the cap the earliest-expiring jtis are forgotten 
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import math
-import zlib
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from auditor.models import AuthzEvent, FactValue, Finding
+from auditor.models import AuthzEvent, Finding
 from auditor.vocabulary import (
     AuthzAction,
     DetectorName,
-    FailureReason,
     Outcome,
     ReplayRule,
-    Severity,
 )
 from detectors._incidents import (
     Incident,
     add_to,
     anchor_time,
-    emit,
     incident_id,
-    sorted_tuple,
 )
+from detectors._jti_table import (
+    ACCEPTED_BIT,
+    JtiTable,
+    event_hash,
+    jti_key,
+    pack,
+    small_hash,
+    unpack,
+)
+from detectors._replay_incidents import (
+    Aggregate,
+    Burst,
+    add_replay,
+    aggregate_finding,
+    burst_finding,
+)
+from detectors.config import ReplayBurstConfig
 from detectors.rules import RULES
 
-__all__ = ["DEFAULT_TRUSTED_REASONS", "ReplayBurstConfig", "ReplayBurstDetector", "ReplayState"]
+__all__ = ["ReplayBurstDetector", "ReplayState"]
 
-DEFAULT_TRUSTED_REASONS: frozenset[FailureReason] = frozenset(
-    {
-        FailureReason.EXPIRED,
-        FailureReason.NOT_YET_VALID,
-        FailureReason.IAT_IN_FUTURE,
-        FailureReason.AUD_MISMATCH,
-        FailureReason.REPLAYED_JTI,
-        FailureReason.LIFETIME_TOO_LONG,
-        FailureReason.MISSING_CLAIM,
-        FailureReason.TYP_INVALID,
-        FailureReason.RATE_LIMITED,
-        FailureReason.PAYLOAD_TOO_LARGE,
-        FailureReason.INVALID_REQUEST,
-        FailureReason.FHIR_SERVER_NOT_ALLOWED,
-        FailureReason.SERVICE_NOT_ALLOWED,
-    }
-)
-"""Rejections whose claims were authenticated: the signature was checked before them."""
-
-_BUCKET = 10.0
-_MASK60 = (1 << 60) - 1
 _IDLE_TTL = 300.0
-_MAX_INTERNED = 0xFFFF
-
-# The packed record of a jti's first presentation, least significant bits first.
-_EVH_BITS, _HOOK_BITS, _IDX_BITS = 32, 24, 16
-_HOOK_SHIFT = _EVH_BITS
-_ACCEPTED_SHIFT = _HOOK_SHIFT + _HOOK_BITS
-_SERVICE_SHIFT = _ACCEPTED_SHIFT + 1
-_PEER_SHIFT = _SERVICE_SHIFT + _IDX_BITS
-_TIME_SHIFT = _PEER_SHIFT + _IDX_BITS
-_EVH_MASK = (1 << _EVH_BITS) - 1
-_HOOK_MASK = (1 << _HOOK_BITS) - 1
-_IDX_MASK = (1 << _IDX_BITS) - 1
-_ACCEPTED_BIT = 1 << _ACCEPTED_SHIFT
 
 _VALIDATED = AuthzAction.TOKEN_VALIDATED
 _REJECTED = AuthzAction.TOKEN_REJECTED
@@ -105,127 +78,19 @@ _SPEC_SMART = RULES[ReplayRule.LIFETIME_OVER_SMART_CAP.value]
 _SPEC_BEST = RULES[ReplayRule.LIFETIME_OVER_BEST_PRACTICE.value]
 _SPEC_FULL = RULES[ReplayRule.JTI_TABLE_FULL.value]
 
-Seconds = Annotated[float, Field(ge=0, le=30 * 86400)]
-
-
-class ReplayBurstConfig(BaseModel):
-    """Configuration of ``replay_burst``; validated once at start-up.
-
-    Attributes:
-        clock_skew: Seconds added to ``exp``: how long after expiry a presentation of the
-            same jti is still compared against the first.
-        retry_window: A presentation this many seconds after the first, with the same
-            hookInstance, service and peer and no acceptance yet, is a benign retry.
-        max_retention: The longest a jti is remembered after its first presentation,
-            whatever its ``exp`` (bounds the state of long-lived tokens; those are
-            reported by the lifetime rules).
-        smart_lifetime_cap: ``exp - iat`` above this is ``lifetime_over_smart_cap``
-            (SMART Backend Services' 5 minutes, local policy); ``None`` disables it.
-        best_practice_lifetime_cap: ``exp - iat`` above this is
-            ``lifetime_over_best_practice`` (one hour); ``None`` disables it. A token over
-            both caps is reported once, by this rule.
-        max_jtis_per_client: Cap of the jti table of one ``iss``.
-        trusted_reasons: Rejection reasons whose claims were authenticated.
-        incident_gap: Audience, lifetime and capacity incidents close after this many
-            seconds without a new occurrence.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    clock_skew: Seconds = 60.0
-    retry_window: Seconds = 10.0
-    max_retention: Annotated[float, Field(gt=0, le=30 * 86400)] = 3600.0
-    smart_lifetime_cap: Seconds | None = 300.0
-    best_practice_lifetime_cap: Seconds | None = 3600.0
-    max_jtis_per_client: Annotated[int, Field(ge=1)] = 1_000_000
-    trusted_reasons: frozenset[FailureReason] = DEFAULT_TRUSTED_REASONS
-    incident_gap: Annotated[float, Field(gt=0, le=30 * 86400)] = 3600.0
-
-
-@dataclass(slots=True)
-class _Burst:
-    """A replay burst of one jti: the incident plus what a responder needs to know."""
-
-    incident: Incident
-    services: set[str]
-    peers: set[str]
-    first_service: str | None
-    first_peer: str | None
-    accepted: int = 0
-    rejected: int = 0
-    retries: int = 0
-    accepted_replay: bool = False
-    fingerprint: str | None = None
-    hook_instances: set[int] = field(default_factory=set)
-    seen_events: set[int] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class _Aggregate:
-    """An incident that aggregates many events: audience misuse, lifetimes, capacity."""
-
-    incident: Incident
-    spec_rule: str
-    service: str | None = None
-    role: str | None = None
-    accepted: int = 0
-    values: set[str] = field(default_factory=set)
-    peak: float = 0.0
-
 
 @dataclass(slots=True)
 class ReplayState:
-    """The per-``iss`` state of ``replay_burst``. Compact: one dict entry per live jti."""
+    """The per-``iss`` state of ``replay_burst``. Compact: one table entry per live jti."""
 
     iss: str | None = None
-    seen: dict[int, int] = field(default_factory=dict)
-    buckets: dict[int, list[int]] = field(default_factory=dict)
-    bucket_heap: list[int] = field(default_factory=list)
-    services: list[str | None] = field(default_factory=lambda: [None])
-    service_index: dict[str, int] = field(default_factory=dict)
-    peers: list[str | None] = field(default_factory=lambda: [None])
-    peer_index: dict[str, int] = field(default_factory=dict)
-    bursts: dict[int, _Burst] = field(default_factory=dict)
-    aggregates: dict[tuple[str, ...], _Aggregate] = field(default_factory=dict)
+    table: JtiTable = field(default_factory=JtiTable)
+    bursts: dict[int, Burst] = field(default_factory=dict)
+    aggregates: dict[tuple[str, ...], Aggregate] = field(default_factory=dict)
     aggregate_deadline: float = math.inf
     last_seen: float = -math.inf
     retries: int = 0
     forgotten: int = 0
-
-
-def _jti_key(jti: str) -> int:
-    """A stable 60-bit key for a jti (snapshots must survive a process restart).
-
-    Lower-case UUIDs, the usual jti, are read as hexadecimal; anything else is hashed with
-    BLAKE2b. Collisions only matter between one client's own live jtis: at a million of
-    them the chance of any is below one in a million.
-    """
-    if len(jti) == 36 and "_" not in jti and jti == jti.lower():
-        try:
-            return int(jti.replace("-", ""), 16) & _MASK60
-        except ValueError:
-            pass
-    digest = hashlib.blake2b(jti.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & _MASK60
-
-
-def _small_hash(text: str | None) -> int:
-    if text is None:
-        return 0
-    return (zlib.crc32(text.encode("utf-8", "surrogatepass")) & _HOOK_MASK) or 1
-
-
-def _intern(table: list[str | None], index: dict[str, int], value: str | None) -> int:
-    if value is None:
-        return 0
-    found = index.get(value)
-    if found is not None:
-        return found
-    if len(table) > _MAX_INTERNED:
-        return 0  # table full: recorded as unknown, compared as equal (no false replay)
-    index[value] = len(table)
-    table.append(value)
-    return len(table) - 1
 
 
 class ReplayBurstDetector:
@@ -255,26 +120,22 @@ class ReplayBurstDetector:
         return f"ReplayBurstDetector({self._config!r})"
 
     def key(self, event: AuthzEvent) -> str | None:
-        """``iss`` of service-side presentations with trusted claims and of issued tokens."""
+        """``iss`` of service-side presentations with trusted claims.
+
+        Also of issued tokens that live too long; conformant issuance needs no state.
+        """
         action = event.action
+        token = event.token
+        client = event.client
+        if token is None or client is None:
+            return None
         if action is _VALIDATED or action is _REJECTED:
             reason = event.reason
-            if reason is not None and reason not in self._trusted:
-                return None
-            token = event.token
-            client = event.client
-            if token is None or token.jti is None or client is None:
-                return None
-            if event.source.role != "service":
-                return None
-            return client.iss
-        if action is _ISSUED:
-            # An issued token matters only when it lives too long: decide it here, so
-            # the runtime keeps no state for conformant issuance.
-            client = event.client
-            token = event.token
-            if client is None or token is None or token.exp is None or token.iat is None:
-                return None
+            trusted = reason is None or reason in self._trusted
+            if trusted and token.jti is not None and event.source.role == "service":
+                return client.iss
+            return None
+        if action is _ISSUED and token.exp is not None and token.iat is not None:
             return client.iss if token.exp - token.iat > self._shortest_cap else None
         return None
 
@@ -291,32 +152,31 @@ class ReplayBurstDetector:
         if state.iss is None:
             state.iss = event.client_iss
         token = event.token
-        if token is None:  # pragma: no cover - key() let only tokens through
-            return state, out
+        if token is None or (event.action is not _ISSUED and token.jti is None):
+            return state, out  # pragma: no cover - key() let only these through
         if event.action is _ISSUED:
-            self._check_lifetime(state, event, now, "client", out)
-            return state, out
-        jti = token.jti
-        if jti is None:  # pragma: no cover - key() let only jtis through
+            self._check_lifetime(state, event, now=now, role="client", out=out)
             return state, out
         accepted = event.outcome is _SUCCESS
         service = event.service
         service_url = service.url if service is not None else None
         if service_url is not None and token.aud and service_url not in token.aud:
-            self._wrong_audience(state, event, now, accepted, out)
-        h = _jti_key(jti)
-        record = state.seen.get(h)
+            self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
+        assert token.jti is not None
+        key = jti_key(token.jti)
+        record = state.table.seen.get(key)
         if record is None:
-            self._first_presentation(state, event, now, h, accepted, out)
+            self._first_presentation(state, event, now=now, key=key, accepted=accepted, out=out)
         else:
-            self._again(state, event, now, h, record, accepted, out)
+            self._again(state, event, now=now, key=key, record=record, accepted=accepted, out=out)
         return state, out
 
     def deadline(self, state: ReplayState) -> float | None:
         """The next bucket of jtis to expire, incident to close, or idle eviction."""
         due = state.aggregate_deadline
-        if state.bucket_heap:
-            due = min(due, state.bucket_heap[0] * _BUCKET)
+        expiry = state.table.next_expiry
+        if expiry is not None:
+            due = min(due, expiry)
         if due == math.inf:
             return state.last_seen + _IDLE_TTL
         return due
@@ -324,18 +184,17 @@ class ReplayBurstDetector:
     def advance(self, state: ReplayState, now: float) -> tuple[ReplayState | None, list[Finding]]:
         """Forget expired jtis (closing their bursts) and close quiet incidents."""
         out: list[Finding] = []
-        heap = state.bucket_heap
-        while heap and heap[0] * _BUCKET <= now:
-            bucket = heapq.heappop(heap)
-            for h in state.buckets.pop(bucket, ()):
-                state.seen.pop(h, None)
-                burst = state.bursts.pop(h, None)
+        if state.bursts:
+            for key in state.table.expire(now):
+                burst = state.bursts.pop(key, None)
                 if burst is not None:
-                    out.append(self._burst_finding(burst, state, closed=True))
+                    out.append(burst_finding(burst, state.iss, closed=True))
+        else:
+            state.table.expire(now)
         if state.aggregate_deadline <= now:
             self._close_aggregates(state, now, out)
         if (
-            not state.seen
+            not state.table
             and not state.bursts
             and not state.aggregates
             and now >= state.last_seen + _IDLE_TTL
@@ -345,7 +204,7 @@ class ReplayBurstDetector:
 
     def size(self, state: ReplayState) -> int:
         """Live jtis plus open incidents."""
-        return len(state.seen) + len(state.bursts) + len(state.aggregates)
+        return len(state.table) + len(state.bursts) + len(state.aggregates)
 
     # -- presentations ------------------------------------------------------------------
 
@@ -353,8 +212,9 @@ class ReplayBurstDetector:
         self,
         state: ReplayState,
         event: AuthzEvent,
+        *,
         now: float,
-        h: int,
+        key: int,
         accepted: bool,
         out: list[Finding],
     ) -> None:
@@ -365,67 +225,57 @@ class ReplayBurstDetector:
         if exp is not None and now > exp + config.clock_skew:
             return  # presented after its lifetime: an expiry, not something to remember
         if token.iat is not None and exp is not None:
-            self._check_lifetime(state, event, now, "service", out)
-        if len(state.seen) >= config.max_jtis_per_client:
-            self._forget_earliest(state, event, now, out)
+            self._check_lifetime(state, event, now=now, role="service", out=out)
+        table = state.table
+        if len(table) >= config.max_jtis_per_client:
+            self._forget_earliest(state, event, now=now, out=out)
         service = event.service
         peer = event.peer
-        service_name = (service.id or service.url) if service is not None else None
-        s_idx = _intern(state.services, state.service_index, service_name)
-        p_idx = _intern(state.peers, state.peer_index, peer.ip if peer is not None else None)
-        state.seen[h] = (
-            (event.event_id.int & _EVH_MASK)
-            | (_small_hash(event.hook_instance) << _HOOK_SHIFT)
-            | (_ACCEPTED_BIT if accepted else 0)
-            | (s_idx << _SERVICE_SHIFT)
-            | (p_idx << _PEER_SHIFT)
-            | (round(now * 1000) << _TIME_SHIFT)
+        record = pack(
+            event=event_hash(event.event_id.int),
+            hook=small_hash(event.hook_instance),
+            accepted=accepted,
+            service=table.service_id((service.id or service.url) if service is not None else None),
+            peer=table.peer_id(peer.ip if peer is not None else None),
+            time=now,
         )
         horizon = now + config.max_retention
         if exp is not None:
             horizon = min(horizon, float(exp))
-        bucket = int((horizon + config.clock_skew) // _BUCKET) + 1
-        members = state.buckets.get(bucket)
-        if members is None:
-            state.buckets[bucket] = [h]
-            heapq.heappush(state.bucket_heap, bucket)
-        else:
-            members.append(h)
+        table.insert(key, record, horizon + config.clock_skew)
 
     def _again(
         self,
         state: ReplayState,
         event: AuthzEvent,
+        *,
         now: float,
-        h: int,
+        key: int,
         record: int,
         accepted: bool,
         out: list[Finding],
     ) -> None:
-        evh = event.event_id.int & _EVH_MASK
-        if evh == record & _EVH_MASK:
+        evh = event_hash(event.event_id.int)
+        first = unpack(record)
+        if evh == first.event_hash:
             return  # the same event delivered twice (at-least-once), not a presentation
-        burst = state.bursts.get(h)
+        burst = state.bursts.get(key)
         if burst is not None and evh in burst.seen_events:
             return
+        table = state.table
         service = event.service
         peer = event.peer
         service_name = (service.id or service.url) if service is not None else None
         peer_ip = peer.ip if peer is not None else None
-        s_idx = _intern(state.services, state.service_index, service_name)
-        p_idx = _intern(state.peers, state.peer_index, peer_ip)
-        first_s = (record >> _SERVICE_SHIFT) & _IDX_MASK
-        first_p = (record >> _PEER_SHIFT) & _IDX_MASK
-        first_time = (record >> _TIME_SHIFT) / 1000
-        was_accepted = bool(record & _ACCEPTED_BIT)
-        if accepted and not was_accepted:
-            state.seen[h] = record | _ACCEPTED_BIT
+        s_idx, p_idx = table.service_id(service_name), table.peer_id(peer_ip)
+        if accepted and not first.accepted:
+            table.seen[key] = record | ACCEPTED_BIT
         retry = (
-            not was_accepted
-            and _small_hash(event.hook_instance) == (record >> _HOOK_SHIFT) & _HOOK_MASK
-            and (s_idx == first_s or 0 in (s_idx, first_s))
-            and (p_idx == first_p or 0 in (p_idx, first_p))
-            and now - first_time <= self._config.retry_window
+            not first.accepted
+            and small_hash(event.hook_instance) == first.hook_hash
+            and (s_idx == first.service or 0 in (s_idx, first.service))
+            and (p_idx == first.peer or 0 in (p_idx, first.peer))
+            and now - first.time <= self._config.retry_window
         )
         if retry:
             state.retries += 1
@@ -434,94 +284,33 @@ class ReplayBurstDetector:
             return
         if burst is None:
             incident = Incident(
-                incident_id(_SPEC_REPLAY, event.client_iss, h, anchor_time(first_time)),
-                first=first_time,
-                last=first_time,
+                incident_id(_SPEC_REPLAY, event.client_iss, key, anchor_time(first.time)),
+                first=first.time,
+                last=first.time,
                 count=1,
             )
-            burst = _Burst(
+            burst = Burst(
                 incident=incident,
                 services=set(),
                 peers=set(),
-                first_service=state.services[first_s],
-                first_peer=state.peers[first_p],
-                accepted=int(was_accepted),
-                rejected=int(not was_accepted),
+                first_service=table.services[first.service],
+                first_peer=table.peers[first.peer],
+                accepted=int(first.accepted),
+                rejected=int(not first.accepted),
             )
             add_to(burst.services, burst.first_service)
             add_to(burst.peers, burst.first_peer)
-            burst.hook_instances.add((record >> _HOOK_SHIFT) & _HOOK_MASK)
-            state.bursts[h] = burst
-        self._add_replay(burst, event, now, evh, accepted, service_name, peer_ip)
-        if burst.incident.update_due:
-            out.append(self._burst_finding(burst, state, closed=False))
-
-    def _add_replay(
-        self,
-        burst: _Burst,
-        event: AuthzEvent,
-        now: float,
-        evh: int,
-        accepted: bool,
-        service_name: str | None,
-        peer_ip: str | None,
-    ) -> None:
-        burst.incident.record(now, event.event_id)
-        if len(burst.seen_events) < 4096:
-            burst.seen_events.add(evh)
-        if len(burst.hook_instances) < 4096:
-            burst.hook_instances.add(_small_hash(event.hook_instance))
-        if accepted:
-            burst.accepted += 1
-            if not burst.accepted_replay:
-                burst.accepted_replay = True
-                burst.incident.escalated = True
-        else:
-            burst.rejected += 1
-        # A new service, or the number of peers reaching a power of two, is worth a
-        # revision; every single new peer of a spray is not.
+            burst.hook_instances.add(first.hook_hash)
+            state.bursts[key] = burst
+        add_replay(burst, event, now=now, evh=evh, accepted=accepted)
         if add_to(burst.services, service_name):
             burst.incident.escalated = True
+        # The number of peers reaching a power of two is worth a revision; every single
+        # new peer of a spray is not.
         if add_to(burst.peers, peer_ip) and len(burst.peers) & (len(burst.peers) - 1) == 0:
             burst.incident.escalated = True
-        token = event.token
-        if burst.fingerprint is None and token is not None:
-            burst.fingerprint = token.fingerprint
-
-    def _burst_finding(self, burst: _Burst, state: ReplayState, *, closed: bool) -> Finding:
-        incident = burst.incident
-        severity = Severity.CRITICAL if burst.accepted_replay else _SPEC_REPLAY.severity
-        replays = incident.count - 1
-        verb = "accepted" if burst.accepted_replay else "rejected"
-        title = (
-            f"JWT jti replayed {replays} time(s) ({verb}) across "
-            f"{len(burst.services)} service(s) and {len(burst.peers)} peer(s)"
-        )
-        facts: dict[str, FactValue] = {
-            "presentations": incident.count,
-            "replays": replays,
-            "accepted": burst.accepted,
-            "rejected": burst.rejected,
-            "retries": burst.retries,
-            "accepted_replay": burst.accepted_replay,
-            "hook_instances": len(burst.hook_instances),
-            "services": sorted_tuple(burst.services),
-            "peers": sorted_tuple(burst.peers),
-            "first_service": burst.first_service,
-            "first_peer": burst.first_peer,
-        }
-        return emit(
-            _SPEC_REPLAY,
-            incident,
-            title=title,
-            severity=severity,
-            client_iss=state.iss,
-            service_id=burst.first_service,
-            fingerprint=burst.fingerprint,
-            location="$.token.jti",
-            facts=facts,
-            closed=closed,
-        )
+        if burst.incident.update_due:
+            out.append(burst_finding(burst, state.iss, closed=False))
 
     # -- aggregated incidents -----------------------------------------------------------
 
@@ -532,14 +321,14 @@ class ReplayBurstDetector:
         spec_rule: str,
         event: AuthzEvent,
         now: float,
-    ) -> _Aggregate:
+    ) -> Aggregate:
         found = state.aggregates.get(key)
         if found is None:
             spec = RULES[spec_rule]
             incident = Incident(
                 incident_id(spec, event.client_iss, *key, anchor_time(now)), first=now, last=now
             )
-            found = _Aggregate(incident=incident, spec_rule=spec_rule)
+            found = Aggregate(incident=incident, spec_rule=spec_rule)
             state.aggregates[key] = found
         found.incident.record(now, event.event_id)
         state.aggregate_deadline = min(
@@ -548,7 +337,13 @@ class ReplayBurstDetector:
         return found
 
     def _wrong_audience(
-        self, state: ReplayState, event: AuthzEvent, now: float, accepted: bool, out: list[Finding]
+        self,
+        state: ReplayState,
+        event: AuthzEvent,
+        *,
+        now: float,
+        accepted: bool,
+        out: list[Finding],
     ) -> None:
         service_id = event.service_id or ""
         agg = self._aggregate(state, ("aud", service_id), _SPEC_AUDIENCE.rule, event, now)
@@ -562,10 +357,10 @@ class ReplayBurstDetector:
             if add_to(agg.values, aud):
                 agg.incident.escalated = True
         if agg.incident.update_due:
-            out.append(self._aggregate_finding(agg, state.iss, closed=False))
+            out.append(aggregate_finding(agg, state.iss, closed=False))
 
     def _check_lifetime(
-        self, state: ReplayState, event: AuthzEvent, now: float, role: str, out: list[Finding]
+        self, state: ReplayState, event: AuthzEvent, *, now: float, role: str, out: list[Finding]
     ) -> None:
         token = event.token
         assert token is not None
@@ -586,84 +381,29 @@ class ReplayBurstDetector:
         agg.peak = max(agg.peak, float(lifetime), cap)
         agg.values.add(str(int(cap)))
         if agg.incident.update_due:
-            out.append(self._aggregate_finding(agg, state.iss, closed=False))
+            out.append(aggregate_finding(agg, state.iss, closed=False))
 
     def _forget_earliest(
-        self, state: ReplayState, event: AuthzEvent, now: float, out: list[Finding]
+        self, state: ReplayState, event: AuthzEvent, *, now: float, out: list[Finding]
     ) -> None:
-        heap = state.bucket_heap
-        while heap and not state.buckets.get(heap[0]):
-            state.buckets.pop(heapq.heappop(heap), None)
-        if not heap:  # pragma: no cover - a full table always has a bucket
+        key = state.table.forget_earliest()
+        if key is None:  # pragma: no cover - a full table always has a bucket
             return
-        members = state.buckets[heap[0]]
-        h = members.pop()
-        if not members:
-            del state.buckets[heapq.heappop(heap)]
-        state.seen.pop(h, None)
         state.forgotten += 1
-        burst = state.bursts.pop(h, None)
+        burst = state.bursts.pop(key, None)
         if burst is not None:
-            out.append(self._burst_finding(burst, state, closed=True))
+            out.append(burst_finding(burst, state.iss, closed=True))
         agg = self._aggregate(state, ("capacity",), _SPEC_FULL.rule, event, now)
         agg.peak = float(self._config.max_jtis_per_client)
         if agg.incident.update_due:
-            out.append(self._aggregate_finding(agg, state.iss, closed=False))
+            out.append(aggregate_finding(agg, state.iss, closed=False))
 
     def _close_aggregates(self, state: ReplayState, now: float, out: list[Finding]) -> None:
         gap = self._config.incident_gap
         for key, agg in list(state.aggregates.items()):
             if agg.incident.last + gap <= now:
                 del state.aggregates[key]
-                out.append(self._aggregate_finding(agg, state.iss, closed=True))
+                out.append(aggregate_finding(agg, state.iss, closed=True))
         state.aggregate_deadline = min(
             (a.incident.last + gap for a in state.aggregates.values()), default=math.inf
-        )
-
-    def _aggregate_finding(self, agg: _Aggregate, iss: str | None, *, closed: bool) -> Finding:
-        spec = RULES[agg.spec_rule]
-        incident = agg.incident
-        facts: dict[str, FactValue]
-        if spec is _SPEC_AUDIENCE:
-            severity = Severity.HIGH if agg.accepted else spec.severity
-            title = (
-                f"{incident.count} token(s) presented at service {agg.service or '?'} "
-                f"whose aud names another endpoint ({agg.accepted} accepted)"
-            )
-            facts = {
-                "presentations": incident.count,
-                "accepted": agg.accepted,
-                "audiences": sorted_tuple(agg.values),
-            }
-        elif spec is _SPEC_FULL:
-            severity = spec.severity
-            title = (
-                f"jti table of a client reached its cap of {int(agg.peak)}; "
-                f"{incident.count} jti(s) forgotten before expiry"
-            )
-            facts = {"cap": int(agg.peak), "forgotten": incident.count}
-        else:
-            severity = spec.severity
-            cap = min(int(v) for v in agg.values)
-            title = (
-                f"{incident.count} token(s) {'issued' if agg.role == 'client' else 'presented'}"
-                f" with exp - iat up to {int(agg.peak)} s, over the {cap} s cap "
-                f"({spec.basis.value.replace('_', ' ')})"
-            )
-            facts = {
-                "tokens": incident.count,
-                "max_lifetime_seconds": int(agg.peak),
-                "cap_seconds": cap,
-                "role": agg.role,
-            }
-        return emit(
-            spec,
-            incident,
-            title=title,
-            severity=severity,
-            client_iss=iss,
-            service_id=agg.service,
-            location="$.token.exp" if spec.kind.value == "token_lifetime" else "$.token.aud",
-            facts=facts,
-            closed=closed,
         )

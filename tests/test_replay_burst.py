@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from auditor.models import AuthzEvent, Finding
 from detectors import ReplayBurstConfig, ReplayBurstDetector
-from detectors.replay import _jti_key
+from detectors._jti_table import jti_key as _jti_key
 from pipelines.runtime import RuntimeConfig, StreamRuntime, latest_revisions, run_stream
 
 J = "3b2f9a8e-1c4d-4e5f-8a6b-7c8d9e0f1a2b"

@@ -82,22 +82,22 @@ def event_args(draw: st.DrawFn, span: int) -> dict[str, Any]:
     if reason is not None:
         action = "token.rejected"
     service = draw(st.sampled_from(["patient-greeter", "order-check"]))
-    return dict(
-        t=t,
-        action=action,
-        reason=reason,
-        iss=draw(st.sampled_from([ISS, ISS, OTHER_ISS])),
-        service=service,
-        aud=(url_of(draw(st.sampled_from([service, service, "patient-greeter"]))),),
-        jti=draw(st.sampled_from(JTIS)),
-        hook_instance=draw(st.sampled_from(["h1", "h2"])),
-        peer=draw(st.sampled_from(["10.0.0.5", "10.0.0.6", "203.0.113.9"])),
-        alg=draw(st.sampled_from(["ES384", "ES384", "HS256"])),
-        iat=BASE_TS + int(t) + draw(st.sampled_from([0, 0, 90])),
-        exp=BASE_TS + int(t) + draw(st.sampled_from([300, 300, -30, 900, 7200])),
-        tls_version=draw(st.sampled_from([None, None, "TLSv1.1"])),
-        payload_bytes=draw(st.sampled_from([None, 1000, 5_000_000])),
-    )
+    return {
+        "t": t,
+        "action": action,
+        "reason": reason,
+        "iss": draw(st.sampled_from([ISS, ISS, OTHER_ISS])),
+        "service": service,
+        "aud": (url_of(draw(st.sampled_from([service, service, "patient-greeter"]))),),
+        "jti": draw(st.sampled_from(JTIS)),
+        "hook_instance": draw(st.sampled_from(["h1", "h2"])),
+        "peer": draw(st.sampled_from(["10.0.0.5", "10.0.0.6", "203.0.113.9"])),
+        "alg": draw(st.sampled_from(["ES384", "ES384", "HS256"])),
+        "iat": BASE_TS + int(t) + draw(st.sampled_from([0, 0, 90])),
+        "exp": BASE_TS + int(t) + draw(st.sampled_from([300, 300, -30, 900, 7200])),
+        "tls_version": draw(st.sampled_from([None, None, "TLSv1.1"])),
+        "payload_bytes": draw(st.sampled_from([None, 1000, 5_000_000])),
+    }
 
 
 def _numbered(args: list[dict[str, Any]]) -> list[AuthzEvent]:
@@ -140,12 +140,13 @@ def test_shuffling_within_the_lateness_bound_changes_no_finding(
     # Each event arrives at most LATENESS after its own time, so it is never behind an
     # event more than LATENESS newer than it: within the bound.
     delays = data.draw(
-        st.lists(
-            st.floats(0, LATENESS * 0.999), min_size=len(events), max_size=len(events)
-        )
+        st.lists(st.floats(0, LATENESS * 0.999), min_size=len(events), max_size=len(events))
     )
     arrival = [
-        e for _, e in sorted(zip(delays, events, strict=True), key=lambda p: p[1].time.timestamp() + p[0])
+        e
+        for _, e in sorted(
+            zip(delays, events, strict=True), key=lambda p: p[1].time.timestamp() + p[0]
+        )
     ]
     sizes = data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=len(events)))
     batches: list[list[AuthzEvent]] = []

@@ -69,7 +69,9 @@ def _detectors(folder: Path) -> list[Any]:
 
 
 def _final(folder: Path, events: list[AuthzEvent]) -> list[Finding]:
-    findings = run_stream(_detectors(folder), events, config=RuntimeConfig(allowed_lateness=LATENESS))
+    findings = run_stream(
+        _detectors(folder), events, config=RuntimeConfig(allowed_lateness=LATENESS)
+    )
     return latest_revisions(findings)
 
 

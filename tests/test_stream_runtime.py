@@ -39,7 +39,10 @@ class OrderProbe:
         return []
 
     def step(
-        self, state: list[tuple[str, float]], event: AuthzEvent, now: float
+        self,
+        state: list[tuple[str, float]],
+        event: AuthzEvent,  # noqa: ARG002 - the protocol's signature; time is what we record
+        now: float,
     ) -> tuple[list[tuple[str, float]], list[Finding]]:
         state.append(("step", now))
         return state, []

@@ -104,8 +104,7 @@ def test_an_incident_closes_at_the_first_normal_window() -> None:
 
 def test_a_new_failure_reason_for_a_known_client_is_reported_once() -> None:
     findings = run(
-        steady(0, 4000, 60)
-        + [event(4000, reason="unknown_kid"), event(4010, reason="unknown_kid")]
+        [*steady(0, 4000, 60), event(4000, reason="unknown_kid"), event(4010, reason="unknown_kid")]
     )
     (found,) = final(findings, "new_failure_reason")
     assert found.facts["reason"] == "unknown_kid"
@@ -115,7 +114,7 @@ def test_a_new_failure_reason_for_a_known_client_is_reported_once() -> None:
 
 def test_a_new_ordinary_reason_is_low_severity() -> None:
     (found,) = final(
-        run(steady(0, 4000, 60) + [event(4000, reason="missing_claim")]), "new_failure_reason"
+        run([*steady(0, 4000, 60), event(4000, reason="missing_claim")]), "new_failure_reason"
     )
     assert found.severity.value == "low"
 

@@ -43,6 +43,8 @@ from pipelines.runtime.stats import PartitionStats
 __all__ = ["RuntimeConfig", "StreamRuntime", "latest_revisions", "run_stream"]
 
 _SNAPSHOT_VERSION = 1
+_MAX_LATENESS = 86_400.0
+_MIN_KEY_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +69,13 @@ class RuntimeConfig:
     snapshot_key: bytes | None = None
 
     def __post_init__(self) -> None:
-        if not (0 <= self.allowed_lateness <= 86_400) or math.isnan(self.allowed_lateness):
+        if not 0 <= self.allowed_lateness <= _MAX_LATENESS:  # NaN fails every comparison
             raise ConfigurationError("allowed_lateness must be between 0 and 86400 seconds")
         if self.max_buffered < 1:
             raise ConfigurationError("max_buffered must be at least 1")
         if self.future_tolerance is not None and not self.future_tolerance > 0:
             raise ConfigurationError("future_tolerance must be positive or None")
-        if self.snapshot_key is not None and len(self.snapshot_key) < 16:
+        if self.snapshot_key is not None and len(self.snapshot_key) < _MIN_KEY_BYTES:
             raise ConfigurationError("snapshot_key must be at least 16 bytes")
 
     def __repr__(self) -> str:

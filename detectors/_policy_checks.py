@@ -1,0 +1,221 @@
+"""The checks of the ``policy`` detector: which rules one authz event breaks.
+
+Pure and stateless: ``PolicyChecks.violations(event)`` returns the broken rules with the
+detail that identifies each incident (the alg, the host, the missing fields) and the facts
+to report. The detector calls it twice for a violating event (in ``key`` to decide whether
+the event needs state at all, and in ``step``); conformant events — nearly all — are
+checked once and cost no state.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from auditor.models import AuthzEvent, FactValue
+from auditor.vocabulary import AuthzAction, FailureReason, Outcome, PolicyRule
+from detectors.config import PolicyConfig, ServicePolicy, is_forged_alg
+from detectors.scopes import classify_scope
+
+__all__ = ["Found", "PolicyChecks"]
+
+_ISSUED = AuthzAction.TOKEN_ISSUED
+_SENT = AuthzAction.REQUEST_SENT
+_VALIDATED = AuthzAction.TOKEN_VALIDATED
+_TLS_FAILED = AuthzAction.TLS_FAILED
+_SUCCESS = Outcome.SUCCESS
+_TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
+_MAX_LISTED = 8
+
+Found = tuple[PolicyRule, str, dict[str, FactValue]]
+
+
+@lru_cache(maxsize=4096)
+def _split_url(url: str) -> tuple[str, str]:
+    """Scheme and lower-case host of a URL; never raises (bad URLs give empty parts)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower()
+    except ValueError:
+        return "", ""
+
+
+def _host_matcher(policy: ServicePolicy) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact hosts and ``.suffix`` patterns of a service's fhirServer allowlist."""
+    hosts = policy.allowed_fhir_hosts or frozenset()
+    exact = frozenset(h for h in hosts if not h.startswith("*."))
+    return exact, tuple(sorted(h[1:] for h in hosts if h.startswith("*.")))
+
+
+@lru_cache(maxsize=256)
+def _tls_rank(version: str) -> float | None:
+    text = version.strip().upper().replace(" ", "")
+    if text.startswith("SSL"):
+        return 0.0
+    text = text.removeprefix("TLSV").removeprefix("TLS")
+    if text in {"1", "1.0"}:
+        return 1.0
+    return _TLS_VERSIONS.get(text)
+
+
+class PolicyChecks:
+    """The rules of a ``PolicyConfig``, compiled once."""
+
+    __slots__ = ("_config", "_default_hosts", "_disabled", "_hosts", "_min_tls")
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self._config = config
+        self._disabled = config.disabled_rules
+        self._min_tls = _TLS_VERSIONS[config.min_tls_version]
+        self._hosts = {name: _host_matcher(p) for name, p in config.services.items()}
+        self._default_hosts = _host_matcher(config.default_service)
+
+    def violations(self, event: AuthzEvent) -> list[Found]:
+        """The rules ``event`` breaks, with the detail that identifies each incident."""
+        found: list[Found] = []
+        role = event.source.role
+        action = event.action
+        accepted = role == "service" and event.outcome is _SUCCESS
+        client_side = role == "client" and (action is _ISSUED or action is _SENT)
+        if event.token is not None and (
+            (client_side and action is _ISSUED) or (accepted and action is _VALIDATED)
+        ):
+            self._check_token(event, found)
+        if (client_side and action is _SENT) or accepted:
+            self._check_request(event, client_side, accepted, found)
+        tls = event.tls
+        if tls is not None:
+            if tls.version is not None:
+                rank = _tls_rank(tls.version)
+                if rank is not None and rank < self._min_tls:
+                    facts: dict[str, FactValue] = {
+                        "tls_version": tls.version,
+                        "minimum": self._config.min_tls_version,
+                    }
+                    found.append((PolicyRule.TLS_BELOW_MINIMUM, tls.version, facts))
+            if tls.error is not None and action is not _TLS_FAILED:
+                found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
+        if action is _TLS_FAILED or event.reason is FailureReason.TLS_ERROR:
+            found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
+        if self._disabled:
+            return [item for item in found if item[0] not in self._disabled]
+        return found
+
+    def _check_token(self, event: AuthzEvent, found: list[Found]) -> None:
+        token = event.token
+        assert token is not None
+        alg = token.alg
+        if alg is not None and alg not in self._config.allowed_algorithms:
+            # The allowlist holds no forged algorithm (validated), so this is rare.
+            if is_forged_alg(alg):
+                found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))
+            else:
+                found.append((PolicyRule.ALG_NOT_ALLOWED, alg[:32], {"alg": alg[:32]}))
+        iss = event.client_iss
+        if (
+            alg is None
+            or token.kid is None
+            or token.typ is None
+            or not iss
+            or not token.aud
+            or token.exp is None
+            or token.iat is None
+            or token.jti is None
+        ):
+            present = {
+                "alg": alg,
+                "kid": token.kid,
+                "typ": token.typ,
+                "iss": iss or None,
+                "aud": token.aud or None,
+                "exp": token.exp,
+                "iat": token.iat,
+                "jti": token.jti,
+            }
+            missing = tuple(name for name, value in present.items() if value is None)
+            found.append(
+                (PolicyRule.REQUIRED_FIELD_MISSING, ",".join(missing), {"missing": missing})
+            )
+        typ = token.typ
+        if typ is not None and typ != "JWT" and typ.upper() != "JWT":
+            found.append((PolicyRule.TYP_NOT_JWT, typ[:64], {"typ": typ[:64]}))
+        jku = token.jku
+        clients = self._config.clients
+        if jku is not None and clients:
+            policy = clients.get(iss or "")
+            if policy is None or jku not in policy.approved_jku:
+                host = _split_url(jku)[1]
+                found.append((PolicyRule.JKU_NOT_APPROVED, host, {"jku_host": host}))
+
+    def _check_request(
+        self, event: AuthzEvent, client_side: bool, accepted: bool, found: list[Found]
+    ) -> None:
+        service = event.service
+        if client_side and service is not None and service.url is not None:
+            token = event.token
+            if token is not None and token.aud and service.url not in token.aud:
+                audiences = tuple(a[:200] for a in token.aud[:_MAX_LISTED])
+                found.append((PolicyRule.AUD_NOT_ENDPOINT, "", {"audiences": audiences}))
+        if self._config.clients and event.client is not None:
+            self._check_allowlists(event, accepted, found)
+        service_id = (service.id if service is not None else None) or ""
+        if event.fhir_server is not None or event.fhir_authorization:
+            self._check_fhir_server(event, service_id, found)
+        if event.scopes:
+            policy = self._config.services.get(service_id, self._config.default_service)
+            broad = self._broad_scopes(event.scopes, policy)
+            if broad:
+                listed = broad[:_MAX_LISTED]
+                facts: dict[str, FactValue] = {"scopes": listed, "read_only": policy.read_only}
+                found.append((PolicyRule.SCOPE_TOO_BROAD, " ".join(listed), facts))
+        cap = self._config.max_payload_bytes
+        size = event.payload_bytes
+        if cap is not None and size is not None and size > cap:
+            found.append((PolicyRule.PAYLOAD_OVER_CAP, "", {"cap_bytes": cap, "bytes": size}))
+
+    def _check_allowlists(self, event: AuthzEvent, accepted: bool, found: list[Found]) -> None:
+        config = self._config
+        policy = config.clients.get(event.client_iss or "")
+        service = event.service
+        if policy is None:
+            if accepted and config.flag_unknown_clients:
+                found.append((PolicyRule.ISSUER_NOT_ALLOWLISTED, "", {}))
+        elif policy.allowed_services is not None and service is not None:
+            allowed = policy.allowed_services
+            if service.id not in allowed and service.url not in allowed:
+                name = service.id or service.url or "?"
+                found.append((PolicyRule.SERVICE_NOT_ALLOWLISTED, name, {"service": name}))
+
+    def _check_fhir_server(self, event: AuthzEvent, service_id: str, found: list[Found]) -> None:
+        fhir_server = event.fhir_server
+        with_auth = event.fhir_authorization is True
+        if fhir_server is None:
+            found.append((PolicyRule.FHIR_SERVER_MISSING, "", {}))
+            return
+        scheme, host = _split_url(fhir_server)
+        if with_auth and scheme != "https":
+            facts: dict[str, FactValue] = {"scheme": scheme or None, "fhir_host": host or None}
+            found.append((PolicyRule.FHIR_SERVER_NOT_HTTPS, host, facts))
+        policy = self._config.services.get(service_id, self._config.default_service)
+        if policy.allowed_fhir_hosts is not None:
+            exact, suffixes = self._hosts.get(service_id, self._default_hosts)
+            if host not in exact and not (suffixes and host.endswith(suffixes)):
+                found.append(
+                    (PolicyRule.FHIR_SERVER_NOT_ALLOWLISTED, host, {"fhir_host": host or None})
+                )
+
+    @staticmethod
+    def _broad_scopes(scopes: tuple[str, ...], policy: ServicePolicy) -> tuple[str, ...]:
+        broad: list[str] = []
+        for scope in scopes:
+            if policy.allowed_scopes is not None and scope not in policy.allowed_scopes:
+                broad.append(scope)
+                continue
+            access = classify_scope(scope)
+            if access is None:
+                continue
+            if (access.wildcard and not policy.allow_wildcard) or (
+                access.write and policy.read_only
+            ):
+                broad.append(scope)
+        return tuple(sorted(s[:128] for s in broad))
