@@ -134,6 +134,38 @@ class JtiTable:
         """The interned index of a peer address (0 when absent or the table is full)."""
         return _intern(self.peers, self.peer_index, ip)
 
+    def add(
+        self,
+        key: int,
+        *,
+        event: int,
+        hook: int,
+        accepted: bool,
+        service: str | None,
+        peer: str | None,
+        time: float,
+        horizon: float,
+    ) -> None:
+        """Record a first presentation (see ``pack``), remembered until ``horizon``.
+
+        The hot path of the replay detector: interning and packing are inlined.
+        """
+        s_idx = self.service_index.get(service, 0) if service is not None else 0
+        if s_idx == 0 and service is not None:
+            s_idx = _intern(self.services, self.service_index, service)
+        p_idx = self.peer_index.get(peer, 0) if peer is not None else 0
+        if p_idx == 0 and peer is not None:
+            p_idx = _intern(self.peers, self.peer_index, peer)
+        record = (
+            event
+            | (hook << _HOOK_SHIFT)
+            | (ACCEPTED_BIT if accepted else 0)
+            | (s_idx << _SERVICE_SHIFT)
+            | (p_idx << _PEER_SHIFT)
+            | (round(time * 1000) << _TIME_SHIFT)
+        )
+        self.insert(key, record, horizon)
+
     def insert(self, key: int, record: int, horizon: float) -> None:
         """Remember ``key`` until event time ``horizon`` (rounded up to a bucket)."""
         self.seen[key] = record

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from auditor.models import AuthzEvent, FactValue
+from auditor.models import AuthzEvent, FactValue, TlsInfo
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome, PolicyRule
 from detectors.config import PolicyConfig, ServicePolicy, is_forged_alg
 from detectors.scopes import classify_scope
@@ -24,6 +24,7 @@ _SENT = AuthzAction.REQUEST_SENT
 _VALIDATED = AuthzAction.TOKEN_VALIDATED
 _TLS_FAILED = AuthzAction.TLS_FAILED
 _SUCCESS = Outcome.SUCCESS
+_TLS_ERROR = FailureReason.TLS_ERROR
 _TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
 _MAX_LISTED = 8
 
@@ -61,10 +62,23 @@ def _tls_rank(version: str) -> float | None:
 class PolicyChecks:
     """The rules of a ``PolicyConfig``, compiled once."""
 
-    __slots__ = ("_config", "_default_hosts", "_disabled", "_hosts", "_min_tls")
+    __slots__ = (
+        "_algorithms",
+        "_clients",
+        "_config",
+        "_default_hosts",
+        "_disabled",
+        "_hosts",
+        "_max_payload",
+        "_min_tls",
+    )
 
     def __init__(self, config: PolicyConfig) -> None:
         self._config = config
+        # Read on every event: plain attributes, not lookups through the pydantic model.
+        self._algorithms = config.allowed_algorithms
+        self._clients = config.clients
+        self._max_payload = config.max_payload_bytes
         self._disabled = config.disabled_rules
         self._min_tls = _TLS_VERSIONS[config.min_tls_version]
         self._hosts = {name: _host_matcher(p) for name, p in config.services.items()}
@@ -73,74 +87,86 @@ class PolicyChecks:
     def violations(self, event: AuthzEvent) -> list[Found]:
         """The rules ``event`` breaks, with the detail that identifies each incident."""
         found: list[Found] = []
-        role = event.source.role
         action = event.action
-        accepted = role == "service" and event.outcome is _SUCCESS
-        client_side = role == "client" and (action is _ISSUED or action is _SENT)
-        if event.token is not None and (
-            (client_side and action is _ISSUED) or (accepted and action is _VALIDATED)
-        ):
-            self._check_token(event, found)
-        if (client_side and action is _SENT) or accepted:
-            self._check_request(event, client_side, accepted, found)
+        if event.source.role == "service":
+            if event.outcome is _SUCCESS:
+                if action is _VALIDATED and event.token is not None:
+                    self._check_token(event, found)
+                self._check_request(event, found, client_side=False, accepted=True)
+        elif action is _ISSUED:
+            if event.token is not None:
+                self._check_token(event, found)
+        elif action is _SENT:
+            self._check_request(event, found, client_side=True, accepted=False)
         tls = event.tls
         if tls is not None:
-            if tls.version is not None:
-                rank = _tls_rank(tls.version)
-                if rank is not None and rank < self._min_tls:
-                    facts: dict[str, FactValue] = {
-                        "tls_version": tls.version,
-                        "minimum": self._config.min_tls_version,
-                    }
-                    found.append((PolicyRule.TLS_BELOW_MINIMUM, tls.version, facts))
-            if tls.error is not None and action is not _TLS_FAILED:
-                found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
-        if action is _TLS_FAILED or event.reason is FailureReason.TLS_ERROR:
+            self._check_tls(tls, action, found)
+        if action is _TLS_FAILED or event.reason is _TLS_ERROR:
             found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
         if self._disabled:
             return [item for item in found if item[0] not in self._disabled]
         return found
 
+    def _check_tls(self, tls: TlsInfo, action: AuthzAction, found: list[Found]) -> None:
+        if tls.version is not None:
+            rank = _tls_rank(tls.version)
+            if rank is not None and rank < self._min_tls:
+                facts: dict[str, FactValue] = {
+                    "tls_version": tls.version,
+                    "minimum": self._config.min_tls_version,
+                }
+                found.append((PolicyRule.TLS_BELOW_MINIMUM, tls.version, facts))
+        if tls.error is not None and action is not _TLS_FAILED:
+            found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
+
     def _check_token(self, event: AuthzEvent, found: list[Found]) -> None:
         token = event.token
         assert token is not None
         alg = token.alg
-        if alg is not None and alg not in self._config.allowed_algorithms:
+        if alg is not None and alg not in self._algorithms:
             # The allowlist holds no forged algorithm (validated), so this is rare.
             if is_forged_alg(alg):
                 found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))
             else:
                 found.append((PolicyRule.ALG_NOT_ALLOWED, alg[:32], {"alg": alg[:32]}))
-        iss = event.client_iss
+        client = event.client
+        iss = client.iss if client is not None else None
+        kid, typ, aud, exp, iat, jti = (
+            token.kid,
+            token.typ,
+            token.aud,
+            token.exp,
+            token.iat,
+            token.jti,
+        )
         if (
             alg is None
-            or token.kid is None
-            or token.typ is None
+            or kid is None
+            or typ is None
             or not iss
-            or not token.aud
-            or token.exp is None
-            or token.iat is None
-            or token.jti is None
+            or not aud
+            or exp is None
+            or iat is None
+            or jti is None
         ):
             present = {
                 "alg": alg,
-                "kid": token.kid,
-                "typ": token.typ,
+                "kid": kid,
+                "typ": typ,
                 "iss": iss or None,
-                "aud": token.aud or None,
-                "exp": token.exp,
-                "iat": token.iat,
-                "jti": token.jti,
+                "aud": aud or None,
+                "exp": exp,
+                "iat": iat,
+                "jti": jti,
             }
             missing = tuple(name for name, value in present.items() if value is None)
             found.append(
                 (PolicyRule.REQUIRED_FIELD_MISSING, ",".join(missing), {"missing": missing})
             )
-        typ = token.typ
         if typ is not None and typ != "JWT" and typ.upper() != "JWT":
             found.append((PolicyRule.TYP_NOT_JWT, typ[:64], {"typ": typ[:64]}))
         jku = token.jku
-        clients = self._config.clients
+        clients = self._clients
         if jku is not None and clients:
             policy = clients.get(iss or "")
             if policy is None or jku not in policy.approved_jku:
@@ -148,7 +174,7 @@ class PolicyChecks:
                 found.append((PolicyRule.JKU_NOT_APPROVED, host, {"jku_host": host}))
 
     def _check_request(
-        self, event: AuthzEvent, client_side: bool, accepted: bool, found: list[Found]
+        self, event: AuthzEvent, found: list[Found], *, client_side: bool, accepted: bool
     ) -> None:
         service = event.service
         if client_side and service is not None and service.url is not None:
@@ -156,7 +182,7 @@ class PolicyChecks:
             if token is not None and token.aud and service.url not in token.aud:
                 audiences = tuple(a[:200] for a in token.aud[:_MAX_LISTED])
                 found.append((PolicyRule.AUD_NOT_ENDPOINT, "", {"audiences": audiences}))
-        if self._config.clients and event.client is not None:
+        if self._clients and event.client is not None:
             self._check_allowlists(event, accepted, found)
         service_id = (service.id if service is not None else None) or ""
         if event.fhir_server is not None or event.fhir_authorization:
@@ -168,7 +194,7 @@ class PolicyChecks:
                 listed = broad[:_MAX_LISTED]
                 facts: dict[str, FactValue] = {"scopes": listed, "read_only": policy.read_only}
                 found.append((PolicyRule.SCOPE_TOO_BROAD, " ".join(listed), facts))
-        cap = self._config.max_payload_bytes
+        cap = self._max_payload
         size = event.payload_bytes
         if cap is not None and size is not None and size > cap:
             found.append((PolicyRule.PAYLOAD_OVER_CAP, "", {"cap_bytes": cap, "bytes": size}))

@@ -75,6 +75,7 @@ class AnomalyState:
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     reasons_seen: set[str] = field(default_factory=set)
     episodes: dict[str, Episode] = field(default_factory=dict)
+    episode_deadline: float = math.inf
 
 
 class ValidationAnomalyDetector:
@@ -134,7 +135,7 @@ class ValidationAnomalyDetector:
             state.window_end = state.window_start + self._config.window
         elif now >= state.window_end:
             self._roll(state, now, out)
-        if state.episodes:
+        if now >= state.episode_deadline:
             self._end_episodes(state, now, out)
         state.first_seen = min(state.first_seen, now)
         state.last_seen = max(state.last_seen, now)
@@ -151,9 +152,9 @@ class ValidationAnomalyDetector:
         While there are series the window must close on time; a quiet key's history is
         let go after ``new_reason_memory``.
         """
-        due = state.window_end if state.series else math.inf
-        for rule, episode in state.episodes.items():
-            due = min(due, episode.last + self._triggers[rule].gap)
+        due = state.episode_deadline
+        if state.series and state.window_end < due:
+            due = state.window_end
         if due == math.inf:
             return state.last_seen + self._config.new_reason_memory
         return due
@@ -378,6 +379,9 @@ class ValidationAnomalyDetector:
         escalated |= episode.note("services", event.service_id)
         if episode.add(now, event.event_id, trigger):
             episode.open(incident_id(spec, state.key, anchor_time(episode.first)), trigger)
+        end = episode.last + trigger.gap
+        if end < state.episode_deadline or state.episode_deadline == math.inf:
+            self._plan_episodes(state)
         incident = episode.incident
         if incident is None:
             return
@@ -389,6 +393,14 @@ class ValidationAnomalyDetector:
         for rule, episode in list(state.episodes.items()):
             if episode.ended(now, self._triggers[rule]):
                 self._close_episode(state, rule, out)
+        self._plan_episodes(state)
+
+    def _plan_episodes(self, state: AnomalyState) -> None:
+        """Cache when the next episode ends (read on every event of the key)."""
+        triggers = self._triggers
+        state.episode_deadline = min(
+            (e.last + triggers[rule].gap for rule, e in state.episodes.items()), default=math.inf
+        )
 
     def _close_episode(self, state: AnomalyState, rule: str, out: list[Finding]) -> None:
         episode = state.episodes.pop(rule)

@@ -101,13 +101,14 @@ class PolicyDetector:
     name = DetectorName.POLICY
     state_version = 1
 
-    __slots__ = ("_checks", "_config", "_disabled", "_rate")
+    __slots__ = ("_checks", "_config", "_counts_requests", "_disabled", "_rate")
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self._config = config or PolicyConfig()
         c = self._config
         self._disabled = c.disabled_rules
         self._checks = PolicyChecks(c)
+        self._counts_requests = c.request_burst is not None
         burst = c.rate_limit_burst
         self._rate = None if burst is None else Trigger(burst.count, burst.window, burst.window)
 
@@ -138,7 +139,7 @@ class PolicyDetector:
             action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
         ):
             return key
-        if self._config.request_burst is not None and (action is _VALIDATED or action is _REJECTED):
+        if self._counts_requests and (action is _VALIDATED or action is _REJECTED):
             return key
         return key if self._checks.violations(event) else None
 

@@ -49,7 +49,6 @@ from detectors._jti_table import (
     JtiTable,
     event_hash,
     jti_key,
-    pack,
     small_hash,
     unpack,
 )
@@ -67,9 +66,17 @@ __all__ = ["ReplayBurstDetector", "ReplayState"]
 
 _IDLE_TTL = 300.0
 
-_VALIDATED = AuthzAction.TOKEN_VALIDATED
-_REJECTED = AuthzAction.TOKEN_REJECTED
 _ISSUED = AuthzAction.TOKEN_ISSUED
+# What a service records for a token it was presented: accepted, refused, or verified and
+# then refused for the request (rate limit, payload) — the jti was spent either way.
+_PRESENTED = frozenset(
+    {
+        AuthzAction.TOKEN_VALIDATED,
+        AuthzAction.TOKEN_REJECTED,
+        AuthzAction.RATELIMIT_EXCEEDED,
+        AuthzAction.PAYLOAD_REJECTED,
+    }
+)
 _SUCCESS = Outcome.SUCCESS
 
 _SPEC_REPLAY = RULES[ReplayRule.JTI_REPLAY.value]
@@ -103,11 +110,15 @@ class ReplayBurstDetector:
     name = DetectorName.REPLAY_BURST
     state_version = 1
 
-    __slots__ = ("_config", "_shortest_cap", "_trusted")
+    __slots__ = ("_cap", "_config", "_retention", "_shortest_cap", "_skew", "_trusted")
 
     def __init__(self, config: ReplayBurstConfig | None = None) -> None:
         self._config = config or ReplayBurstConfig()
+        # Read on every presentation: plain attributes, not pydantic model lookups.
         self._trusted = self._config.trusted_reasons
+        self._skew = self._config.clock_skew
+        self._retention = self._config.max_retention
+        self._cap = self._config.max_jtis_per_client
         caps = (self._config.smart_lifetime_cap, self._config.best_practice_lifetime_cap)
         self._shortest_cap = min((cap for cap in caps if cap is not None), default=math.inf)
 
@@ -129,7 +140,7 @@ class ReplayBurstDetector:
         client = event.client
         if token is None or client is None:
             return None
-        if action is _VALIDATED or action is _REJECTED:
+        if action in _PRESENTED:
             reason = event.reason
             trusted = reason is None or reason in self._trusted
             if trusted and token.jti is not None and event.source.role == "service":
@@ -152,18 +163,21 @@ class ReplayBurstDetector:
         if state.iss is None:
             state.iss = event.client_iss
         token = event.token
-        if token is None or (event.action is not _ISSUED and token.jti is None):
-            return state, out  # pragma: no cover - key() let only these through
+        if token is None:  # pragma: no cover - key() let only tokens through
+            return state, out
         if event.action is _ISSUED:
             self._check_lifetime(state, event, now=now, role="client", out=out)
             return state, out
+        jti = token.jti
+        if jti is None:  # pragma: no cover - key() let only jtis through
+            return state, out
         accepted = event.outcome is _SUCCESS
         service = event.service
-        service_url = service.url if service is not None else None
-        if service_url is not None and token.aud and service_url not in token.aud:
-            self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
-        assert token.jti is not None
-        key = jti_key(token.jti)
+        if service is not None and service.url is not None:
+            aud = token.aud
+            if aud and service.url not in aud:
+                self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
+        key = jti_key(jti)
         record = state.table.seen.get(key)
         if record is None:
             self._first_presentation(state, event, now=now, key=key, accepted=accepted, out=out)
@@ -218,31 +232,32 @@ class ReplayBurstDetector:
         accepted: bool,
         out: list[Finding],
     ) -> None:
-        config = self._config
         token = event.token
         assert token is not None
         exp = token.exp
-        if exp is not None and now > exp + config.clock_skew:
+        if exp is not None and now > exp + self._skew:
             return  # presented after its lifetime: an expiry, not something to remember
-        if token.iat is not None and exp is not None:
+        iat = token.iat
+        if iat is not None and exp is not None and exp - iat > self._shortest_cap:
             self._check_lifetime(state, event, now=now, role="service", out=out)
         table = state.table
-        if len(table) >= config.max_jtis_per_client:
+        if len(table.seen) >= self._cap:
             self._forget_earliest(state, event, now=now, out=out)
         service = event.service
         peer = event.peer
-        record = pack(
+        horizon = now + self._retention
+        if exp is not None and exp < horizon:
+            horizon = exp
+        table.add(
+            key,
             event=event_hash(event.event_id.int),
             hook=small_hash(event.hook_instance),
             accepted=accepted,
-            service=table.service_id((service.id or service.url) if service is not None else None),
-            peer=table.peer_id(peer.ip if peer is not None else None),
+            service=(service.id or service.url) if service is not None else None,
+            peer=peer.ip if peer is not None else None,
             time=now,
+            horizon=horizon + self._skew,
         )
-        horizon = now + config.max_retention
-        if exp is not None:
-            horizon = min(horizon, float(exp))
-        table.insert(key, record, horizon + config.clock_skew)
 
     def _again(
         self,

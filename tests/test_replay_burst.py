@@ -110,6 +110,16 @@ CASES = [
         # jtis are unique per issuer: another client's equal jti is not a replay.
     ),
     (
+        "rate-limited-then-replayed",
+        [
+            first(action="ratelimit.exceeded", reason="rate_limited"),
+            event(30, jti=J, hook_instance="h2", peer=OTHER_PEER),
+        ],
+        {"jti_replay": "critical"},
+        # The middleware verified the token before refusing the call for its rate: the
+        # jti was spent, and a later acceptance from elsewhere is a replay.
+    ),
+    (
         "client-side-events",
         [first(action="request.sent"), first(2, action="request.sent")],
         {},

@@ -215,29 +215,40 @@ class StreamRuntime:
                     self._step(p, event, t, keys, out)
             elif keys == ignored:
                 # No detector wants it: nothing to order, but event time moved on.
-                max_time = max(max_time, t)
+                if t > max_time:  # noqa: PLR1730 - cheaper than calling max() per event
+                    max_time = t
             elif t < watermark:
                 stats.late_events += 1
                 self._step(p, event, t, keys, out)
             else:
                 seq += 1
                 push(buffer, (t, event.event_id, seq, event, keys))
-                max_time = max(max_time, t)
+                if t > max_time:  # noqa: PLR1730 - cheaper than calling max() per event
+                    max_time = t
         stats.events_in += count
         p.seq = seq
         p.max_time = max_time
-        target = max_time - self._config.allowed_lateness
-        if target > watermark:
+        self._advance_after_batch(p, out)
+        if next_offset is not None:
+            stats.next_offset = next_offset
+        stats.findings_out += len(out)
+        return out
+
+    def _advance_after_batch(self, p: _Partition, out: list[Finding]) -> None:
+        """Move the watermark up to the newest event time minus the lateness.
+
+        Also keeps the buffer within its cap by releasing its oldest events early.
+        """
+        stats = p.stats
+        target = p.max_time - self._config.allowed_lateness
+        if target > p.watermark:
             self._release(p, target, out)
+        buffer = p.buffer
         cap = self._config.max_buffered
         while len(buffer) > cap:
             before = stats.released + stats.duplicates
             self._release(p, math.nextafter(buffer[0][0], math.inf), out)
             stats.forced_releases += stats.released + stats.duplicates - before
-        if next_offset is not None:
-            stats.next_offset = next_offset
-        stats.findings_out += len(out)
-        return out
 
     def advance_watermark(self, partition: int, watermark: float) -> list[Finding]:
         """Move a partition's watermark forward without events (an idle partition).
