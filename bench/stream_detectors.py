@@ -13,8 +13,9 @@ this process (best of ``--repeat``) and ratios are printed, so the result means 
 on a shared, noisy machine.
 
 Memory: ``replay_burst`` tracks ``--jtis`` live jtis (default 1,000,000, over 20 clients);
-``tracemalloc`` measures the state it holds, reported as bytes per tracked jti (target
-<= 200).
+the state it holds is measured by walking it (``sys.getsizeof`` of each distinct object,
+what ``tracemalloc`` reports), cross-checked against ``tracemalloc`` on a build a tenth
+that size, and reported as bytes per tracked jti (target <= 200).
 
 The last lines are ``name value`` pairs, one per number.
 """
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import random
+import sys
 import time
 import tracemalloc
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,39 +220,87 @@ def _presentations(count: int, seed: int) -> Iterator[AuthzEvent]:
         )
 
 
-def jti_memory(count: int, seed: int) -> tuple[float, int]:
-    """Bytes per tracked jti held by ``replay_burst`` with ``count`` live jtis."""
+def deep_size(root: object) -> int:
+    """Bytes of every distinct object reachable from ``root`` (``sys.getsizeof`` each).
+
+    The same requested sizes ``tracemalloc`` reports; shared objects (a jti key held by
+    the table and by its expiry bucket) are counted once. Walks dicts, lists, tuples,
+    sets and slotted dataclasses; stops at classes and functions.
+    """
+    seen: set[int] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | deque):
+            stack.extend(obj)
+        elif hasattr(obj, "__slots__"):
+            stack.extend(getattr(obj, name) for name in obj.__slots__ if hasattr(obj, name))
+    return total
+
+
+def build_jti_states(count: int, seed: int, *, traced: bool) -> tuple[dict[str, Any], int]:
+    """``replay_burst`` states holding ``count`` live jtis; bytes traced while building."""
     detector = ReplayBurstDetector()
     states: dict[str, Any] = {}
     gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
+    gc.disable()  # the table holds ints only: no cycles for the collector to find
+    if traced:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if traced else 0
     for event in _presentations(count, seed):
         key = detector.key(event)
         assert key is not None
         state = states.get(key) or detector.initial_state()
         states[key], _ = detector.step(state, event, event.time.timestamp())
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    held = tracemalloc.get_traced_memory()[0] - before if traced else 0
+    if traced:
+        tracemalloc.stop()
+    gc.enable()
+    return states, held
+
+
+def jti_memory(count: int, seed: int) -> dict[str, float]:
+    """Bytes per tracked jti held by ``replay_burst``, measured two ways.
+
+    ``count`` jtis: the state is built untraced (tracing a million live allocations one by
+    one takes tens of minutes on this machine) and measured by walking it. Cross-check: a
+    tenth of that is built under ``tracemalloc`` and measured both ways.
+    """
+    detector = ReplayBurstDetector()
+    sample = max(count // 10, 1000)
+    small, traced = build_jti_states(sample, seed + 1, traced=True)
+    small_tracked = sum(detector.size(state) for state in small.values())
+    small_walked = deep_size(small)
+    del small
+    states, _ = build_jti_states(count, seed, traced=False)
     tracked = sum(detector.size(state) for state in states.values())
-    return (after - before) / tracked, tracked
+    walked = deep_size(states)
+    snapshot = len(pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL))
+    return {
+        "tracked": tracked,
+        "per_jti": walked / tracked,
+        "sample": small_tracked,
+        "sample_traced": traced / small_tracked,
+        "sample_walked": small_walked / small_tracked,
+        "snapshot_per_jti": snapshot / tracked,
+    }
 
 
-def main() -> None:
-    """Run the benchmark and print the numbers last."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--calls", type=int, default=100_000, help="CDS Hooks calls to simulate")
-    parser.add_argument("--jtis", type=int, default=1_000_000, help="live jtis for memory")
-    parser.add_argument("--repeat", type=int, default=3, help="best of N timed runs")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-
-    print(f"generating {args.calls} calls ...")
-    events = realistic_mix(args.calls, args.seed)
+def throughput(calls: int, seed: int, repeat: int) -> dict[str, float]:
+    """Events/s of the detectors and of the two baselines on the realistic mix."""
+    print(f"generating {calls} calls ...")
+    events = realistic_mix(calls, seed)
     payloads = [event.model_dump_json().encode() for event in events]
     n = len(events)
-    print(f"{n} events; timing (best of {args.repeat}):")
+    print(f"{n} events; timing (best of {repeat}):")
 
     def iterate() -> None:
         for event in events:
@@ -260,27 +312,43 @@ def main() -> None:
             AuthzEvent.model_validate_json(payload)
 
     findings = detector_throughput(events, 1000)
-    iterate_s = measure("iterate events (baseline)", args.repeat, iterate)
-    decode_s = measure("model_validate_json (baseline)", args.repeat, decode)
+    iterate_s = measure("iterate events (baseline)", repeat, iterate)
+    decode_s = measure("model_validate_json (baseline)", repeat, decode)
     detect_s = measure(
         "runtime + replay_burst + validation_anomaly + policy",
-        args.repeat,
+        repeat,
         lambda: detector_throughput(events, 1000),
     )
     print(f"  findings (all revisions): {findings}")
+    return {"events": n, "detect": n / detect_s, "iterate": n / iterate_s, "decode": n / decode_s}
 
+
+def main() -> None:
+    """Run the benchmark and print the numbers last."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--calls", type=int, default=100_000, help="CDS Hooks calls to simulate")
+    parser.add_argument("--jtis", type=int, default=1_000_000, help="live jtis for memory")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N timed runs")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    rates = throughput(args.calls, args.seed, args.repeat)
     print(f"tracking {args.jtis} live jtis ...")
-    per_jti, tracked = jti_memory(args.jtis, args.seed)
+    memory = jti_memory(args.jtis, args.seed)
 
     print()
-    print(f"events {n}")
-    print(f"events_per_second {n / detect_s:.0f}")
-    print(f"baseline_iterate_events_per_second {n / iterate_s:.0f}")
-    print(f"baseline_decode_events_per_second {n / decode_s:.0f}")
-    print(f"ratio_detect_vs_decode {decode_s / detect_s:.2f}")
-    print(f"ratio_detect_vs_iterate {iterate_s / detect_s:.3f}")
-    print(f"tracked_jtis {tracked}")
-    print(f"bytes_per_tracked_jti {per_jti:.1f}")
+    print(f"events {rates['events']:.0f}")
+    print(f"events_per_second {rates['detect']:.0f}")
+    print(f"baseline_iterate_events_per_second {rates['iterate']:.0f}")
+    print(f"baseline_decode_events_per_second {rates['decode']:.0f}")
+    print(f"ratio_detect_vs_decode {rates['detect'] / rates['decode']:.2f}")
+    print(f"ratio_detect_vs_iterate {rates['detect'] / rates['iterate']:.3f}")
+    print(f"crosscheck_jtis {memory['sample']:.0f}")
+    print(f"crosscheck_bytes_per_jti_tracemalloc {memory['sample_traced']:.1f}")
+    print(f"crosscheck_bytes_per_jti_walked {memory['sample_walked']:.1f}")
+    print(f"snapshot_bytes_per_jti {memory['snapshot_per_jti']:.1f}")
+    print(f"tracked_jtis {memory['tracked']:.0f}")
+    print(f"bytes_per_tracked_jti {memory['per_jti']:.1f}")
 
 
 if __name__ == "__main__":

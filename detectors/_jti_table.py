@@ -1,9 +1,10 @@
 """The compact table of one client's live jtis, expired in 10-second buckets.
 
 One entry per jti: a 60-bit key (the jti read as hex when it is a lower-case UUID, else
-BLAKE2b) mapping to one packed integer that records the first presentation — event-id
-hash, hookInstance hash, whether any presentation was accepted, interned service and peer,
-and the time in milliseconds. About 130 bytes per jti in all (``bench/stream_detectors.py``
+BLAKE2b) mapping to one packed integer that records the first presentation. From the
+least significant bit: 32 bits of the event id (to recognise a redelivered event), a
+24-bit hookInstance hash, one bit for "accepted", 16 bits each for the interned service
+and peer, then the time in milliseconds. About 130 bytes per jti in all (``bench/stream_detectors.py``
 measures it), against roughly 500 for a tuple of strings. Keys are stable across processes,
 so the table survives a snapshot and restore.
 """
@@ -74,18 +75,6 @@ class FirstPresentation(NamedTuple):
     time: float
 
 
-def pack(*, event: int, hook: int, accepted: bool, service: int, peer: int, time: float) -> int:
-    """Pack a first presentation into one integer (see the module docstring)."""
-    return (
-        event
-        | (hook << _HOOK_SHIFT)
-        | (ACCEPTED_BIT if accepted else 0)
-        | (service << _SERVICE_SHIFT)
-        | (peer << _PEER_SHIFT)
-        | (round(time * 1000) << _TIME_SHIFT)
-    )
-
-
 def unpack(record: int) -> FirstPresentation:
     """The fields of a packed record."""
     return FirstPresentation(
@@ -138,17 +127,18 @@ class JtiTable:
         self,
         key: int,
         *,
-        event: int,
-        hook: int,
+        event_id: int,
+        hook_instance: str | None,
         accepted: bool,
         service: str | None,
         peer: str | None,
         time: float,
         horizon: float,
     ) -> None:
-        """Record a first presentation (see ``pack``), remembered until ``horizon``.
+        """Record a first presentation, remembered until event time ``horizon``.
 
-        The hot path of the replay detector: interning and packing are inlined.
+        The hot path of the replay detector: hashing, interning, packing (the layout
+        ``unpack`` reads) and bucketing are inlined into this one call.
         """
         s_idx = self.service_index.get(service, 0) if service is not None else 0
         if s_idx == 0 and service is not None:
@@ -156,15 +146,24 @@ class JtiTable:
         p_idx = self.peer_index.get(peer, 0) if peer is not None else 0
         if p_idx == 0 and peer is not None:
             p_idx = _intern(self.peers, self.peer_index, peer)
-        record = (
-            event
+        hook = 0
+        if hook_instance is not None:
+            hook = (zlib.crc32(hook_instance.encode("utf-8", "surrogatepass")) & _HOOK_MASK) or 1
+        self.seen[key] = (
+            (event_id & _EVH_MASK)
             | (hook << _HOOK_SHIFT)
             | (ACCEPTED_BIT if accepted else 0)
             | (s_idx << _SERVICE_SHIFT)
             | (p_idx << _PEER_SHIFT)
             | (round(time * 1000) << _TIME_SHIFT)
         )
-        self.insert(key, record, horizon)
+        bucket = int(horizon // BUCKET_SECONDS) + 1
+        members = self.buckets.get(bucket)
+        if members is None:
+            self.buckets[bucket] = [key]
+            heapq.heappush(self.bucket_heap, bucket)
+        else:
+            members.append(key)
 
     def insert(self, key: int, record: int, horizon: float) -> None:
         """Remember ``key`` until event time ``horizon`` (rounded up to a bucket)."""

@@ -9,13 +9,15 @@ that an attacker inventing issuers cannot grow the state without bound. Per key:
   keeps an EWMA baseline of its count per window and of its variance. A window is
   anomalous when its count is at least ``min_count`` and its z-score
   ``(count - mean) / max(std, 1)`` at least ``z_threshold``, once the client has been
-  known for ``warmup`` seconds. While anomalous, the baseline is updated with the count
-  clipped at ``mean + z_threshold * std`` so the anomaly cannot teach the baseline that it
-  is normal; a real change of level is still learnt, slowly. One incident spans
+  known for ``warmup`` seconds. While anomalous, the baseline learns the count clipped at
+  ``mean + z_threshold * std`` and at most one standard deviation of spread, so the anomaly
+  cannot teach the baseline that it is normal (clipping alone would let the variance grow
+  geometrically); a real change of level is still learnt, slowly. One incident spans
   consecutive anomalous windows and closes at the first normal one.
 - **New failure reasons** (``new_failure_reason``): a reason the client never had before,
   once the client has been known for ``new_reason_warmup`` seconds. Seen reasons are
-  remembered for ``new_reason_memory`` seconds of inactivity.
+  remembered for ``new_reason_memory`` seconds of inactivity (a peer's key is let go as
+  soon as its windows and bursts are over).
 - **Attack signatures** (``attack_signature``): at least ``signature.count`` forgery-
   shaped failures (``alg_not_allowed``, ``unknown_kid``, ``jku_not_allowed``,
   ``aud_mismatch``, ``bad_signature``, ``unknown_issuer``; or any failure of a token
@@ -58,7 +60,7 @@ _SKEW = RULES[AnomalyRule.CLOCK_SKEW_DRIFT.value]
 _EXPIRED = RULES[AnomalyRule.SUSTAINED_EXPIRED_TOKENS.value]
 
 _FAILURE = Outcome.FAILURE
-_NEGLIGIBLE = 1e-3
+_NEGLIGIBLE = 0.01  # a baseline of one failure per hundred windows is no baseline
 _SKEW_REASONS = frozenset({FailureReason.IAT_IN_FUTURE, FailureReason.NOT_YET_VALID})
 
 
@@ -156,7 +158,7 @@ class ValidationAnomalyDetector:
         if state.series and state.window_end < due:
             due = state.window_end
         if due == math.inf:
-            return state.last_seen + self._config.new_reason_memory
+            return state.last_seen + self._memory(state)
         return due
 
     def advance(self, state: AnomalyState, now: float) -> tuple[AnomalyState | None, list[Finding]]:
@@ -177,7 +179,7 @@ class ValidationAnomalyDetector:
             self._roll(state, now, out)
         self._end_episodes(state, now, out)
         quiet = not state.series and not state.episodes
-        if quiet and now >= state.last_seen + self._config.new_reason_memory:
+        if quiet and now >= state.last_seen + self._memory(state):
             return None, out
         return state, out
 
@@ -406,6 +408,12 @@ class ValidationAnomalyDetector:
         episode = state.episodes.pop(rule)
         if episode.incident is not None:
             out.append(episode_finding(RULES[rule], episode, iss=self._iss(state), closed=True))
+
+    def _memory(self, state: AnomalyState) -> float:
+        # Only a client's history of reasons is worth remembering; a peer's key (an
+        # attacker inventing issuers) goes as soon as its windows and bursts are over, so
+        # that a botnet cannot grow the state for a week.
+        return 0.0 if self._by_peer(state) else self._config.new_reason_memory
 
     @staticmethod
     def _by_peer(state: AnomalyState) -> bool:

@@ -136,17 +136,20 @@ class ReplayBurstDetector:
         Also of issued tokens that live too long; conformant issuance needs no state.
         """
         action = event.action
-        token = event.token
-        client = event.client
-        if token is None or client is None:
-            return None
         if action in _PRESENTED:
             reason = event.reason
-            trusted = reason is None or reason in self._trusted
-            if trusted and token.jti is not None and event.source.role == "service":
-                return client.iss
-            return None
-        if action is _ISSUED and token.exp is not None and token.iat is not None:
+            if reason is not None and reason not in self._trusted:
+                return None
+            token = event.token
+            client = event.client
+            if token is None or client is None or token.jti is None:
+                return None
+            return client.iss if event.source.role == "service" else None
+        if action is _ISSUED:
+            token = event.token
+            client = event.client
+            if client is None or token is None or token.exp is None or token.iat is None:
+                return None
             return client.iss if token.exp - token.iat > self._shortest_cap else None
         return None
 
@@ -250,8 +253,8 @@ class ReplayBurstDetector:
             horizon = exp
         table.add(
             key,
-            event=event_hash(event.event_id.int),
-            hook=small_hash(event.hook_instance),
+            event_id=event.event_id.int,
+            hook_instance=event.hook_instance,
             accepted=accepted,
             service=(service.id or service.url) if service is not None else None,
             peer=peer.ip if peer is not None else None,

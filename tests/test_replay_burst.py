@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from auditor.models import AuthzEvent, Finding
 from detectors import ReplayBurstConfig, ReplayBurstDetector
+from detectors._jti_table import JtiTable, small_hash, unpack
 from detectors._jti_table import jti_key as _jti_key
 from pipelines.runtime import RuntimeConfig, StreamRuntime, latest_revisions, run_stream
 
@@ -252,6 +253,30 @@ def test_a_long_lived_token_is_remembered_at_most_max_retention() -> None:
     runtime.process(0, [event(0, exp=BASE_TS + 86_400), event(1)])
     runtime.advance_watermark(0, BASE_TS + 600 + 60 + 10)
     assert runtime.stats(0, state_items=True).state_items == 1  # only the lifetime incident
+
+
+def test_a_recorded_presentation_unpacks_to_what_was_recorded() -> None:
+    # add() packs inline for speed; unpack() is what the replay logic reads back.
+    table = JtiTable()
+    table.add(
+        7,
+        event_id=0xDEADBEEF_12345678,
+        hook_instance=HOOK,
+        accepted=True,
+        service="patient-greeter",
+        peer=PEER,
+        time=BASE_TS + 12.345,
+        horizon=BASE_TS + 360,
+    )
+    first = unpack(table.seen[7])
+    assert first.event_hash == 0x12345678
+    assert first.hook_hash == small_hash(HOOK)
+    assert first.accepted is True
+    assert table.services[first.service] == "patient-greeter"
+    assert table.peers[first.peer] == PEER
+    assert first.time == pytest.approx(BASE_TS + 12.345)
+    assert table.next_expiry is not None
+    assert table.next_expiry >= BASE_TS + 360
 
 
 @pytest.mark.parametrize(

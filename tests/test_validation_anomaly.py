@@ -203,6 +203,19 @@ def test_a_quiet_clients_history_is_let_go_after_the_memory() -> None:
     assert runtime.stats(0).keys == 0
 
 
+def test_a_peer_keyed_state_goes_as_soon_as_its_burst_is_over() -> None:
+    # A botnet inventing issuers from many addresses must not leave a week of state behind.
+    runtime = StreamRuntime([ValidationAnomalyDetector()], RuntimeConfig(allowed_lateness=0))
+    spray = [
+        event(i, iss=f"https://forged-{i}.example", reason="unknown_issuer", peer=f"198.51.100.{i}")
+        for i in range(50)
+    ]
+    runtime.process(0, spray)
+    assert runtime.stats(0).keys == 49  # the last event still waits for the watermark
+    runtime.advance_watermark(0, BASE_TS + 4 * 3600)  # windows decayed, no burst open
+    assert runtime.stats(0).keys == 0
+
+
 @pytest.mark.parametrize(
     "config",
     [
