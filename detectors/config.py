@@ -67,8 +67,7 @@ DEFAULT_TRUSTED_REASONS: frozenset[FailureReason] = frozenset(
         FailureReason.AUD_MISMATCH,
         FailureReason.REPLAYED_JTI,
         FailureReason.LIFETIME_TOO_LONG,
-        FailureReason.MISSING_CLAIM,
-        FailureReason.TYP_INVALID,
+        FailureReason.REPLAY_CACHE_FULL,
         FailureReason.RATE_LIMITED,
         FailureReason.PAYLOAD_TOO_LARGE,
         FailureReason.INVALID_REQUEST,
@@ -76,7 +75,13 @@ DEFAULT_TRUSTED_REASONS: frozenset[FailureReason] = frozenset(
         FailureReason.SERVICE_NOT_ALLOWED,
     }
 )
-"""Rejections whose claims were authenticated: the signature was checked before them."""
+"""Rejections whose claims were authenticated: the signature was checked before them.
+
+As ``auditor.cdshooks`` verifies: header (``typ``, ``alg``, ``kid``, ``jku``), key, then
+the signature, then claims (missing, ``aud``, times, lifetime), then the replay cache;
+rate limits and payload checks come after verification. ``malformed`` and
+``missing_claim`` can happen on either side of the signature, so they are not trusted.
+"""
 
 RECOMMENDED_ALGORITHMS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
