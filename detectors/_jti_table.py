@@ -43,7 +43,9 @@ def jti_key(jti: str) -> int:
     BLAKE2b. Collisions only matter between one client's own live jtis: at a million of
     them the chance of any is below one in a million.
     """
-    if len(jti) == _UUID_TEXT_LENGTH and "_" not in jti and jti == jti.lower():
+    # islower() is false for a UUID without letters: that rare jti is hashed instead,
+    # which is just as stable (the same jti always takes the same path).
+    if len(jti) == _UUID_TEXT_LENGTH and jti.islower() and "_" not in jti:
         try:
             return int(jti.replace("-", ""), 16) & _MASK60
         except ValueError:
