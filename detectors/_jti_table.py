@@ -4,9 +4,9 @@ One entry per jti: a 60-bit key (the jti read as hex when it is a lower-case UUI
 BLAKE2b) mapping to one packed integer that records the first presentation. From the
 least significant bit: 32 bits of the event id (to recognise a redelivered event), a
 24-bit hookInstance hash, one bit for "accepted", 16 bits each for the interned service
-and peer, then the time in milliseconds. About 115 bytes per jti in all
-(``bench/stream_detectors.py`` measures it). Keys are stable across processes, so the
-table survives a snapshot and restore.
+and peer, then the time in milliseconds. About 115-140 bytes per jti in all, depending on
+the table size (``bench/stream_detectors.py`` measures it). Keys are stable across
+processes, so the table survives a snapshot and restore.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``replay_burst``: a JWT presented again, at the wrong service, or living too long.
 
 Keyed by the client's ``iss``. For each client the state holds a compact table of the
-``jti``s presented to services — one 60-bit key and one packed integer per token (about
-130 bytes each, measured by ``bench/stream_detectors.py``) — expired by their ``exp`` plus
+``jti``s presented to services — one 60-bit key and one packed integer per token (115-140
+bytes each, measured by ``bench/stream_detectors.py``) — expired by their ``exp`` plus
 the clock skew, in 10-second buckets. A second presentation of a jti within that horizon is
 classified against the first:
 
