@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import uuid4
@@ -60,13 +60,26 @@ class Forger:
         key: The client's real signing key (its ``kid`` and public key are what services
             know).
         lifetime: ``exp - iat`` of otherwise normal tokens, in seconds.
+        new_jti: Makes each token's ``jti`` (a random UUID by default; a simulation that
+            must be reproducible passes a seeded one).
+        stranger: The key nobody published, for ``unknown_kid`` and ``foreign_issuer``
+            (generated on first use by default).
     """
 
-    def __init__(self, issuer: str, key: SigningKey, *, lifetime: int = 300) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        key: SigningKey,
+        *,
+        lifetime: int = 300,
+        new_jti: Callable[[], str] | None = None,
+        stranger: SigningKey | None = None,
+    ) -> None:
         self.issuer = issuer
         self.key = key
         self.lifetime = lifetime
-        self._stranger: SigningKey | None = None
+        self._new_jti = new_jti or (lambda: str(uuid4()))
+        self._stranger: SigningKey | None = stranger
 
     @classmethod
     def for_client(cls, client: CdsClient) -> Forger:
@@ -90,7 +103,7 @@ class Forger:
             "aud": audience,
             "iat": iat,
             "exp": iat + self.lifetime,
-            "jti": str(uuid4()),
+            "jti": self._new_jti(),
         }
         return _apply(claims, overrides)
 
