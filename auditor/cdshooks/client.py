@@ -9,7 +9,7 @@ token gets a fresh ``jti`` and emits ``token.issued``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -149,6 +149,8 @@ class CdsClient:
         token_lifetime: ``exp - iat``; at most one hour.
         fingerprinter: Keyed fingerprints of tokens; the environment's by default.
         allow_http: Accept http service URLs (loopback development only).
+        new_jti: Makes each token's ``jti`` (a random UUID by default; a simulation that
+            must be reproducible passes a seeded one). Values must never repeat.
 
     Raises:
         ConfigurationError: A bad lifetime, URL or key.
@@ -168,6 +170,7 @@ class CdsClient:
         token_lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
         fingerprinter: Fingerprinter | None = None,
         allow_http: bool = False,
+        new_jti: Callable[[], str] | None = None,
     ) -> None:
         if not issuer:
             raise ConfigurationError("a CDS client needs an issuer")
@@ -185,6 +188,7 @@ class CdsClient:
         self.token_lifetime = token_lifetime
         self._lifetime = int(token_lifetime.total_seconds())
         self.fingerprinter = fingerprinter or default_fingerprinter()
+        self._new_jti = new_jti or _random_jti
         self._events = (
             EventFactory(
                 Source(role="client", name=name, instance=instance), sink, self.fingerprinter
@@ -244,7 +248,7 @@ class CdsClient:
             "aud": audience,
             "exp": iat + self._lifetime,
             "iat": iat,
-            "jti": jti or str(uuid4()),
+            "jti": jti or self._new_jti(),
         }
         chosen_tenant = tenant if tenant is not None else self.tenant
         if chosen_tenant is not None:
@@ -308,6 +312,10 @@ class CdsClient:
         if self._events is None:
             return None
         return self._events.emit(action, time=at, **fields)
+
+
+def _random_jti() -> str:
+    return str(uuid4())
 
 
 def _service_ref(audience: str) -> ServiceRef:

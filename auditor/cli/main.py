@@ -68,6 +68,12 @@ COMMANDS: tuple[Command, ...] = (
         extra="pipeline",
     ),
     Command("redact", "auditor.cli.redact", "Redact tokens and PHI from log files or stdin."),
+    Command(
+        "simulate",
+        "pipelines.simulate.command",
+        "Simulate CDS Hooks traffic with real tokens and labelled incidents.",
+        extra="pipeline",
+    ),
 )
 
 

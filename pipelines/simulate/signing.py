@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from auditor.cdshooks import SigningKey
+from auditor.cdshooks.jose import b64url_encode
 from auditor.errors import ConfigurationError
 
 _CURVES: Final[dict[str, tuple[ec.EllipticCurve, type[hashes.HashAlgorithm]]]] = {
@@ -60,6 +61,14 @@ class DeterministicKey(SigningKey):
         # Below 2^(bits-1), hence below the curve order, and never zero.
         value = rng.getrandbits(curve.key_size - 1) | 1
         return cls(ec.derive_private_key(value, curve), alg=alg)
+
+    def private_jwk(self) -> dict[str, str]:
+        """The key as a private JWK (``d`` included): what a careless process might log.
+
+        Only the simulator's leak incidents call this; a real client never should.
+        """
+        value = self._ec.private_numbers().private_value
+        return {**self.public_jwk(), "d": b64url_encode(value.to_bytes(self._size, "big"))}
 
     def sign(self, signing_input: bytes) -> bytes:
         """Sign with RFC 6979 nonces; raw ``R || S`` as JWS requires."""
