@@ -78,7 +78,8 @@ class SimulationConfig:
         patients_per_ehr: Size of each EHR's patient panel.
         benign_failure_rate: Share of calls that meet a network blip (retried), a missing
             prefetch (412) or a failing dependency (500).
-        rotate_keys: Whether the EHR with a JWK Set URL rotates its key mid-run.
+        rotate_keys: Whether Mercy General (whose JWK Set services fetch from its URL)
+            rotates its signing key mid-run, in runs of 40 minutes or more.
     """
 
     seed: int = 1
@@ -108,6 +109,21 @@ class SimulationConfig:
         if self.patients_per_ehr < 1:
             raise ConfigurationError("each EHR needs at least one patient")
         return self
+
+
+def rotation_time(start: datetime, duration: timedelta) -> datetime | None:
+    """When the key rotation happens: near the middle of the run, half an hour from any refetch.
+
+    Services fetch a JWK Set at first use and again when their cache expires (hourly), and
+    refetch on an unknown ``kid`` at most once a minute. A client that signs with its new
+    key less than a minute after a service's fetch has its tokens refused until that minute
+    is over — realistic, but it would be an incident of its own. Rotating at 30 minutes past
+    an hour of the run keeps clear of every scheduled fetch.
+    """
+    if duration < timedelta(minutes=40):
+        return None
+    hours = max(0, int((duration * 0.45 - timedelta(minutes=30)) / timedelta(hours=1)))
+    return start + timedelta(minutes=30) + timedelta(hours=hours)
 
 
 def seed_fingerprinter(seed: int) -> Fingerprinter:
@@ -172,7 +188,7 @@ class Simulation:
         self.fingerprinter = config.fingerprinter or seed_fingerprinter(seed)
         self.clock = SimClock(config.start)
         self.end = config.start + config.duration
-        self.recorder = Recorder(output, random.Random(f"{seed}:event-ids"))
+        self.recorder = Recorder(output, random.Random(f"{seed}:event-ids"), self.clock)
         self.network = Network(http=http)
         self.traffic = random.Random(f"{seed}:traffic")
         self.incident_rng = random.Random(f"{seed}:incidents")
@@ -316,9 +332,10 @@ class Simulation:
             self._every(start + timedelta(seconds=_HEARTBEAT_S), _HEARTBEAT_S, _heartbeat(vendor))
         for offset, ehr in enumerate(self.ehrs.values()):
             self.at(start + timedelta(seconds=1 + offset), _starter(self, ehr))
-        if self.config.rotate_keys:
+        rotation = rotation_time(start, self.config.duration)
+        if self.config.rotate_keys and rotation is not None:
             mercy = self.ehrs["mercy"]
-            self.at(start + self.config.duration * 0.45, lambda: self._rotate(mercy))
+            self.at(rotation, lambda: self._rotate(mercy))
         self._arrivals = arrivals(self.traffic, start, self.end, self.config.rate)
         self._next_arrival()
         self.injector.schedule(start, self.end)

@@ -210,12 +210,14 @@ class Injector:
         def run() -> None:
             recorder = self.sim.recorder
             events, logs = recorder.events, recorder.logs
+            recorder.watch()
             action()
             record.events += recorder.events - events
             record.logs += recorder.logs - logs
-            now = self.sim.clock.now()
-            record.start = now if record.start is None else min(record.start, now)
-            record.end = now if record.end is None else max(record.end, now)
+            if recorder.span:
+                first, last = recorder.span
+                record.start = first if record.start is None else min(record.start, first)
+                record.end = last if record.end is None else max(record.end, last)
 
         return run
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 from uuid import UUID
 
@@ -22,6 +23,7 @@ import orjson
 
 from auditor.models import AuthzEvent
 from pipelines.emit import KafkaEmitter
+from pipelines.simulate.clock import SimClock
 
 
 class Output(Protocol):
@@ -120,17 +122,35 @@ class Recorder:
     Args:
         output: Where records go.
         rng: Draws the event ids.
+        clock: The time log records are written at.
     """
 
-    def __init__(self, output: Output, rng: random.Random) -> None:
+    def __init__(self, output: Output, rng: random.Random, clock: SimClock) -> None:
         self.output = output
         self._rng = rng
+        self._clock = clock
         self.events = 0
         self.logs = 0
+        self.span: list[datetime] = []
+        """While an incident step runs: the earliest and latest time of what it wrote."""
+
+    def watch(self) -> None:
+        """Start noting the time span of what is recorded (into :attr:`span`)."""
+        self.span = []
+
+    def _note(self, at: datetime) -> None:
+        span = self.span
+        if not span:
+            span += [at, at]
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
 
     def __call__(self, event: AuthzEvent) -> None:
         """Accept one event from ``auditor.cdshooks`` (an ``EventSink``)."""
         self.events += 1
+        self._note(event.time)
         stamped = event.model_copy(
             update={"event_id": UUID(int=self._rng.getrandbits(128), version=4)}
         )
@@ -139,4 +159,5 @@ class Recorder:
     def log(self, record: Mapping[str, Any]) -> None:
         """Accept one log record."""
         self.logs += 1
+        self._note(self._clock.now())
         self.output.log(record)
