@@ -74,6 +74,12 @@ COMMANDS: tuple[Command, ...] = (
         "Simulate CDS Hooks traffic with real tokens and labelled incidents.",
         extra="pipeline",
     ),
+    Command(
+        "demo",
+        "pipelines.demo.command",
+        "Simulate traffic with every incident, detect, store, report: the product in one go.",
+        extra="pipeline",
+    ),
 )
 
 
