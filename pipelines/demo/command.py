@@ -1,7 +1,7 @@
 """``auditor demo``: the whole product in one command, on its embedded default.
 
 auditor demo [--db audit.duckdb] [--report audit-report.html] [--kafka HOST:PORT]
-             [--seed N] [--traffic FILE]
+             [--seed N] [--rate R] [--traffic FILE]
 
 Simulates 40 minutes of CDS Hooks traffic with every incident type, runs the embedded
 pipeline over it into a DuckDB file, writes the HTML compliance report, and prints how
@@ -46,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings (Kafka, topics)")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        metavar="R",
+        help="peak hook calls per second of the simulated traffic (default 2: ~18,000 records)",
+    )
+    parser.add_argument(
         "--traffic",
         metavar="FILE",
         help="keep the simulated traffic (JSON lines, with its fake leaked secrets) here",
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         db=Path(args.db),
         report=Path(args.report),
         seed=args.seed,
+        rate=args.rate,
         traffic=Path(args.traffic) if args.traffic else None,
         kafka=args.kafka,
         config=args.config,

@@ -43,8 +43,6 @@ DEMO_START: Final = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 DEMO_DURATION: Final = timedelta(minutes=40)
 """Long enough for validation_anomaly to learn each client's baseline (15 minutes) before
 the rate spike, and for a key rotation clear of JWK Set refetches."""
-DEMO_RATE: Final = 2.0
-"""Peak hook calls per second: ~3,500 calls, ~17,000 records in 40 simulated minutes."""
 STREAM_DETECTORS: Final = frozenset(
     {DetectorName.REPLAY_BURST, DetectorName.VALIDATION_ANOMALY, DetectorName.POLICY}
 )
@@ -85,6 +83,7 @@ class Demo:
         db: The demo database (replaced if an earlier demo made it).
         report: Where the HTML report goes.
         seed: The simulation's seed.
+        rate: Peak hook calls per second of the simulated traffic.
         traffic: Keep the simulated traffic in this file (a temporary file otherwise).
         kafka: Send the traffic through this broker.
         config: TOML settings for Kafka.
@@ -97,6 +96,7 @@ class Demo:
         db: Path,
         report: Path,
         seed: int,
+        rate: float,
         traffic: Path | None,
         kafka: str | None,
         config: str | None,
@@ -105,6 +105,7 @@ class Demo:
         self.db = db
         self.report = report
         self.seed = seed
+        self.rate = rate
         self.traffic = traffic
         self.kafka = kafka
         self.config = config
@@ -119,7 +120,7 @@ class Demo:
             seed=self.seed,
             start=DEMO_START,
             duration=DEMO_DURATION,
-            rate=DEMO_RATE,
+            rate=self.rate,
             incidents=all_incidents(),
             fingerprinter=fingerprinter,
         )
