@@ -75,7 +75,7 @@ def test_no_finding_falls_outside_an_injected_incident(demo):
     assert [(f.detector.value, f.rule, f.client_iss) for f in card.false_alarms] == []
 
 
-def test_every_event_and_every_finding_is_in_the_store(demo, tmp_path_factory):
+def test_every_event_and_every_log_record_was_read_and_none_set_aside(demo):
     simulation, stored, _ = demo
     assert stored.events == simulation.events
     assert stored.logs == simulation.logs
