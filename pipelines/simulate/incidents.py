@@ -27,6 +27,7 @@ from auditor.cdshooks.adversary import Forger
 from auditor.errors import ConfigurationError
 from pipelines.simulate.cast import TLS_1_0, TLS_1_2, VENDOR_OF
 from pipelines.simulate.labels import IncidentSpec, IncidentType, Label
+from pipelines.simulate.leaks import PHI_LEAKS, TOKEN_LEAKS, LeakPlan
 from pipelines.simulate.services import Leak
 from pipelines.simulate.signing import DeterministicKey
 from pipelines.simulate.traffic import new_uuid
@@ -76,85 +77,6 @@ class _Record:
             events=self.events,
             logs=self.logs,
         )
-
-
-def _patient(leak: Leak) -> dict[str, Any]:
-    patient: dict[str, Any] = leak.body["prefetch"]["patient"]
-    return patient
-
-
-def _ssn(leak: Leak) -> str:
-    ids = _patient(leak)["identifier"]
-    return str(next(i["value"] for i in ids if i.get("system", "").endswith("us-ssn")))
-
-
-def _mrn(leak: Leak) -> str:
-    return str(_patient(leak)["identifier"][0]["value"])
-
-
-def _full_name(leak: Leak) -> str:
-    name = _patient(leak)["name"][0]
-    return f"{name['given'][0]} {name['family']}"
-
-
-def _access_token(leak: Leak) -> str:
-    return str(leak.body["fhirAuthorization"]["access_token"])
-
-
-# What a release that forgot the Redactor logs, per PHI kind: (client, service, writer).
-_PHI_LEAKS: Final[dict[str, tuple[str, str, Callable[[Leak], object]]]] = {
-    "ssn": ("mercy", "sepsis-risk", lambda k: k.log.info("identity.match", ssn=_ssn(k))),
-    "mrn": ("lakeside", "patient-greeter", lambda k: k.log.info("chart.open", mrn=_mrn(k))),
-    "dob": (
-        "northwind",
-        "dose-range",
-        lambda k: k.log.info("dose.age_check", birth_date=_patient(k)["birthDate"]),
-    ),
-    "phone": (
-        "stolaf",
-        "patient-greeter",
-        lambda k: k.log.info("sms.reminder.queued", phone=_patient(k)["telecom"][0]["value"]),
-    ),
-    "email": (
-        "mercy",
-        "patient-greeter",
-        lambda k: k.log.info("portal.invite", email=_patient(k)["telecom"][1]["value"]),
-    ),
-    "person_name": (
-        "lakeside",
-        "patient-greeter",
-        lambda k: k.log.info("greeting.built", patient_name=_full_name(k)),
-    ),
-    "street_address": (
-        "northwind",
-        "readmission-risk",
-        lambda k: k.log.info(
-            "home.visit.check", street_address=_patient(k)["address"][0]["line"][0]
-        ),
-    ),
-    "fhir_resource": (
-        "mercy",
-        "drug-interactions",
-        lambda k: k.log.debug("prefetch.received", prefetch=k.body["prefetch"]),
-    ),
-    "patient_id": (
-        "stolaf",
-        "sepsis-risk",
-        lambda k: k.log.info("score.cached", patient_id=k.body["context"]["patientId"]),
-    ),
-}
-
-_PHI_VALUE: Final[dict[str, Callable[[Leak], str]]] = {
-    "ssn": _ssn,
-    "mrn": _mrn,
-    "dob": lambda k: str(_patient(k)["birthDate"]),
-    "phone": lambda k: str(_patient(k)["telecom"][0]["value"]),
-    "email": lambda k: str(_patient(k)["telecom"][1]["value"]),
-    "person_name": _full_name,
-    "street_address": lambda k: str(_patient(k)["address"][0]["line"][0]),
-    "fhir_resource": lambda k: json.dumps(_patient(k), sort_keys=True, separators=(",", ":")),
-    "patient_id": lambda k: str(k.body["context"]["patientId"]),
-}
 
 
 class Injector:
@@ -469,60 +391,17 @@ class Injector:
         )
 
     def _token_leak(self, record: _Record, at: datetime) -> None:
-        variant = record.spec.variant
-        if variant == "private_jwk":
+        if record.spec.variant == "private_jwk":
             self._private_jwk_leak(record, at)
             return
-        key, service, writer, secret = {
-            "jwt": (
-                "mercy",
-                "dose-range",
-                lambda k: k.log.debug("authorization.decoded", jwt=k.token),
-                lambda k: k.token,
-            ),
-            "bearer_token": (
-                "northwind",
-                "drug-interactions",
-                lambda k: k.log.info(
-                    "fhir.request",
-                    method="GET",
-                    url=f"{k.body['fhirServer']}/MedicationRequest",
-                    headers={
-                        "Authorization": f"Bearer {_access_token(k)}",
-                        "Accept": "application/fhir+json",
-                    },
-                ),
-                _access_token,
-            ),
-            "url_token": (
-                "stolaf",
-                "readmission-risk",
-                lambda k: k.log.info(
-                    # The faulty release logs the URL it fetched in the message, query included.
-                    f"GET {k.body['fhirServer']}/Encounter?_count=20&access_token="  # noqa: G004
-                    f"{_access_token(k)} 200"
-                ),
-                _access_token,
-            ),
-        }[str(variant)]
-        self._leaking_calls(record, at, key, service, writer=writer, secret=secret)
+        self._leaking_calls(record, at, TOKEN_LEAKS[str(record.spec.variant)])
 
     def _phi_leak(self, record: _Record, at: datetime) -> None:
-        variant = str(record.spec.variant)
-        key, service, writer = _PHI_LEAKS[variant]
-        self._leaking_calls(record, at, key, service, writer=writer, secret=_PHI_VALUE[variant])
+        self._leaking_calls(record, at, PHI_LEAKS[str(record.spec.variant)])
 
-    def _leaking_calls(
-        self,
-        record: _Record,
-        at: datetime,
-        key: str,
-        service: str,
-        *,
-        writer: Callable[[Leak], object],
-        secret: Callable[[Leak], str],
-    ) -> None:
-        ehr = self.sim.ehrs[key]
+    def _leaking_calls(self, record: _Record, at: datetime, plan: LeakPlan) -> None:
+        ehr = self.sim.ehrs[plan.client]
+        service = plan.service
         vendor = VENDOR_OF[service]
         self._describe(
             record, ehr, service, f"{vendor.key}'s canary release (no Redactor) logs the "
@@ -532,8 +411,8 @@ class Injector:
         record.peer = node.transport.peer_ip
 
         def leak(seen: Leak) -> None:
-            self._fingerprint(record, secret(seen))
-            writer(seen)
+            self._fingerprint(record, plan.secret(seen))
+            plan.write(seen)
 
         def call(_n: int) -> None:
             body = self.sim.body(ehr, service, rng=self.rng)

@@ -8,9 +8,9 @@ Bodies are what EHRs send: the hook's required context, ``fhirServer`` with a sh
 
 from __future__ import annotations
 
+import base64
 import math
 import random
-import string
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,7 +25,6 @@ _PEAK_HOUR: Final = 13.0
 _SPREAD_HOURS: Final = 4.5
 _NIGHT: Final = 0.12
 _PEAK: Final = _NIGHT + 1.5
-_TOKEN_ALPHABET: Final = string.ascii_letters + string.digits + "-_"
 _MEDICATIONS: Final = (
     ("855332", "Warfarin Sodium 5 MG Oral Tablet"),
     ("198211", "Simvastatin 40 MG Oral Tablet"),
@@ -63,9 +62,9 @@ def new_uuid(rng: random.Random) -> str:
     return str(UUID(int=rng.getrandbits(128), version=4))
 
 
-def opaque_token(rng: random.Random, length: int = 43) -> str:
-    """An opaque OAuth access token (base64url characters), as FHIR servers issue them."""
-    return "".join(rng.choice(_TOKEN_ALPHABET) for _ in range(length))
+def opaque_token(rng: random.Random) -> str:
+    """An opaque OAuth access token (256 random bits, base64url), as FHIR servers issue them."""
+    return base64.urlsafe_b64encode(rng.randbytes(32)).rstrip(b"=").decode("ascii")
 
 
 def hook_body(
