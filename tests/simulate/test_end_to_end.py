@@ -120,3 +120,24 @@ def test_a_second_demo_replaces_its_own_database_but_never_another(tmp_path, cap
         writer.begin_run(mode="embedded", inputs=["/var/log/cds/app.jsonl"])
     assert main(["demo", "--db", str(other), "--report", str(tmp_path / "x.html")]) == 2
     assert "did not come from 'auditor demo'" in capsys.readouterr().err
+
+
+def test_the_demo_goes_through_a_real_broker_with_kafka(kafka_settings, tmp_path, capsys):
+    topics = kafka_settings.topics
+    config = tmp_path / "auditor.toml"
+    config.write_text(
+        f'[topics.authz]\nname = "{topics.authz.name}"\n'
+        f'[topics.logs]\nname = "{topics.logs.name}"\n'
+    )
+    bootstrap = kafka_settings.kafka.bootstrap_servers[0]
+    db = tmp_path / "audit.duckdb"
+    argv = ["demo", "--kafka", bootstrap, "--config", str(config), "--db", str(db),
+            "--report", str(tmp_path / "r.html"), "--rate", "0.3"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "simulate into Kafka" in out
+    with open_store(db) as store:
+        [run] = store.query("SELECT mode, inputs, events_in FROM runs").to_pylist()
+    assert run["mode"] == "kafka"
+    assert run["inputs"] == [topics.authz.name, topics.logs.name]
+    assert run["events_in"] > 1_000
