@@ -15,6 +15,7 @@ import structlog
 from structlog.typing import Processor
 
 from auditor.fingerprints import Fingerprinter
+from auditor.redaction import Redactor, RedactorConfig
 from pipelines.simulate.clock import SimClock
 
 LogWriter = Callable[[Mapping[str, Any]], None]
@@ -53,8 +54,6 @@ class _Deliver:
 
 def redactor(fingerprinter: Fingerprinter) -> Processor:
     """The ``auditor.Redactor`` a well-configured service puts in its chain."""
-    from auditor.redaction import Redactor, RedactorConfig
-
     return Redactor(RedactorConfig(fingerprinter=fingerprinter))
 
 
