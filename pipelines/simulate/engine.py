@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import httpx
+from structlog.typing import FilteringBoundLogger
 
 from auditor.cdshooks import (
     CallResult,
@@ -42,9 +43,11 @@ from pipelines.simulate.cast import (
     VENDORS,
     EhrSpec,
     Patient,
+    VendorSpec,
     make_patients,
 )
 from pipelines.simulate.clock import SimClock
+from pipelines.simulate.incidents import Injector
 from pipelines.simulate.labels import IncidentSpec, Label
 from pipelines.simulate.logs import process_logger, redactor
 from pipelines.simulate.network import JwksHost, Network, SimulatedTransport
@@ -153,8 +156,8 @@ class Ehr:
     keyring: KeyRing
     patients: tuple[Patient, ...]
     practitioners: tuple[str, ...]
-    log: Any
-    unredacted: Any
+    log: FilteringBoundLogger
+    unredacted: FilteringBoundLogger
     nodes: list[Node] = field(default_factory=list)
     routing: list[Node] = field(default_factory=list)
     """The servers that currently carry its calls (incidents reroute them)."""
@@ -191,7 +194,6 @@ class Simulation:
         self.recorder = Recorder(output, random.Random(f"{seed}:event-ids"), self.clock)
         self.network = Network(http=http)
         self.traffic = random.Random(f"{seed}:traffic")
-        self.incident_rng = random.Random(f"{seed}:incidents")
         self._keys = random.Random(f"{seed}:keys")
         self._jtis = random.Random(f"{seed}:jti")
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -202,8 +204,6 @@ class Simulation:
         self.vendors = {spec.key: self._start_vendor(spec) for spec in VENDORS}
         self._ehr_list = list(self.ehrs.values())
         self._ehr_weights = [ehr.spec.weight for ehr in self._ehr_list]
-        from pipelines.simulate.incidents import Injector
-
         self.injector = Injector(self, config.incidents)
 
     # -- assembly -------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class Simulation:
     def _new_jti(self) -> str:
         return new_uuid(self._jtis)
 
-    def _start_vendor(self, spec: Any) -> Vendor:
+    def _start_vendor(self, spec: VendorSpec) -> Vendor:
         callers = [
             ehr
             for ehr in self.ehrs.values()
