@@ -124,7 +124,9 @@ class Vendor:
             sink=sink,
             source=Source(role="service", name=f"cds-{spec.key}", instance=instance),
             fingerprinter=fingerprinter,
-            replay_cache=InMemoryReplayCache(),
+            # Every token stays in the cache for its 5 minutes (and the skew): room for
+            # the busiest minute times 6, or a high --rate would fill it and fail closed.
+            replay_cache=InMemoryReplayCache(max_entries=max(200_000, int(rate_limit * 400))),
         )
         self.log = process_logger(
             clock=clock, write=write_log, redaction=redaction, logger=spec.logger, instance=instance
