@@ -104,3 +104,18 @@ def test_a_simulation_published_to_kafka_arrives_keyed_by_client(kafka_settings)
     assert kinds == {"log": result.logs}
     leaked = [json.loads(v) for _k, v, _h, _p in logs if b'"jwt"' in v]
     assert len(leaked) == 2  # the injected leak travels like any log line
+
+
+def test_the_site_configuration_is_valid_stream_detector_configuration():
+    from detectors import StreamDetectorsConfig
+
+    config = StreamDetectorsConfig.model_validate(detector_config())
+    mercy = config.policy.clients["https://ehr.mercy-general.example"]
+    # Discovery is called with a token too: its endpoint must be allowed, not only services.
+    assert "https://cds.greeter.example/cds-services" in (mercy.allowed_services or ())
+    assert mercy.approved_jku == {"https://ehr.mercy-general.example/.well-known/jwks.json"}
+    assert config.policy.services["patient-greeter"].allowed_fhir_hosts == {
+        "fhir.lakeside-clinic.example",
+        "fhir.mercy-general.example",
+        "fhir.st-olaf.example",
+    }
