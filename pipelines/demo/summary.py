@@ -9,6 +9,7 @@ from typing import TextIO
 
 from auditor.vocabulary import DetectorName
 from pipelines.simulate import Label, SimulationResult
+from pipelines.simulate.cast import EHRS, SERVICES
 from pipelines.simulate.scoring import Detection, Scorecard
 
 _RULE = "-" * 72
@@ -48,7 +49,8 @@ def write_summary(
     w = out.write
     w(f"\n{_RULE}\nWhat happened\n{_RULE}\n")
     w(
-        f"4 EHRs called 5 CDS services {simulation.calls:,} times in {simulation.simulated} of "
+        f"{len(EHRS)} EHRs called {len(SERVICES)} CDS services {simulation.calls:,} times in "
+        f"{simulation.simulated} of "
         f"simulated time from {start:%Y-%m-%d %H:%M} UTC,\nwith real signed tokens checked by the "
         f"real verifier: {simulation.events:,} authz events and {simulation.logs:,} service log "
         f"lines.\n{len(simulation.labels)} incidents were injected into that traffic. The pipeline "
