@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
 
     from pipelines.demo.session import Demo
 
-    # The demo talks to a person: the components' own info logs would bury the summary.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     demo = Demo(
         db=Path(args.db),
         report=Path(args.report),
@@ -77,4 +75,14 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         out=sys.stdout,
     )
-    return demo.run()
+    # The demo talks to a person: the components' own info logs would bury the summary.
+    # Restored afterwards, for callers that run the command in their own process.
+    configured, previous = structlog.is_configured(), structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    try:
+        return demo.run()
+    finally:
+        if configured:
+            structlog.configure(**previous)
+        else:
+            structlog.reset_defaults()
