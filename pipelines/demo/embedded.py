@@ -20,6 +20,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from auditor.errors import RejectedRecord
 from auditor.fingerprints import Fingerprinter
 from auditor.models import AuthzEvent, Finding
 from auditor.protocols import ContentDetector, ScanContext
@@ -196,12 +197,20 @@ class _Stage:
             item = _parse(raw)
             if isinstance(item, _Rejected):
                 dead.append(_dead_letter(chunk, position, raw, item))
-            elif isinstance(item, AuthzEvent):
-                events.append(IngestedEvent(item, origin=origin))
-                found += _scan_attributes(self.content, item, origin)
-            else:
-                logs += 1
-                found += _scan_log(self.content, item, origin)
+                continue
+            try:
+                if isinstance(item, AuthzEvent):
+                    events.append(IngestedEvent(item, origin=origin))
+                    found += _scan_attributes(self.content, item, origin)
+                else:
+                    logs += 1
+                    found += _scan_log(self.content, item, origin)
+            except RejectedRecord as exc:
+                # Examined only in part (past a size or depth cap): set aside, and keep
+                # what the examined parts held.
+                found += getattr(exc, "findings", ())
+                rejected = _Rejected(exc.reason, exc.detail)
+                dead.append(_dead_letter(chunk, position, raw, rejected))
         following = chunk.first + len(chunk.records)
         if events:
             batch = [e.event for e in events]

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -64,16 +64,28 @@ def html_report_writer() -> ReportWriter:
     return writer
 
 
-def content_detectors() -> list[ContentDetector]:
-    """The content detectors (``leaked_token``, ``phi_in_logs``) this build provides.
+def content_detectors(
+    fingerprinter: Fingerprinter, jku_allowlist: Iterable[str] = ()
+) -> list[ContentDetector]:
+    """``leaked_token`` and ``phi_in_logs`` (issue 3), when this build has them.
 
-    They come with issue 3; until they land, the demo says so instead of scoring them.
+    Until they land, the demo says so instead of scoring them; they are looked up by
+    name so the rest of the demo runs without them.
     """
-    factory = getattr(importlib.import_module("detectors"), "content_detectors", None)
-    if factory is None:
+    package = importlib.import_module("detectors")
+    names = ("ContentConfig", "LeakedTokenDetector", "PhiInLogsDetector")
+    if not all(hasattr(package, name) for name in names):
         return []
-    found: list[ContentDetector] = factory()
-    return found
+    config = package.ContentConfig(
+        fingerprinter=fingerprinter, jku_allowlist=frozenset(jku_allowlist)
+    )
+    return [package.LeakedTokenDetector(config), package.PhiInLogsDetector(config)]
+
+
+def approved_jku(settings: Mapping[str, Any]) -> list[str]:
+    """Every ``jku`` the site's policy approves (for the leaked-JWT triage)."""
+    clients = settings.get("policy", {}).get("clients", {})
+    return sorted({jku for client in clients.values() for jku in client["approved_jku"]})
 
 
 class Demo:
@@ -124,7 +136,7 @@ class Demo:
             incidents=all_incidents(),
             fingerprinter=fingerprinter,
         )
-        content = content_detectors()
+        content = content_detectors(fingerprinter, approved_jku(detector_config()))
         running = STREAM_DETECTORS | {d.name for d in content}
         with tempfile.TemporaryDirectory(prefix="auditor-demo-") as scratch:
             simulation, stored = self._simulate_and_detect(

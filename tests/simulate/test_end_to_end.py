@@ -10,7 +10,13 @@ import pytest
 
 from auditor.cli.main import main
 from pipelines.demo.embedded import EmbeddedRun, run_embedded
-from pipelines.demo.session import DEMO_DURATION, DEMO_START, STREAM_DETECTORS, content_detectors
+from pipelines.demo.session import (
+    DEMO_DURATION,
+    DEMO_START,
+    STREAM_DETECTORS,
+    approved_jku,
+    content_detectors,
+)
 from pipelines.simulate import (
     JsonLinesOutput,
     Simulation,
@@ -25,7 +31,8 @@ from tests.simulate.simulation_support import TEST_KEY
 
 pytestmark = pytest.mark.slow
 
-RUNNING = STREAM_DETECTORS | {d.name for d in content_detectors()}
+CONTENT = content_detectors(TEST_KEY, approved_jku(detector_config()))
+RUNNING = STREAM_DETECTORS | {d.name for d in CONTENT}
 
 
 def _simulate_and_store(tmp_path, incidents) -> tuple[SimulationResult, EmbeddedRun]:
@@ -46,7 +53,7 @@ def _simulate_and_store(tmp_path, incidents) -> tuple[SimulationResult, Embedded
         traffic,
         db=tmp_path / "audit.duckdb",
         detectors=StreamDetectorsConfig.model_validate(detector_config()),
-        content=content_detectors(),
+        content=CONTENT,
         fingerprinter=TEST_KEY,
     )
     return simulation, stored
