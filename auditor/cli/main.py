@@ -80,6 +80,12 @@ COMMANDS: tuple[Command, ...] = (
         "Simulate traffic with every incident, detect, store, report: the product in one go.",
         extra="pipeline",
     ),
+    Command(
+        "scan",
+        "pipelines.scan.command",
+        "Find leaked tokens and PHI in log files (text, JSON Lines or SARIF).",
+        extra="pipeline",
+    ),
 )
 
 

@@ -1,0 +1,425 @@
+"""`ContentScanner`: the engine behind ``leaked_token`` and ``phi_in_logs``.
+
+It examines one record — a parsed JSON value or a text line — with the shared pattern
+library (so what the Redactor replaces, the detectors report) and turns each match into a
+`auditor.models.Finding`: kind, severity, keyed fingerprint of the normalized value,
+location (JSON path, or character span of a text line), redacted evidence, Safe Harbor
+category, and safe facts (for a JWT: its header and claims, whether it was live when
+logged, its algorithm class, whether its ``jku`` is allowlisted).
+
+The common path is cheap. The strings of a parsed record go through the library's
+prefilter together, in one pass; when no trigger occurs in them and the record holds no
+key or shape judged by structure (sensitive keys such as ``patientId``, FHIR and JWK
+members), it holds nothing and costs nothing more — no walk, no context, no time
+parsing (`ContentScanner.gather` returns ``None``). Only the rest are matched exactly,
+and only records with such keys are walked.
+
+Hostile input: matching is linear (see `auditor.patterns`), and each record is bounded: a
+text longer than ``max_record_chars`` is examined up to that length, and a structure's
+values past ``max_depth``, ``max_items`` or ``max_string_chars`` are not examined. Either
+way the record is *partly examined*: `ContentScanner.scan` (the
+`auditor.protocols.ContentDetector` method) raises `PartlyExamined`, a
+`auditor.errors.RejectedRecord` with reason ``oversized`` or ``too_deep`` that carries the
+findings of the parts that were examined, so the pipeline dead-letters the record without
+losing what was found; `ContentScanner.examine` returns both instead of raising. Nothing
+else raises: an unexpected error inside the scan becomes a ``processing_error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from auditor.errors import ConfigurationError, RejectedRecord
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
+from auditor.models import Finding
+from auditor.patterns import (
+    DEFAULT_KEY_RULES,
+    JsonPath,
+    KeyRule,
+    PatternLibrary,
+    Scope,
+    normalize_key,
+)
+from auditor.patterns.library import ALL_KINDS
+from auditor.patterns.matches import Kind
+from auditor.patterns.shapes import SHAPE_KEYS
+from auditor.protocols import ScanContext
+from auditor.redaction.config import DEFAULT_ALLOW_KEYS
+from auditor.vocabulary import DeadLetterReason, DetectorName, TokenKind
+from detectors.baseline import Baseline, key_id_of, key_mismatch_message
+from detectors.findings import FindingFactory
+from detectors.gathering import Gatherer, Hit, WalkSettings
+from detectors.triage import JkuAllowlist
+
+try:
+    from orjson import loads as _json_loads
+except ModuleNotFoundError:  # pragma: no cover - orjson comes with the fast extra
+    _json_loads = json.loads
+
+TOKEN_KINDS: Final = frozenset(TokenKind)
+
+_PLAIN: Final = 0
+_STRUCTURAL: Final = 1
+_ALLOWED: Final = 2
+_KEY_CACHE_LIMIT: Final = 4096
+
+_LIMIT_REASONS: Final = {
+    "too_deep": DeadLetterReason.TOO_DEEP,
+    "oversized": DeadLetterReason.OVERSIZED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentConfig:
+    """Configuration of the content detectors; validated when a scanner is built.
+
+    Attributes:
+        kinds: The kinds to report (default: every token and PHI kind).
+        keys: Sensitive keys by normal form (`auditor.patterns.key_rules`).
+        allow_keys: Keys whose values are never examined (as the Redactor's).
+        fingerprinter: Keys the fingerprints (default: from the environment).
+        jku_allowlist: URLs (or prefixes ending in ``/``) a JWT's ``jku`` may name.
+        allow_fingerprints: Fingerprints of values that are never reported (known test
+            tokens); they must be of the running key.
+        baseline: Known findings, suppressed (`detectors.baseline`); same key.
+        min_confidence: Matches weaker than this are not reported (documentation
+            values such as the SSN 078-05-1120 or the 555-01xx phone numbers).
+        context_chars: Characters of redacted context on each side of the evidence.
+        max_record_chars: A text record is examined up to this length.
+        max_depth: Values nested deeper are not examined.
+        max_string_chars: Longer strings inside a structure are not examined.
+        max_items: Containers with more items are not examined.
+    """
+
+    kinds: frozenset[Kind] = ALL_KINDS
+    keys: Mapping[str, KeyRule] = field(default_factory=lambda: DEFAULT_KEY_RULES)
+    allow_keys: frozenset[str] = DEFAULT_ALLOW_KEYS
+    fingerprinter: Fingerprinter | None = None
+    jku_allowlist: frozenset[str] = frozenset()
+    allow_fingerprints: frozenset[str] = frozenset()
+    baseline: Baseline | None = None
+    min_confidence: float = 0.75
+    context_chars: int = 32
+    max_record_chars: int = 1 << 20
+    max_depth: int = 64
+    max_string_chars: int = 1 << 20
+    max_items: int = 100_000
+
+    def validate(self, key_id: str) -> None:
+        """Check the configuration against the running fingerprint key.
+
+        Raises:
+            ConfigurationError: What is wrong and what to do.
+        """
+        if unknown := set(self.kinds) - ALL_KINDS:
+            raise ConfigurationError(f"unknown kinds: {sorted(map(str, unknown))}")
+        for name in ("max_record_chars", "max_depth", "max_string_chars", "max_items"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.context_chars < 0:
+            raise ConfigurationError("context_chars must not be negative")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigurationError("min_confidence must be between 0 and 1")
+        others = {key_id_of(fp) for fp in self.allow_fingerprints} - {key_id}
+        if others:
+            raise ConfigurationError(
+                key_mismatch_message("the fingerprint allowlist", sorted(others)[0], key_id)
+            )
+        if self.baseline is not None:
+            self.baseline.require_key(key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    """What examining one record gave.
+
+    Attributes:
+        findings: What was found and not suppressed.
+        suppressed: How many findings the allowlist or the baseline suppressed.
+        limits: Why parts of the record were not examined (empty: all of it was).
+    """
+
+    findings: tuple[Finding, ...] = ()
+    suppressed: int = 0
+    limits: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the whole record was examined."""
+        return not self.limits
+
+
+EMPTY: Final = ScanOutcome()
+
+
+class PartlyExamined(RejectedRecord):
+    """A record the detectors could examine only in part (past a size or depth cap).
+
+    The pipeline dead-letters it like any rejected record; ``findings`` holds what was
+    found in the parts that were examined, so nothing found is lost.
+    """
+
+    def __init__(self, reason: DeadLetterReason, findings: Sequence[Finding], detail: str) -> None:
+        super().__init__(reason, detail)
+        self.findings: tuple[Finding, ...] = tuple(findings)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ContentScanner:
+    """Examines records for leaked tokens and PHI; immutable once built, no I/O.
+
+    Args:
+        config: What to look for and what to suppress.
+
+    Raises:
+        ConfigurationError: Bad configuration, or an allowlist or baseline made under
+            another fingerprint key.
+    """
+
+    __slots__ = (
+        "_factory",
+        "_flags",
+        "_settings",
+        "_structural",
+        "_walker_keys",
+        "config",
+        "library",
+    )
+
+    def __init__(self, config: ContentConfig | None = None) -> None:
+        config = config or ContentConfig()
+        fingerprinter = config.fingerprinter or default_fingerprinter()
+        config.validate(fingerprinter.key_id)
+        self.config = config
+        self.library = PatternLibrary(keys=config.keys, kinds=config.kinds)
+        self._settings = WalkSettings(
+            allow=frozenset(normalize_key(k) for k in config.allow_keys),
+            max_depth=config.max_depth,
+            max_string=config.max_string_chars,
+            max_items=config.max_items,
+            context_chars=config.context_chars,
+        )
+        self._factory = FindingFactory(
+            fingerprinter=fingerprinter,
+            jku_allowlist=JkuAllowlist.of(config.jku_allowlist),
+            allow_fingerprints=config.allow_fingerprints,
+            baseline=config.baseline,
+            min_confidence=config.min_confidence,
+        )
+        # Keys the walk judges by structure: sensitive keys (not the text-only FHIR member
+        # names) and the members FHIR and JWK shapes are recognised by.
+        self._structural = frozenset(
+            n for n, r in self.library.keys.items() if r.scope is not Scope.TEXT
+        ) | frozenset(SHAPE_KEYS)
+        self._flags: dict[str, int] = {}
+        self._walker_keys: dict[str, object] = {}
+
+    @property
+    def key_id(self) -> str:
+        """The id of the fingerprint key findings are made with."""
+        return self._factory.fingerprinter.key_id
+
+    # --- the ContentDetector method ---------------------------------------------------
+
+    def scan(self, content: object, context: ScanContext) -> list[Finding]:
+        """Examine ``content`` (parsed JSON or a text line) and return findings.
+
+        Raises:
+            PartlyExamined: Part of the record was past a cap; it carries the findings.
+        """
+        return _raise_if_partial(self.examine(content, context))
+
+    # --- richer entry points ------------------------------------------------------------
+
+    def examine(self, content: object, context: ScanContext) -> ScanOutcome:
+        """Examine ``content`` (parsed JSON or a text line); never raises."""
+        gathered = self.gather(content)
+        return EMPTY if gathered is None else self.outcome(gathered, context)
+
+    def gather(self, content: object) -> Gatherer | None:
+        """The first half of `examine`: what ``content`` holds, before any finding is made.
+
+        ``None`` (the common case) means the whole record was examined and holds nothing,
+        so a caller can skip building a `ScanContext` (and finding the record's time).
+        """
+        try:
+            gatherer = Gatherer(self.library, self._settings, self._walker_keys)
+            if isinstance(content, str):
+                self._gather_text(content, gatherer)
+            else:
+                strings: list[tuple[JsonPath, str]] = []
+                if self._flatten(content, (), 0, strings):
+                    self._gather_strings(strings, gatherer)
+                else:
+                    gatherer.walker().walk(content)
+        except Exception:  # noqa: BLE001 - a detector never raises on content (protocol)
+            gatherer = Gatherer(self.library, self._settings, self._walker_keys)
+            gatherer.limits.append("processing_error")
+        if not gatherer.hits and not gatherer.limits:
+            return None
+        return gatherer
+
+    def outcome(self, gathered: Gatherer, context: ScanContext) -> ScanOutcome:
+        """The second half of `examine`: findings from what `gather` found; never raises."""
+        try:
+            findings, suppressed = self._factory.findings(
+                gathered.hits, context, _utc(context.observed_at)
+            )
+        except Exception:  # noqa: BLE001 - a detector never raises on content (protocol)
+            return ScanOutcome(limits=("processing_error",))
+        return ScanOutcome(tuple(findings), suppressed, tuple(dict.fromkeys(gathered.limits)))
+
+    def examine_line(self, line: str | bytes, context: ScanContext) -> ScanOutcome:
+        """Examine one line as read: a JSON object or array structurally, else as text.
+
+        A line that is not valid JSON (or not valid UTF-8) is examined as text.
+        """
+        return self.examine(parse_line(line), context)
+
+    def scan_line(self, line: str | bytes, context: ScanContext) -> list[Finding]:
+        """`examine_line`, raising `PartlyExamined` as `scan` does."""
+        return _raise_if_partial(self.examine_line(line, context))
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _gather_text(self, text: str, gatherer: Gatherer) -> None:
+        if len(text) > self.config.max_record_chars:
+            text = text[: self.config.max_record_chars]
+            gatherer.limits.append("oversized")
+        groups = self.library.groups(text)
+        if groups:
+            gatherer.add_text(text, groups, None)
+
+    def _gather_strings(self, strings: list[tuple[JsonPath, str]], gatherer: Gatherer) -> None:
+        """A structure without keys or shapes to judge: its strings are all there is.
+
+        One prefilter pass over all of them (the common, clean case ends here); the
+        rules run only on the strings the prefilter points at. The walk would do the same,
+        at the cost of visiting the structure twice.
+        """
+        if not strings:
+            return
+        texts = [text for _, text in strings]
+        found = self.library.prefilter.segments(texts)
+        if not found:
+            return
+        groups_for = self.library.groups_for
+        for index, names in found.items():
+            text = texts[index]
+            groups = groups_for(text, names)
+            if groups:
+                gatherer.add_text(text, groups, strings[index][0])
+
+    def _flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
+        self, value: object, path: JsonPath, depth: int, out: list[tuple[JsonPath, str]]
+    ) -> bool:
+        """Collect the strings of a parsed JSON value with their paths.
+
+        Returns False as soon as the walk is needed instead: a key or shape judged by
+        structure (sensitive keys, FHIR and JWK members, a header pair), or a value past
+        a limit (which the walk reports).
+        """
+        kind = type(value)
+        settings = self._settings
+        if kind is str:
+            if len(value) > settings.max_string:  # type: ignore[arg-type]
+                return False
+            out.append((path, value))  # type: ignore[arg-type]
+            return True
+        if kind is dict:
+            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
+                return False
+            flags = self._flags
+            for key, item in value.items():  # type: ignore[attr-defined]
+                flag = flags.get(key)
+                if flag is None:
+                    flag = self._flag(key)
+                if flag == _STRUCTURAL:
+                    return False
+                if flag == _ALLOWED:
+                    continue
+                item_kind = type(item)
+                if item_kind is str:
+                    if len(item) > settings.max_string:
+                        return False
+                    out.append(((*path, key), item))
+                elif (item_kind is dict or item_kind is list) and not self._flatten(
+                    item, (*path, key), depth + 1, out
+                ):
+                    return False
+            return True
+        if kind is list:
+            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
+                return False
+            items: list[object] = value  # type: ignore[assignment]
+            # A (name, value) pair, as in header lists: judged by the name.
+            if len(items) == 2 and type(items[0]) is str and self._flag(items[0]) == _STRUCTURAL:  # noqa: PLR2004
+                return False
+            for index, item in enumerate(items):
+                item_kind = type(item)
+                if item_kind is str or item_kind is dict or item_kind is list:
+                    if not self._flatten(item, (*path, index), depth + 1, out):
+                        return False
+            return True
+        # Numbers, booleans and null hold nothing; anything else is not parsed JSON.
+        return kind in _JSON_SCALARS
+
+    def _flag(self, key: object) -> int:
+        if not isinstance(key, str):
+            return _STRUCTURAL
+        normal = normalize_key(key)
+        if normal in self._settings.allow:
+            flag = _ALLOWED
+        elif normal in self._structural:
+            flag = _STRUCTURAL
+        else:
+            flag = _PLAIN
+        if len(self._flags) >= _KEY_CACHE_LIMIT:
+            self._flags.clear()
+        self._flags[key] = flag
+        return flag
+
+
+def parse_line(line: str | bytes) -> object:
+    """A line's content: parsed JSON when it is a JSON object or array, else its text.
+
+    Invalid UTF-8 is kept as surrogate escapes, so a line is always examined as text at
+    least.
+    """
+    data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    head = data[:1]
+    if head in _JSON_HEADS or (head in _BLANKS and data.lstrip()[:1] in _JSON_HEADS):
+        try:
+            return _json_loads(data)
+        except (ValueError, RecursionError):
+            pass
+    return line if isinstance(line, str) else data.decode("utf-8", "surrogateescape")
+
+
+_JSON_HEADS: Final = frozenset({b"{", b"["})
+_BLANKS: Final = frozenset({b" ", b"\t"})
+_JSON_SCALARS: Final = frozenset({int, float, bool, type(None)})
+
+
+def _raise_if_partial(outcome: ScanOutcome) -> list[Finding]:
+    if outcome.complete:
+        return list(outcome.findings)
+    first = outcome.limits[0]
+    reason = _LIMIT_REASONS.get(first, DeadLetterReason.PROCESSING_ERROR)
+    raise PartlyExamined(
+        reason,
+        outcome.findings,
+        f"part of the record was not examined ({', '.join(outcome.limits)})",
+    )
+
+
+def detector_of(kind: str) -> DetectorName:
+    """``leaked_token`` for token kinds, ``phi_in_logs`` for PHI kinds."""
+    return DetectorName.LEAKED_TOKEN if kind in TOKEN_KINDS else DetectorName.PHI_IN_LOGS

@@ -1,0 +1,273 @@
+"""From matches to `auditor.models.Finding`s: severity, fingerprint, facts, title, id.
+
+Findings are checked once per record for credentials (every text field and fact of every
+finding of the record, joined, through the token rules of the pattern library — the
+check `auditor.models.Finding` runs field by field, done in one pass) and then built
+without re-validation: their fields are of the contract's types by construction, and a
+contract test validates what the detectors produce. A field that fails the check is
+replaced (the evidence by its marker, a fact dropped), never passed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
+from typing import Final
+
+from auditor.fingerprints import Fingerprinter
+from auditor.models import Finding, finding_id
+from auditor.patterns import Fact, FieldMatch, PatternLibrary
+from auditor.protocols import ScanContext
+from auditor.vocabulary import DetectorName, PhiKind, SafeHarbor, Severity, TokenKind
+from detectors.baseline import Baseline
+from detectors.evidence import marker
+from detectors.gathering import Hit
+from detectors.triage import (
+    JkuAllowlist,
+    is_documentation_jwt,
+    jwt_facts,
+    lowered,
+    phi_severity,
+    token_severity,
+)
+
+_TOKEN_KINDS: Final = frozenset(TokenKind)
+MAX_TITLE: Final = 300
+MAX_LOCATION: Final = 512
+MAX_ORIGIN: Final = 1024
+MAX_FACT_TEXT: Final = 256
+_WITHHELD: Final = "(withheld: it holds a credential)"
+
+NAMES: Final[Mapping[str, str]] = {
+    TokenKind.JWT: "JWT",
+    TokenKind.BEARER_TOKEN: "Bearer token",
+    TokenKind.BASIC_AUTH: "Basic credentials",
+    TokenKind.URL_TOKEN: "OAuth token",
+    TokenKind.PRIVATE_KEY: "Private key (PEM)",
+    TokenKind.PRIVATE_JWK: "Private JWK",
+    TokenKind.CLIENT_SECRET: "Client secret",
+    PhiKind.SSN: "Social Security number",
+    PhiKind.MRN: "Medical record number",
+    PhiKind.DOB: "Date of birth",
+    PhiKind.PHONE: "Phone number",
+    PhiKind.EMAIL: "E-mail address",
+    PhiKind.PERSON_NAME: "Person's name",
+    PhiKind.STREET_ADDRESS: "Street address",
+    PhiKind.FHIR_RESOURCE: "FHIR data about a person",
+    PhiKind.PATIENT_ID: "Patient id",
+}
+"""What a title calls each kind."""
+
+TOKEN_REFERENCE: Final = "CDS Hooks security best practices: never log JWTs or access tokens"
+
+_CDS_PARENTS: Final = ("fhirAuthorization", "prefetch", "context")
+
+
+def cds_hooks_member(path: tuple[str | int, ...]) -> str | None:
+    """Where in a CDS Hooks request a value sat: ``fhirAuthorization.access_token``,
+    ``context.patientId``, ``prefetch.patient``; ``None`` elsewhere."""
+    for index, part in enumerate(path):
+        if part in _CDS_PARENTS:
+            rest = path[index + 1 : index + 2]
+            if rest and isinstance(rest[0], str) and len(rest[0]) <= 64:  # noqa: PLR2004
+                return f"{part}.{rest[0]}"
+            return str(part)
+    return None
+
+
+def _title(kind: str, facts: Mapping[str, Fact], safeguard: object, where: str | None) -> str:
+    name = NAMES.get(kind, kind)
+    if kind == TokenKind.JWT:
+        live = facts.get("live")
+        state = "Live " if live is True else "Expired " if live is False else ""
+        alg = facts.get("alg")
+        iss = facts.get("iss")
+        title = f"{state}{name}" + (f" ({alg})" if isinstance(alg, str) else "")
+        title += f" of {iss}" if isinstance(iss, str) else ""
+        title += " leaked in a log"
+    elif kind in _TOKEN_KINDS:
+        title = f"{name} leaked in a log"
+    else:
+        category = (
+            f" (Safe Harbor {str(safeguard)[:1]})" if isinstance(safeguard, SafeHarbor) else ""
+        )
+        title = f"{name} exposed in a log{category}"
+    if where is not None:
+        title += f" at CDS Hooks {where}"
+    return title[:MAX_TITLE]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FindingFactory:
+    """Builds findings from a record's hits: immutable configuration, no I/O.
+
+    Args:
+        fingerprinter: Keys the fingerprints.
+        jku_allowlist: Where a JWT's ``jku`` may point.
+        allow_fingerprints: Fingerprints never reported.
+        baseline: Known findings, never reported again.
+        min_confidence: Weaker matches are not reported.
+    """
+
+    __slots__ = (
+        "_allow",
+        "_baseline",
+        "_checker",
+        "_jku",
+        "_min_confidence",
+        "fingerprinter",
+    )
+
+    def __init__(
+        self,
+        *,
+        fingerprinter: Fingerprinter,
+        jku_allowlist: JkuAllowlist,
+        allow_fingerprints: Collection[str],
+        baseline: Baseline | None,
+        min_confidence: float,
+    ) -> None:
+        self.fingerprinter = fingerprinter
+        self._jku = jku_allowlist
+        self._allow = frozenset(allow_fingerprints)
+        self._baseline = baseline
+        self._min_confidence = min_confidence
+        self._checker = PatternLibrary(kinds=_TOKEN_KINDS)
+
+    def findings(
+        self, hits: list[Hit], context: ScanContext, observed_at: datetime
+    ) -> tuple[list[Finding], int]:
+        """The findings for a record's hits, and how many were suppressed."""
+        fields: list[dict[str, object]] = []
+        seen: set[str] = set()
+        suppressed = 0
+        for hit in hits:
+            built = self._fields(hit, context, observed_at)
+            if built is None:
+                continue
+            if built is _SUPPRESSED:
+                suppressed += 1
+                continue
+            fid = built["finding_id"]
+            if fid in seen:  # type: ignore[comparison-overlap]
+                continue
+            seen.add(fid)  # type: ignore[arg-type]
+            fields.append(built)  # type: ignore[arg-type]
+        if fields and self._holds_credential("\n".join(t for f in fields for t in _texts(f))):
+            for f in fields:
+                self._scrub(f)
+        return [Finding.model_construct(**f) for f in fields], suppressed  # type: ignore[arg-type]
+
+    def _fields(  # noqa: C901 - one decision after the other
+        self, hit: Hit, context: ScanContext, observed_at: datetime
+    ) -> dict[str, object] | object | None:
+        m: FieldMatch = hit.match
+        if m.confidence < self._min_confidence:
+            return None
+        kind = str(m.kind)
+        is_token = kind in _TOKEN_KINDS
+        facts: dict[str, Fact] = dict(m.facts)
+        if kind == TokenKind.JWT:
+            if is_documentation_jwt(facts):
+                return None
+            form = "jwe" if m.rule == "jwt.jwe" or "enc" in facts else "jws"
+            facts = jwt_facts(facts, form=form, observed_at=observed_at, jku_allowlist=self._jku)
+        detector = DetectorName.LEAKED_TOKEN if is_token else DetectorName.PHI_IN_LOGS
+        fingerprint = self.fingerprinter(m.value)
+        if fingerprint in self._allow or (
+            self._baseline is not None and self._baseline.suppresses(detector, fingerprint)
+        ):
+            return _SUPPRESSED
+        if m.confidence < 1.0:
+            facts["confidence"] = round(m.confidence, 2)
+        where = None if hit.text_record else cds_hooks_member(m.path)
+        if where is not None:
+            facts["cds_hooks"] = where
+        if is_token:
+            severity = token_severity(kind, m.rule, facts)
+        else:
+            severity = phi_severity(kind)
+        if m.confidence < 1.0:
+            severity = lowered(severity)
+        if hit.text_record:
+            assert m.span is not None  # noqa: S101 - text hits always carry a span
+            location = f"chars {m.span[0]}-{m.span[1]}"
+        else:
+            location = _clip(m.location, MAX_LOCATION)
+        origin = _clip(context.origin, MAX_ORIGIN) if context.origin is not None else None
+        anchor: tuple[object, ...] = (origin or "", location)
+        if origin is None:
+            anchor = (*anchor, context.event_id or "", fingerprint)
+        client_iss = context.client_iss
+        if client_iss is None and kind == TokenKind.JWT and isinstance(facts.get("iss"), str):
+            client_iss = str(facts["iss"])[:512]
+        return {
+            "finding_id": finding_id(detector, m.rule, *anchor),
+            "detector": detector,
+            "rule": m.rule,
+            "kind": kind,
+            "severity": severity,
+            "observed_at": observed_at,
+            "title": _title(kind, facts, m.safeguard, where),
+            "client_iss": client_iss,
+            "service_id": context.service_id,
+            "fingerprint": fingerprint,
+            "location": location,
+            "origin": origin,
+            "event_ids": (context.event_id,) if context.event_id else (),
+            "evidence": hit.evidence,
+            "safeguard": m.safeguard,
+            "reference": TOKEN_REFERENCE if is_token else None,
+            "facts": {k: v for k, v in facts.items() if _fact_ok(v)},
+        }
+
+    def _holds_credential(self, text: str) -> bool:
+        return bool(self._checker.find_in_text(text))
+
+    def _scrub(self, f: dict[str, object]) -> None:
+        """Replace each field that holds a credential (rare: a key that is a token, say)."""
+        kind = str(f["kind"])
+        if self._holds_credential(str(f["evidence"])):
+            f["evidence"] = marker(kind)
+        if self._holds_credential(str(f["location"])):
+            f["location"] = _WITHHELD
+        if f["origin"] is not None and self._holds_credential(str(f["origin"])):
+            f["origin"] = _WITHHELD
+        if self._holds_credential(str(f["title"])):
+            f["title"] = f"{NAMES.get(kind, kind)} in a log"
+        facts: dict[str, Fact] = f["facts"]  # type: ignore[assignment]
+        for name in [n for n, v in facts.items() if any(map(self._holds_credential, _strings(v)))]:
+            del facts[name]
+        if f["client_iss"] is not None and self._holds_credential(str(f["client_iss"])):
+            f["client_iss"] = None
+
+
+_SUPPRESSED: Final = object()
+
+
+def _fact_ok(value: Fact) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_FACT_TEXT
+    if isinstance(value, tuple):
+        return all(len(v) <= MAX_FACT_TEXT for v in value)
+    return True
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, tuple):
+        yield from (v for v in value if isinstance(v, str))
+
+
+def _texts(f: dict[str, object]) -> Iterator[str]:
+    for name in ("title", "evidence", "location", "origin", "client_iss"):
+        value = f[name]
+        if isinstance(value, str):
+            yield value
+    facts: dict[str, Fact] = f["facts"]  # type: ignore[assignment]
+    for value in facts.values():
+        yield from _strings(value)

@@ -1,0 +1,149 @@
+"""What the content detectors gather from one record before it becomes findings.
+
+The pattern library's walk reports matches (`auditor.patterns.FieldMatch`) to a visitor;
+`Gatherer` is the detectors' visitor. It keeps each match with its redacted evidence (cut
+from the string while the string is at hand), notes values the walk could not examine,
+and looks inside a logged CDS Hooks ``prefetch``: the walk treats ``prefetch`` as one
+sensitive container (the Redactor replaces it whole), and the detectors report the
+container and, separately, the identifiers in the FHIR resources it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
+
+from auditor.patterns import Fact, FieldMatch, JsonPath, LimitReason, Walker
+from detectors.evidence import Span, excerpt, field_evidence
+
+if TYPE_CHECKING:
+    from auditor.patterns.library import Group, PatternLibrary
+
+PREFETCH_RULE: Final = "key.prefetch"
+_MAX_LISTED: Final = 8
+_MAX_NAME_CHARS: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A match and its redacted evidence; ``path`` is ``None`` for a plain text record."""
+
+    match: FieldMatch
+    evidence: str
+    text_record: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WalkSettings:
+    """The limits and allowlisted keys of every walk over a record."""
+
+    allow: frozenset[str]
+    max_depth: int
+    max_string: int
+    max_items: int
+    context_chars: int
+
+
+def _listed(names: object) -> tuple[str, ...]:
+    out = [n for n in names if isinstance(n, str) and len(n) <= _MAX_NAME_CHARS]  # type: ignore[attr-defined]
+    return tuple(sorted(set(out))[:_MAX_LISTED])
+
+
+def prefetch_facts(prefetch: object) -> dict[str, Fact]:
+    """Which prefetch templates were logged and which FHIR resource types they held."""
+    if not isinstance(prefetch, Mapping):
+        return {}
+    types: list[str] = []
+    for entry in prefetch.values():
+        if isinstance(entry, Mapping):
+            rt = entry.get("resourceType")
+            if isinstance(rt, str):
+                types.append(rt)
+    facts: dict[str, Fact] = {"prefetch_keys": _listed(prefetch.keys())}
+    if types:
+        facts["resource_types"] = _listed(types)
+    return facts
+
+
+class Gatherer:
+    """The walk visitor of the content detectors: records, never replaces.
+
+    Args:
+        library: The compiled rules (for walking inside ``prefetch``).
+        settings: Limits of the walk.
+        key_cache: Key classifications shared across records (see `Walker`).
+    """
+
+    __slots__ = ("_key_cache", "_library", "_settings", "hits", "limits")
+
+    def __init__(
+        self, library: PatternLibrary, settings: WalkSettings, key_cache: dict[str, object]
+    ) -> None:
+        self._library = library
+        self._settings = settings
+        self._key_cache = key_cache
+        self.hits: list[Hit] = []
+        self.limits: list[LimitReason] = []
+
+    def walker(self) -> Walker:
+        """A walker that reports to this gatherer."""
+        s = self._settings
+        return Walker(
+            self._library,
+            self,
+            allow=s.allow,
+            max_depth=s.max_depth,
+            max_string=s.max_string,
+            max_items=s.max_items,
+            key_cache=self._key_cache,
+        )
+
+    def field(self, match: FieldMatch, original: object) -> object:
+        """A whole value is sensitive: keep it, with a marker as evidence."""
+        key = match.path[-1] if match.path else None
+        if match.rule == PREFETCH_RULE:
+            match = replace(match, facts=prefetch_facts(original))
+            self.hits.append(Hit(match, field_evidence(key, match.kind)))
+            # Report what the prefetch holds too: a walk of its own, placed under it.
+            self.walker().walk(original, match.path)
+            return original
+        self.hits.append(Hit(match, field_evidence(key, match.kind)))
+        return original
+
+    def report(self, match: FieldMatch) -> None:
+        """A FHIR resource about a person."""
+        key = match.path[-1] if match.path else None
+        note = match.facts.get("resource_type")
+        self.hits.append(
+            Hit(match, field_evidence(key, match.kind, note if isinstance(note, str) else ""))
+        )
+
+    def text(self, path: JsonPath, text: str, groups: list[Group]) -> object:
+        """Matches inside a string: each with an excerpt of that string."""
+        self.add_text(text, groups, path)
+        return text
+
+    def add_text(self, text: str, groups: list[Group], path: JsonPath | None) -> None:
+        """Record the matches of ``groups`` in ``text`` (``path`` None: a text record)."""
+        spans: list[Span] = [(g.start, g.end, str(g.best.kind)) for g in groups]
+        context = self._settings.context_chars
+        for group in groups:
+            for m in group.members:
+                evidence = excerpt(text, (m.start, m.end, str(m.kind)), spans, context)
+                found = FieldMatch(
+                    path=path or (),
+                    kind=m.kind,
+                    rule=m.rule,
+                    value=m.value,
+                    span=(m.start, m.end),
+                    facts=m.facts,
+                    safeguard=m.safeguard,
+                    confidence=m.confidence,
+                )
+                self.hits.append(Hit(found, evidence, text_record=path is None))
+
+    def limit(self, path: JsonPath, reason: LimitReason, original: object) -> object:  # noqa: ARG002 - Visitor
+        """A value past a limit: noted (the record is then only partly examined)."""
+        self.limits.append(reason)
+        return original
