@@ -42,9 +42,12 @@ def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one c
     """
     text = value.strip()
     scheme = _AUTH_SCHEME.match(text) if shape is ValueShape.HEADER else None
-    # "Bearer [REDACTED:jwt]" is a redacted header, not a credential.
-    if scheme is not None and is_placeholder(text[scheme.end() :]):
-        return None
+    # "Bearer [REDACTED:jwt]" is a redacted header and "Bearer <token> (see docs)" a
+    # placeholder, not a credential: judge the word after the scheme.
+    if scheme is not None:
+        rest = text[scheme.end() :]
+        if is_placeholder(rest) or is_placeholder(rest.split(None, 1)[0] if rest else rest):
+            return None
     if is_placeholder(text):
         return None
     result: str | None
@@ -192,6 +195,9 @@ class KeyedRule:
             return None
         raw = vm.group(group)
         if raw.lstrip().startswith("[REDACTED"):
+            return None
+        # A bare value cut short by a brace is a template (``${CLIENT_SECRET}``, ``%{x}``).
+        if group == "bare" and text[vm.end() : vm.end() + 1] == "{":
             return None
         if group == "arr":
             items = [a or b for a, b in _LIST_ITEM_RE.findall(raw)]

@@ -168,7 +168,7 @@ _PLACEHOLDER_SHAPE = re.compile(
     r"""[*x•#._-]+                 # ****, xxxx, ----
       | <[\w .:-]{1,64}>            # <token>
       | \{\{?[\w .:-]{1,64}\}\}?    # {token}, {{ token }}
-      | \$\{[\w .:-]{1,64}\}         # ${SECRET}
+      | \$\{[\w .:-]{1,64}\}?        # ${SECRET} (its brace may end a bare value)
       | %(?:\(\w{1,64}\))?s          # %s, %(token)s
       | \[(?:redacted|filtered)\b.*  # our own markers and other tools'
     """,
