@@ -60,7 +60,12 @@ DETECT_SECRETS_TYPES = {
     "Private Key": "private_key",
     "Secret Keyword": "client_secret",
 }
-PRESIDIO_TYPES = {"US_SSN": "ssn", "EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "DATE_TIME": "dob"}
+PRESIDIO_TYPES = {
+    "US_SSN": "ssn",
+    "EMAIL_ADDRESS": "email",
+    "PHONE_NUMBER": "phone",
+    "DATE_TIME": "dob",
+}
 ANY_TOKEN = "any token"
 ANY_PHI = "any PHI"
 
@@ -238,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0
     found, leaks, ours_cpu = ours(lines)
     ours_tokens = score(lines, found, TOKEN_KINDS)
     ours_phi = score(lines, found, PHI_KINDS)
-    print(f"ours: {len(lines):,} lines in {ours_cpu:.1f}s CPU ({len(lines) / ours_cpu:,.0f} lines/s)")
+    print(
+        f"ours: {len(lines):,} lines in {ours_cpu:.1f}s CPU ({len(lines) / ours_cpu:,.0f} lines/s)"
+    )
 
     rng = random.Random(args.seed)
     sample_idx = sorted(rng.sample(range(len(lines)), min(args.sample, len(lines))))
@@ -271,7 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0
         p_found, p_cpu = presidio_found(p_lines, recognizers)
         print(f"presidio (pattern recognizers): {len(p_lines):,} sampled lines in {p_cpu:.1f}s CPU")
         columns += [
-            ("ours (Presidio sample)", score(p_lines, [found[i] for i in p_idx], PHI_KINDS), lambda _: True),
+            (
+                "ours (Presidio sample)",
+                score(p_lines, [found[i] for i in p_idx], PHI_KINDS),
+                lambda _: True,
+            ),
             (
                 "Presidio patterns",
                 score(p_lines, p_found, PHI_KINDS),
@@ -285,7 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0
     print("\nRecall per form (ours, all lines):")
     for kind in KINDS:
         forms = by_form(lines, found, kind)
-        print(f"  {kind:<15} " + ", ".join(f"{f} {_pct(a, b).strip()} ({b})" for f, (a, b) in forms.items()))
+        print(
+            f"  {kind:<15} "
+            + ", ".join(f"{f} {_pct(a, b).strip()} ({b})" for f, (a, b) in forms.items())
+        )
 
     print(f"\nplanted values found in any field of a finding: {len(leaks)}")
     verdicts = []
@@ -295,12 +309,20 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0
         verdicts.append((f"{kind} recall/precision >= 99.5%", ok))
     for kind, (r, p) in PHI_TARGETS.items():
         c = ours_phi[kind]
-        verdicts.append((f"{kind} recall >= {r:.0%} and precision >= {p:.0%}", recall(c) >= r and precision(c) >= p))
+        verdicts.append(
+            (
+                f"{kind} recall >= {r:.0%} and precision >= {p:.0%}",
+                recall(c) >= r and precision(c) >= p,
+            )
+        )
     fhir_names = by_form(lines, found, "person_name").get("fhir_resource", (0, 0))
     humannames = by_form(lines, found, "person_name").get("fhir_humanname", (0, 0))
     in_fhir = (fhir_names[0] + humannames[0], fhir_names[1] + humannames[1])
     verdicts.append(
-        ("person names in FHIR resources recall >= 99%", in_fhir[1] > 0 and in_fhir[0] / in_fhir[1] >= NAME_IN_FHIR_TARGET)
+        (
+            "person names in FHIR resources recall >= 99%",
+            in_fhir[1] > 0 and in_fhir[0] / in_fhir[1] >= NAME_IN_FHIR_TARGET,
+        )
     )
     verdicts.append(("no planted value in any finding", not leaks))
     print("\nTargets:")

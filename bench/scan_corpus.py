@@ -67,6 +67,27 @@ PHI_KINDS = (
     "patient_id",
 )
 KINDS = TOKEN_KINDS + PHI_KINDS
+CLEAN_WEIGHTS = {
+    # What a CDS service logs all day ...
+    "request": 4,
+    "jwt_validated": 4,
+    "access_log": 4,
+    "cache": 3,
+    "token_rejected": 3,
+    "artifact": 2,
+    "fhir_search": 2,
+    "jwks": 2,
+    "timestamps": 2,
+    "resource_types": 2,
+    "exception": 1,
+    # ... and look-alikes that stress precision: redacted markers, placeholders,
+    # documentation values, identifiers and addresses that are not PHI.
+    "redacted": 2,
+    "placeholders": 1,
+    "documentation": 1,
+    "ids": 1,
+}
+"""Relative frequency of each kind of clean line."""
 
 
 @dataclass(slots=True)
@@ -162,7 +183,9 @@ class LabelledCorpus:
             (kind, getattr(self, f"_plant_{kind}")) for kind in KINDS
         ]
         self._cleaners: list[Callable[[], Line]] = [
-            getattr(self, name) for name in sorted(dir(self)) if name.startswith("_clean_")
+            getattr(self, f"_clean_{name}")
+            for name, weight in CLEAN_WEIGHTS.items()
+            for _ in range(weight)
         ]
 
     # --- framing ------------------------------------------------------------------------
@@ -226,7 +249,7 @@ class LabelledCorpus:
             return Line(line).plant("jwt", "base64", token, wrapped)
         if form == 5:
             state = quote(json.dumps({"assertion": token}), safe="")
-            line = self._text(f'GET /launch?state={state}&iss={quote(ISSUERS[0], safe="")} 302')
+            line = self._text(f"GET /launch?state={state}&iss={quote(ISSUERS[0], safe='')} 302")
             return Line(line).plant("jwt", "url_encoded", token)
         if form == 6:
             jwe = self.keys.jwe(token.encode())
@@ -275,7 +298,8 @@ class LabelledCorpus:
             return Line(line).plant("bearer_token", "curl", token)
         if form == 3:
             line = self._json(
-                "http.client", headers=[["host", "fhir.example.org"], ["authorization", f"Bearer {token}"]]
+                "http.client",
+                headers=[["host", "fhir.example.org"], ["authorization", f"Bearer {token}"]],
             )
             return Line(line).plant("bearer_token", "header_list", token)
         line = self._json("session.refresh", token=token, expires_in=3600)
@@ -477,7 +501,12 @@ class LabelledCorpus:
         street = fake.street_address()
         form = self.rng.randrange(3)
         if form == 0:
-            address = {"line": [street], "city": fake.city(), "state": "MA", "postalCode": fake.zipcode()}
+            address = {
+                "line": [street],
+                "city": fake.city(),
+                "state": "MA",
+                "postalCode": fake.zipcode(),
+            }
             line = self._json("address.verified", address=address)
             return Line(line).plant("street_address", "fhir_address", street)
         if form == 1:
@@ -531,7 +560,9 @@ class LabelledCorpus:
             line = self._text(f"GET {FHIR_BASE}/Patient/{pid}/$everything 200 812ms")
             return Line(line).plant("patient_id", "reference", pid)
         if form == 1:
-            line = self._json("cds.context", context={"patientId": pid, "userId": "Practitioner/example"})
+            line = self._json(
+                "cds.context", context={"patientId": pid, "userId": "Practitioner/example"}
+            )
             return Line(line).plant("patient_id", "context", pid)
         line = self._json("prior-auth.check", patient_id=pid, decision="approved")
         return Line(line).plant("patient_id", "json_key", pid)
@@ -571,7 +602,7 @@ class LabelledCorpus:
         at = self._tick().strftime("%d/%b/%Y:%H:%M:%S +0000")
         path = rng.choice(("/cds-services", f"/cds-services/{rng.choice(SERVICES)}", "/health"))
         return Line(
-            f'10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [{at}] '
+            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [{at}] "
             f'"POST {path} HTTP/1.1" {rng.choice((200, 200, 401, 412))} {rng.randint(80, 9000)} '
             f'"-" "Epic-Interconnect/10.2.{rng.randint(0, 9)}"'
         )
@@ -714,7 +745,7 @@ class LabelledCorpus:
                 "card generation failed",
                 level="error",
                 exception=(
-                    "Traceback (most recent call last):\n  File \"cards.py\", line "
+                    'Traceback (most recent call last):\n  File "cards.py", line '
                     f"{rng.randint(10, 400)}, in render\nKeyError: 'dosage'"
                 ),
                 hook_instance=str(uuid.uuid4()),

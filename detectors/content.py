@@ -44,6 +44,7 @@ from auditor.patterns import (
     Scope,
     normalize_key,
 )
+from auditor.patterns.keyed import value_of
 from auditor.patterns.library import ALL_KINDS
 from auditor.patterns.matches import Kind
 from auditor.patterns.shapes import SHAPE_KEYS
@@ -62,14 +63,20 @@ except ModuleNotFoundError:  # pragma: no cover - orjson comes with the fast ext
 
 TOKEN_KINDS: Final = frozenset(TokenKind)
 
-_PLAIN: Final = 0
-_STRUCTURAL: Final = 1
-_ALLOWED: Final = 2
+_PLAIN: Final = object()
+"""A key of no interest: its value is scanned like any other."""
+_SHAPE: Final = object()
+"""A member FHIR and JWK shapes are recognised by: the record is walked."""
+_ALLOWED: Final = object()
+"""An allowlisted key: its value is never examined."""
 _KEY_CACHE_LIMIT: Final = 4096
+_KNOWN_CLEAN_LIMIT: Final = 4096
+_MAX_KNOWN_CHARS: Final = 512
 
 _LIMIT_REASONS: Final = {
     "too_deep": DeadLetterReason.TOO_DEEP,
     "oversized": DeadLetterReason.OVERSIZED,
+    "too_many": DeadLetterReason.OVERSIZED,
 }
 
 
@@ -187,7 +194,8 @@ class ContentScanner:
         "_factory",
         "_flags",
         "_settings",
-        "_structural",
+        "_keyed",
+        "_known_clean",
         "_walker_keys",
         "config",
         "library",
@@ -205,6 +213,7 @@ class ContentScanner:
             max_string=config.max_string_chars,
             max_items=config.max_items,
             context_chars=config.context_chars,
+            min_confidence=config.min_confidence,
         )
         self._factory = FindingFactory(
             fingerprinter=fingerprinter,
@@ -215,10 +224,10 @@ class ContentScanner:
         )
         # Keys the walk judges by structure: sensitive keys (not the text-only FHIR member
         # names) and the members FHIR and JWK shapes are recognised by.
-        self._structural = frozenset(
-            n for n, r in self.library.keys.items() if r.scope is not Scope.TEXT
-        ) | frozenset(SHAPE_KEYS)
-        self._flags: dict[str, int] = {}
+        self._keyed = {n: r for n, r in self.library.keys.items() if r.scope is not Scope.TEXT}
+        self._flags: dict[str, object] = {}
+        # A memo, like re's cache: strings the rules found nothing in (bounded).
+        self._known_clean: set[str] = set()
         self._walker_keys: dict[str, object] = {}
 
     @property
@@ -250,21 +259,18 @@ class ContentScanner:
         so a caller can skip building a `ScanContext` (and finding the record's time).
         """
         try:
-            gatherer = Gatherer(self.library, self._settings, self._walker_keys)
             if isinstance(content, str):
-                self._gather_text(content, gatherer)
-            else:
-                strings: list[tuple[JsonPath, str]] = []
-                if self._flatten(content, (), 0, strings):
-                    self._gather_strings(strings, gatherer)
-                else:
-                    gatherer.walker().walk(content)
+                return self._gather_text(content)
+            texts: list[str] = []
+            if not self._flatten(content, 0, texts):
+                gatherer = self._gatherer()
+                gatherer.walker().walk(content)
+                return gatherer if gatherer.hits or gatherer.limits else None
+            return self._gather_strings(content, texts) if texts else None
         except Exception:  # noqa: BLE001 - a detector never raises on content (protocol)
-            gatherer = Gatherer(self.library, self._settings, self._walker_keys)
+            gatherer = self._gatherer()
             gatherer.limits.append("processing_error")
-        if not gatherer.hits and not gatherer.limits:
-            return None
-        return gatherer
+            return gatherer
 
     def outcome(self, gathered: Gatherer, context: ScanContext) -> ScanOutcome:
         """The second half of `examine`: findings from what `gather` found; never raises."""
@@ -289,49 +295,76 @@ class ContentScanner:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _gather_text(self, text: str, gatherer: Gatherer) -> None:
-        if len(text) > self.config.max_record_chars:
+    def _gatherer(self) -> Gatherer:
+        return Gatherer(self.library, self._settings, self._walker_keys)
+
+    def _gather_text(self, text: str) -> Gatherer | None:
+        limited = len(text) > self.config.max_record_chars
+        if limited:
             text = text[: self.config.max_record_chars]
-            gatherer.limits.append("oversized")
         groups = self.library.groups(text)
+        if not groups and not limited:
+            return None
+        gatherer = self._gatherer()
+        if limited:
+            gatherer.limits.append("oversized")
         if groups:
             gatherer.add_text(text, groups, None)
+        return gatherer if gatherer.hits or gatherer.limits else None
 
-    def _gather_strings(self, strings: list[tuple[JsonPath, str]], gatherer: Gatherer) -> None:
+    def _gather_strings(self, content: object, texts: list[str]) -> Gatherer | None:
         """A structure without keys or shapes to judge: its strings are all there is.
 
         One prefilter pass over all of them (the common, clean case ends here); the
         rules run only on the strings the prefilter points at. The walk would do the same,
-        at the cost of visiting the structure twice.
+        at the cost of visiting the structure twice. Paths are found only for strings
+        that hold something.
         """
-        if not strings:
-            return
-        texts = [text for _, text in strings]
-        found = self.library.prefilter.segments(texts)
+        known = self._known_clean
+        if known:
+            # Strings the rules already found clean (a FHIR search URL with ``?code=``,
+            # logged again and again) are blanked out: indexes must stay the same.
+            texts = [("" if text in known else text) for text in texts]
+        prefilter = self.library.prefilter
+        if not prefilter.quick("\n".join(texts)):
+            return None
+        found = prefilter.identify(texts)
         if not found:
-            return
+            return None
+        gatherer: Gatherer | None = None
+        paths: list[JsonPath] | None = None
         groups_for = self.library.groups_for
         for index, names in found.items():
             text = texts[index]
             groups = groups_for(text, names)
-            if groups:
-                gatherer.add_text(text, groups, strings[index][0])
+            if not groups:
+                if len(text) <= _MAX_KNOWN_CHARS:
+                    if len(known) >= _KNOWN_CLEAN_LIMIT:
+                        known.clear()
+                    known.add(text)
+                continue
+            if gatherer is None or paths is None:
+                gatherer = self._gatherer()
+                paths = []
+                self._paths(content, (), paths)
+            gatherer.add_text(text, groups, paths[index])
+        return gatherer if gatherer is not None and gatherer.hits else None
 
     def _flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
-        self, value: object, path: JsonPath, depth: int, out: list[tuple[JsonPath, str]]
+        self, value: object, depth: int, out: list[str]
     ) -> bool:
-        """Collect the strings of a parsed JSON value with their paths.
+        """Collect the strings of a parsed JSON value, in walk order.
 
         Returns False as soon as the walk is needed instead: a key or shape judged by
-        structure (sensitive keys, FHIR and JWK members, a header pair), or a value past
-        a limit (which the walk reports).
+        structure (sensitive keys whose value counts, FHIR and JWK members, a header
+        pair), or a value past a limit (which the walk reports).
         """
         kind = type(value)
         settings = self._settings
         if kind is str:
             if len(value) > settings.max_string:  # type: ignore[arg-type]
                 return False
-            out.append((path, value))  # type: ignore[arg-type]
+            out.append(value)  # type: ignore[arg-type]
             return True
         if kind is dict:
             if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
@@ -341,17 +374,17 @@ class ContentScanner:
                 flag = flags.get(key)
                 if flag is None:
                     flag = self._flag(key)
-                if flag == _STRUCTURAL:
-                    return False
-                if flag == _ALLOWED:
+                if flag is _ALLOWED:
                     continue
                 item_kind = type(item)
+                if flag is not _PLAIN and not (item_kind is str and self._plain_under(flag, item)):
+                    return False
                 if item_kind is str:
                     if len(item) > settings.max_string:
                         return False
-                    out.append(((*path, key), item))
+                    out.append(item)
                 elif (item_kind is dict or item_kind is list) and not self._flatten(
-                    item, (*path, key), depth + 1, out
+                    item, depth + 1, out
                 ):
                     return False
             return True
@@ -359,28 +392,55 @@ class ContentScanner:
             if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
                 return False
             items: list[object] = value  # type: ignore[assignment]
-            # A (name, value) pair, as in header lists: judged by the name.
-            if len(items) == 2 and type(items[0]) is str and self._flag(items[0]) == _STRUCTURAL:  # noqa: PLR2004
-                return False
-            for index, item in enumerate(items):
+            # A (name, value) pair, as in header lists, is judged by the name.
+            if len(items) == 2 and type(items[0]) is str:  # noqa: PLR2004
+                flag = self._flag(items[0])
+                if flag is not _PLAIN and flag is not _ALLOWED:
+                    if not (type(items[1]) is str and self._plain_under(flag, items[1])):
+                        return False
+            for item in items:
                 item_kind = type(item)
                 if item_kind is str or item_kind is dict or item_kind is list:
-                    if not self._flatten(item, (*path, index), depth + 1, out):
+                    if not self._flatten(item, depth + 1, out):
                         return False
             return True
         # Numbers, booleans and null hold nothing; anything else is not parsed JSON.
         return kind in _JSON_SCALARS
 
-    def _flag(self, key: object) -> int:
+    def _paths(self, value: object, path: JsonPath, out: list[JsonPath]) -> None:
+        """The paths of the strings `_flatten` collected, in the same order."""
+        if type(value) is str:
+            out.append(path)
+        elif type(value) is dict:
+            for key, item in value.items():  # type: ignore[attr-defined]
+                if self._flag(key) is not _ALLOWED:
+                    self._paths(item, (*path, key), out)
+        elif type(value) is list:
+            for index, item in enumerate(value):  # type: ignore[arg-type]
+                self._paths(item, (*path, index), out)
+
+    @staticmethod
+    def _plain_under(flag: object, text: str) -> bool:
+        """Whether a string under a sensitive key is judged like any other string.
+
+        As the walk does: a value that does not count under its key (a redacted
+        ``Bearer [REDACTED:jwt]``, a placeholder, a word under ``patient``) is scanned
+        as text; one that counts is reported by the walk.
+        """
+        return isinstance(flag, KeyRule) and value_of(flag.shape, text) is None
+
+    def _flag(self, key: object) -> object:
+        """How the walk judges a key: allowed, a shape's member, sensitive, or plain."""
         if not isinstance(key, str):
-            return _STRUCTURAL
+            return _SHAPE
         normal = normalize_key(key)
+        flag: object
         if normal in self._settings.allow:
             flag = _ALLOWED
-        elif normal in self._structural:
-            flag = _STRUCTURAL
+        elif normal in SHAPE_KEYS:
+            flag = _SHAPE
         else:
-            flag = _PLAIN
+            flag = self._keyed.get(normal, _PLAIN)
         if len(self._flags) >= _KEY_CACHE_LIMIT:
             self._flags.clear()
         self._flags[key] = flag

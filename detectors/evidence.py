@@ -15,13 +15,15 @@ is not a match and can appear in the excerpt. ``context_chars=0`` keeps only the
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 
 MAX_EVIDENCE_CHARS: Final = 1000
 """Below the `auditor.models.Finding` limit of 1024, with room for the ellipses."""
 
-_GLUED: Final = re.compile(r"[^\s\"'`,;<>()\[\]{}|]*+")
+_MAX_GLUE: Final = 64
+_GLUED: Final = re.compile(r"[^\s\"'`,;<>()\[\]{}|]{0,%d}+" % _MAX_GLUE)
 """What counts as glued to a match on its right: anything up to a space or delimiter."""
 _GLUED_LEFT: Final = re.compile(r"[^\s\"'`,;<>()\[\]{}|:=]*+$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -37,13 +39,16 @@ Span = tuple[int, int, str]
 """A sensitive span of a text: start, end, and the kind its marker names."""
 
 
-def _masked_spans(text: str, found: Iterable[Span]) -> list[Span]:
-    """Spans to replace, widened over glued characters, merged."""
+def mask(text: str, found: Iterable[Span]) -> list[Span]:
+    """The spans to replace in ``text``: widened over glued characters, merged, sorted.
+
+    Computed once per string; each excerpt of it then looks up the spans it shows.
+    """
     spans: list[Span] = []
     for first, last, kind in sorted(found):
         glued_right = _GLUED.match(text, last)
         end = glued_right.end() if glued_right is not None else last
-        glued_left = _GLUED_LEFT.search(text, max(0, first - 64), first)
+        glued_left = _GLUED_LEFT.search(text, max(0, first - _MAX_GLUE), first)
         start = glued_left.start() if glued_left is not None else first
         if spans and start <= spans[-1][1]:
             prev_start, prev_end, prev_kind = spans[-1]
@@ -53,34 +58,37 @@ def _masked_spans(text: str, found: Iterable[Span]) -> list[Span]:
     return spans
 
 
-def excerpt(text: str, target: Span, found: Iterable[Span], context_chars: int) -> str:
-    """The redacted excerpt of ``text`` around ``target``.
+def excerpt(text: str, masked: list[Span], at: int, context_chars: int) -> str:
+    """The redacted excerpt of ``text`` around the match starting at ``at``.
 
     Args:
         text: The string the match was found in.
-        target: The span the evidence is for.
-        found: Every sensitive span in ``text``, ``target`` included or not (each is
-            redacted where it shows).
+        masked: `mask` of every sensitive span in ``text`` (the match's included).
+        at: Where the match starts.
         context_chars: How many characters of context on each side, at most.
     """
-    spans = _masked_spans(text, [target, *found])
-    at = target[0]
-    own = next((s for s in spans if s[0] <= at < s[1]), spans[0])
-    lo = max(0, own[0] - context_chars)
-    hi = min(len(text), own[1] + context_chars)
-    # A masked span cut by the window's edge is shown whole, as its marker.
-    for start, end, _ in spans:
-        if start < lo < end:
-            lo = start
-        if start < hi < end:
-            hi = end
+    index = max(0, bisect_right(masked, (at, len(text) + 1, "")) - 1)
+    own_start, own_end, _ = masked[index]
+    if not own_start <= at < max(own_end, own_start + 1):
+        own_start, own_end = at, at
+    lo = max(0, own_start - context_chars)
+    hi = min(len(text), own_end + context_chars)
     if context_chars == 0:
-        lo, hi = own[0], own[1]
+        lo, hi = own_start, own_end
+    # Spans that show in the window: a few on each side of the match's own.
+    first = bisect_right(masked, (lo, -1, "")) - 1
+    shown = []
+    for start, end, kind in masked[max(0, first) :]:
+        if start >= hi:
+            break
+        if end <= lo:
+            continue
+        # A masked span cut by the window's edge is shown whole, as its marker.
+        lo, hi = min(lo, start), max(hi, end)
+        shown.append((start, end, kind))
     out: list[str] = [ELLIPSIS] if lo > 0 else []
     pos = lo
-    for start, end, kind in spans:
-        if end <= lo or start >= hi:
-            continue
+    for start, end, kind in shown:
         out.append(text[pos:start])
         out.append(marker(kind))
         pos = end

@@ -222,6 +222,11 @@ class FindingFactory:
             "safeguard": m.safeguard,
             "reference": TOKEN_REFERENCE if is_token else None,
             "facts": {k: v for k, v in facts.items() if _fact_ok(v)},
+            # Every field given, so that model_construct looks up no defaults.
+            "window_start": None,
+            "window_end": None,
+            "count": 1,
+            "revision": 0,
         }
 
     def _holds_credential(self, text: str) -> bool:

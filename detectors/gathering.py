@@ -14,13 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from auditor.patterns import Fact, FieldMatch, JsonPath, LimitReason, Walker
-from detectors.evidence import Span, excerpt, field_evidence
+from auditor.patterns import Fact, FieldMatch, JsonPath, LimitReason, Match, Walker
+from auditor.vocabulary import TokenKind
+from detectors.evidence import excerpt, field_evidence, mask
+from detectors.triage import is_documentation_jwt
 
 if TYPE_CHECKING:
     from auditor.patterns.library import Group, PatternLibrary
 
 PREFETCH_RULE: Final = "key.prefetch"
+MAX_HITS: Final = 256
+"""At most this many matches are reported from one record; a record with more (thousands
+of tokens in one line is an attack or a dump, not a log line) is only partly examined."""
 _MAX_LISTED: Final = 8
 _MAX_NAME_CHARS: Final = 64
 
@@ -43,11 +48,23 @@ class WalkSettings:
     max_string: int
     max_items: int
     context_chars: int
+    min_confidence: float
 
 
 def _listed(names: object) -> tuple[str, ...]:
     out = [n for n in names if isinstance(n, str) and len(n) <= _MAX_NAME_CHARS]  # type: ignore[attr-defined]
     return tuple(sorted(set(out))[:_MAX_LISTED])
+
+
+def worth_reporting(match: Match | FieldMatch, min_confidence: float) -> bool:
+    """Whether a match can become a finding: not a documentation value.
+
+    Well-known examples (SSN 078-05-1120, 555-01xx numbers, the jwt.io token) are matched
+    with low confidence or recognised by their claims; they are redacted, not reported.
+    """
+    if match.confidence < min_confidence:
+        return False
+    return not (match.kind == TokenKind.JWT and is_documentation_jwt(match.facts))
 
 
 def prefetch_facts(prefetch: object) -> dict[str, Fact]:
@@ -84,7 +101,7 @@ class Gatherer:
         self._settings = settings
         self._key_cache = key_cache
         self.hits: list[Hit] = []
-        self.limits: list[LimitReason] = []
+        self.limits: list[str] = []
 
     def walker(self) -> Walker:
         """A walker that reports to this gatherer."""
@@ -102,6 +119,8 @@ class Gatherer:
     def field(self, match: FieldMatch, original: object) -> object:
         """A whole value is sensitive: keep it, with a marker as evidence."""
         key = match.path[-1] if match.path else None
+        if not worth_reporting(match, self._settings.min_confidence) or self._full():
+            return original
         if match.rule == PREFETCH_RULE:
             match = replace(match, facts=prefetch_facts(original))
             self.hits.append(Hit(match, field_evidence(key, match.kind)))
@@ -113,6 +132,8 @@ class Gatherer:
 
     def report(self, match: FieldMatch) -> None:
         """A FHIR resource about a person."""
+        if self._full():
+            return
         key = match.path[-1] if match.path else None
         note = match.facts.get("resource_type")
         self.hits.append(
@@ -126,11 +147,15 @@ class Gatherer:
 
     def add_text(self, text: str, groups: list[Group], path: JsonPath | None) -> None:
         """Record the matches of ``groups`` in ``text`` (``path`` None: a text record)."""
-        spans: list[Span] = [(g.start, g.end, str(g.best.kind)) for g in groups]
+        masked = mask(text, [(g.start, g.end, str(g.best.kind)) for g in groups])
         context = self._settings.context_chars
         for group in groups:
             for m in group.members:
-                evidence = excerpt(text, (m.start, m.end, str(m.kind)), spans, context)
+                if self._full():
+                    return
+                if not worth_reporting(m, self._settings.min_confidence):
+                    continue
+                evidence = excerpt(text, masked, m.start, context)
                 found = FieldMatch(
                     path=path or (),
                     kind=m.kind,
@@ -142,6 +167,13 @@ class Gatherer:
                     confidence=m.confidence,
                 )
                 self.hits.append(Hit(found, evidence, text_record=path is None))
+
+    def _full(self) -> bool:
+        if len(self.hits) < MAX_HITS:
+            return False
+        if "too_many" not in self.limits:
+            self.limits.append("too_many")
+        return True
 
     def limit(self, path: JsonPath, reason: LimitReason, original: object) -> object:  # noqa: ARG002 - Visitor
         """A value past a limit: noted (the record is then only partly examined)."""

@@ -24,9 +24,8 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, NamedTuple
 
 from auditor.errors import InputError
 
@@ -42,9 +41,8 @@ ErrorHandler = Callable[[str, str], None]
 """Called with (path, message) for an input that cannot be read."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceLine:
-    """One line as read.
+class SourceLine(NamedTuple):
+    """One line as read (a tuple: one is made per line, so it is made cheaply).
 
     Attributes:
         path: The file it came from (``<stdin>`` for standard input).
