@@ -220,7 +220,7 @@ class LabelledCorpus:
 
     # --- planted: tokens ----------------------------------------------------------------
 
-    def _plant_jwt(self) -> Line:
+    def _plant_jwt(self) -> Line:  # noqa: PLR0911 - one return per form
         rng = self.rng
         expired = rng.random() < 0.2
         token = self.keys.jwt(self._now() - (900 if expired else 10))
@@ -331,7 +331,8 @@ class LabelledCorpus:
             return Line(line).plant("url_token", "query", token)
         if form == 1:
             line = self._text(
-                f"POST /oauth2/token body=grant_type=refresh_token&refresh_token={token}&client_id=ehr"
+                "POST /oauth2/token body=grant_type=refresh_token"
+                f"&refresh_token={token}&client_id=ehr"
             )
             return Line(line).plant("url_token", "form_body", token)
         if form == 2:
@@ -382,7 +383,8 @@ class LabelledCorpus:
         form = rng.randrange(4)
         if form == 0:
             line = self._text(
-                f"token endpoint call grant_type=client_credentials&client_id=cds&client_secret={secret}",
+                "token endpoint call grant_type=client_credentials&client_id=cds"
+                f"&client_secret={secret}",
                 "DEBUG",
             )
             return Line(line).plant("client_secret", "form_body", secret)
@@ -624,7 +626,8 @@ class LabelledCorpus:
         rng = self.rng
         return Line(
             self._text(
-                f"cache hit key=sha1:{_hex(rng, 40)} order_id=ORD-2026-{rng.randint(0, 999999):06d} "
+                f"cache hit key=sha1:{_hex(rng, 40)} "
+                f"order_id=ORD-2026-{rng.randint(0, 999999):06d} "
                 f"encounter=Encounter/{rng.randint(1000, 99999)} size={rng.randint(100, 10000)}"
             )
         )
@@ -646,7 +649,10 @@ class LabelledCorpus:
         return Line(
             self._json(
                 "fhir.search",
-                url=f"{FHIR_BASE}/Observation?code=http://loinc.org|8867-4&_count={rng.randint(1, 50)}",
+                url=(
+                    f"{FHIR_BASE}/Observation?code=http://loinc.org|8867-4"
+                    f"&_count={rng.randint(1, 50)}"
+                ),
                 status=200,
                 elapsed_ms=round(rng.uniform(5, 900), 1),
             )
@@ -732,7 +738,8 @@ class LabelledCorpus:
         rng = self.rng
         return Line(
             self._text(
-                f"trace_id={_hex(rng, 32)} span_id={_hex(rng, 16)} npi={rng.randint(10**9, 10**10 - 1)} "
+                f"trace_id={_hex(rng, 32)} span_id={_hex(rng, 16)} "
+                f"npi={rng.randint(10**9, 10**10 - 1)} "
                 f"oid=urn:oid:2.16.840.1.113883.3.{rng.randint(1, 9999)} asset=icon@2x.png "
                 f"build=v{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)}"
             )

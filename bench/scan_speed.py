@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cpu = None
     if hasattr(os, "sched_setaffinity"):
-        cpu = sorted(os.sched_getaffinity(0))[0]
+        cpu = min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})
     lines = LabelledCorpus(args.seed).build(args.lines, args.planted_share)
     rng = random.Random(args.seed)
@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours_cpu, n, findings = ours(corpus_path, args.rounds)
         rate = n / ours_cpu
         print(
-            f"auditor scan loop: {n:,} lines, {findings:,} findings, {ours_cpu:.2f}s CPU -> {rate:,.0f} lines/s"
+            f"auditor scan loop: {n:,} lines, {findings:,} findings, "
+            f"{ours_cpu:.2f}s CPU -> {rate:,.0f} lines/s"
         )
         cmd_cpu, cmd_wall = command(corpus_path, cpu)
         print(

@@ -27,11 +27,10 @@ else raises: an unexpected error inside the scan becomes a ``processing_error``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from auditor.errors import ConfigurationError, RejectedRecord
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
@@ -53,13 +52,13 @@ from auditor.redaction.config import DEFAULT_ALLOW_KEYS
 from auditor.vocabulary import DeadLetterReason, DetectorName, TokenKind
 from detectors.baseline import Baseline, key_id_of, key_mismatch_message
 from detectors.findings import FindingFactory
-from detectors.gathering import Gatherer, Hit, WalkSettings
+from detectors.gathering import Gatherer, WalkSettings
 from detectors.triage import JkuAllowlist
 
 try:
     from orjson import loads as _json_loads
 except ModuleNotFoundError:  # pragma: no cover - orjson comes with the fast extra
-    _json_loads = json.loads
+    from json import loads as _json_loads  # type: ignore[assignment]
 
 TOKEN_KINDS: Final = frozenset(TokenKind)
 
@@ -134,7 +133,7 @@ class ContentConfig:
         others = {key_id_of(fp) for fp in self.allow_fingerprints} - {key_id}
         if others:
             raise ConfigurationError(
-                key_mismatch_message("the fingerprint allowlist", sorted(others)[0], key_id)
+                key_mismatch_message("the fingerprint allowlist", min(others), key_id)
             )
         if self.baseline is not None:
             self.baseline.require_key(key_id)
@@ -193,9 +192,9 @@ class ContentScanner:
     __slots__ = (
         "_factory",
         "_flags",
-        "_settings",
         "_keyed",
         "_known_clean",
+        "_settings",
         "_walker_keys",
         "config",
         "library",
@@ -393,16 +392,14 @@ class ContentScanner:
                 return False
             items: list[object] = value  # type: ignore[assignment]
             # A (name, value) pair, as in header lists, is judged by the name.
-            if len(items) == 2 and type(items[0]) is str:  # noqa: PLR2004
-                flag = self._flag(items[0])
-                if flag is not _PLAIN and flag is not _ALLOWED:
-                    if not (type(items[1]) is str and self._plain_under(flag, items[1])):
-                        return False
+            if len(items) == 2 and type(items[0]) is str and not self._plain_pair(items):  # noqa: PLR2004
+                return False
             for item in items:
                 item_kind = type(item)
-                if item_kind is str or item_kind is dict or item_kind is list:
-                    if not self._flatten(item, depth + 1, out):
-                        return False
+                if (item_kind is str or item_kind is dict or item_kind is list) and not (
+                    self._flatten(item, depth + 1, out)
+                ):
+                    return False
             return True
         # Numbers, booleans and null hold nothing; anything else is not parsed JSON.
         return kind in _JSON_SCALARS
@@ -412,12 +409,20 @@ class ContentScanner:
         if type(value) is str:
             out.append(path)
         elif type(value) is dict:
-            for key, item in value.items():  # type: ignore[attr-defined]
+            for key, item in value.items():
                 if self._flag(key) is not _ALLOWED:
                     self._paths(item, (*path, key), out)
         elif type(value) is list:
-            for index, item in enumerate(value):  # type: ignore[arg-type]
+            for index, item in enumerate(value):
                 self._paths(item, (*path, index), out)
+
+    def _plain_pair(self, pair: list[object]) -> bool:
+        """Whether a (name, value) pair holds nothing its name makes sensitive."""
+        flag = self._flag(pair[0])
+        if flag is _PLAIN or flag is _ALLOWED:
+            return True
+        value = pair[1]
+        return isinstance(value, str) and self._plain_under(flag, value)
 
     @staticmethod
     def _plain_under(flag: object, text: str) -> bool:

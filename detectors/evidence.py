@@ -23,7 +23,7 @@ MAX_EVIDENCE_CHARS: Final = 1000
 """Below the `auditor.models.Finding` limit of 1024, with room for the ellipses."""
 
 _MAX_GLUE: Final = 64
-_GLUED: Final = re.compile(r"[^\s\"'`,;<>()\[\]{}|]{0,%d}+" % _MAX_GLUE)
+_GLUED: Final = re.compile(rf"[^\s\"'`,;<>()\[\]{{}}|]{{0,{_MAX_GLUE}}}+")
 """What counts as glued to a match on its right: anything up to a space or delimiter."""
 _GLUED_LEFT: Final = re.compile(r"[^\s\"'`,;<>()\[\]{}|:=]*+$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")

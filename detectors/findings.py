@@ -18,7 +18,7 @@ from auditor.fingerprints import Fingerprinter
 from auditor.models import Finding, finding_id
 from auditor.patterns import Fact, FieldMatch, PatternLibrary
 from auditor.protocols import ScanContext
-from auditor.vocabulary import DetectorName, PhiKind, SafeHarbor, Severity, TokenKind
+from auditor.vocabulary import DetectorName, PhiKind, SafeHarbor, TokenKind
 from detectors.baseline import Baseline
 from detectors.evidence import marker
 from detectors.gathering import Hit
@@ -58,14 +58,17 @@ NAMES: Final[Mapping[str, str]] = {
 }
 """What a title calls each kind."""
 
-TOKEN_REFERENCE: Final = "CDS Hooks security best practices: never log JWTs or access tokens"
+TOKEN_REFERENCE: Final = "CDS Hooks best practices: never log JWTs or tokens"  # noqa: S105 - prose
 
 _CDS_PARENTS: Final = ("fhirAuthorization", "prefetch", "context")
 
 
 def cds_hooks_member(path: tuple[str | int, ...]) -> str | None:
-    """Where in a CDS Hooks request a value sat: ``fhirAuthorization.access_token``,
-    ``context.patientId``, ``prefetch.patient``; ``None`` elsewhere."""
+    """Where in a CDS Hooks request a value sat, if it did.
+
+    ``fhirAuthorization.access_token``, ``context.patientId``, ``prefetch.patient``;
+    ``None`` elsewhere.
+    """
     for index, part in enumerate(path):
         if part in _CDS_PARENTS:
             rest = path[index + 1 : index + 2]
@@ -151,11 +154,11 @@ class FindingFactory:
             if built is _SUPPRESSED:
                 suppressed += 1
                 continue
-            fid = built["finding_id"]
-            if fid in seen:  # type: ignore[comparison-overlap]
+            fid = str(built["finding_id"])
+            if fid in seen:
                 continue
-            seen.add(fid)  # type: ignore[arg-type]
-            fields.append(built)  # type: ignore[arg-type]
+            seen.add(fid)
+            fields.append(built)
         if fields and self._holds_credential("\n".join(t for f in fields for t in _texts(f))):
             for f in fields:
                 self._scrub(f)
@@ -163,7 +166,7 @@ class FindingFactory:
 
     def _fields(  # noqa: C901 - one decision after the other
         self, hit: Hit, context: ScanContext, observed_at: datetime
-    ) -> dict[str, object] | object | None:
+    ) -> dict[str, object] | None:
         m: FieldMatch = hit.match
         if m.confidence < self._min_confidence:
             return None
@@ -186,14 +189,11 @@ class FindingFactory:
         where = None if hit.text_record else cds_hooks_member(m.path)
         if where is not None:
             facts["cds_hooks"] = where
-        if is_token:
-            severity = token_severity(kind, m.rule, facts)
-        else:
-            severity = phi_severity(kind)
+        severity = token_severity(kind, m.rule, facts) if is_token else phi_severity(kind)
         if m.confidence < 1.0:
             severity = lowered(severity)
         if hit.text_record:
-            assert m.span is not None  # noqa: S101 - text hits always carry a span
+            assert m.span is not None
             location = f"chars {m.span[0]}-{m.span[1]}"
         else:
             location = _clip(m.location, MAX_LOCATION)
@@ -250,7 +250,8 @@ class FindingFactory:
             f["client_iss"] = None
 
 
-_SUPPRESSED: Final = object()
+_SUPPRESSED: Final[dict[str, object]] = {}
+"""What `FindingFactory._fields` returns for a suppressed finding (compared by identity)."""
 
 
 def _fact_ok(value: Fact) -> bool:

@@ -3,17 +3,17 @@
 Kinds (stable), each with the HIPAA Safe Harbor category (45 CFR 164.514(b)(2)) its
 findings carry as ``safeguard``:
 
-| kind | what | Safe Harbor |
-|---|---|---|
-| ``ssn`` | SSA numbering rules (area, group, serial); FHIR ``us-ssn`` identifiers | G |
-| ``mrn`` | next to "MRN"/"medical record"; FHIR ``identifier`` of type ``MR`` | H |
-| ``dob`` | by key or keyword, FHIR ``birthDate``; a timestamp alone is not a DOB | C |
-| ``phone`` | NANP validity; FHIR ``telecom`` (fax: E) | D |
-| ``email`` | addresses (file names like ``icon@2x.png`` are not) | F |
-| ``person_name`` | FHIR ``HumanName``; after "patient", "name:" and name keys | A |
-| ``street_address`` | FHIR ``Address``; number, street and suffix | B |
-| ``fhir_resource`` | a Patient, RelatedPerson, Person or Practitioner resource; CDS Hooks ``prefetch``; other identifiers (licence I/K, account J) | R (or I, J, K) |
-| ``patient_id`` | CDS Hooks ``context.patientId``, ``fhirAuthorization.patient``, ``Patient/<id>``, a Patient's ``id`` | R |
+- ``ssn`` (G): SSA numbering rules (area, group, serial); FHIR ``us-ssn`` identifiers.
+- ``mrn`` (H): next to "MRN" or "medical record"; FHIR ``identifier`` of type ``MR``.
+- ``dob`` (C): by key or keyword, FHIR ``birthDate``; a timestamp alone is not a DOB.
+- ``phone`` (D; fax E): NANP validity; FHIR ``telecom``.
+- ``email`` (F): addresses (file names like ``icon@2x.png`` are not).
+- ``person_name`` (A): FHIR ``HumanName``; after "patient", "name:" and name keys.
+- ``street_address`` (B): FHIR ``Address``; number, street and suffix.
+- ``fhir_resource`` (R; licences K, plans I, accounts J): a Patient, RelatedPerson,
+  Person or Practitioner resource; a CDS Hooks ``prefetch``; other identifiers.
+- ``patient_id`` (R): CDS Hooks ``context.patientId``, ``fhirAuthorization.patient``,
+  ``Patient/<id>`` references, a Patient's ``id``.
 
 Severity (`detectors.triage.phi_severity`): ``high`` for SSNs and whole person
 resources or prefetch data; ``medium`` for one direct identifier; ``low`` for a patient's

@@ -41,10 +41,10 @@ def is_documentation_jwt(facts: Mapping[str, Fact]) -> bool:
 
 
 def alg_class(alg: str) -> str:
-    """``none``, ``symmetric`` (HMAC, AES key wrap, ``dir``, PBES2), ``asymmetric`` or ``unknown``."""
+    """``none``, ``symmetric`` (HMAC, AES key wrap, ``dir``, PBES2), ``asymmetric``, ``unknown``."""
     if alg.lower() == ALG_NONE:
         return ALG_NONE
-    if alg.startswith("HS") or alg in _SYMMETRIC_JWE or alg.startswith(_SYMMETRIC_JWE_PREFIXES):
+    if alg in _SYMMETRIC_JWE or alg.startswith(("HS", *_SYMMETRIC_JWE_PREFIXES)):
         return ALG_SYMMETRIC
     if alg.startswith(_ASYMMETRIC_PREFIXES):
         return ALG_ASYMMETRIC

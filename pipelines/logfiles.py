@@ -42,12 +42,12 @@ ErrorHandler = Callable[[str, str], None]
 
 
 class SourceLine(NamedTuple):
-    """One line as read (a tuple: one is made per line, so it is made cheaply).
+    r"""One line as read (a tuple: one is made per line, so it is made cheaply).
 
     Attributes:
         path: The file it came from (``<stdin>`` for standard input).
         number: 1-based line number within that file.
-        data: The line's bytes without its ending (``\\n`` or ``\\r\\n``).
+        data: The line's bytes without its ending (``\n`` or ``\r\n``).
         truncated: The line was longer than the source's limit; ``data`` is its start.
     """
 
@@ -104,14 +104,14 @@ class LogFiles:
             if path == STDIN:
                 yield path
                 continue
-            if os.path.isdir(path):
+            if Path(path).is_dir():
                 for root, dirs, names in os.walk(path, onerror=self._walk_error):
                     dirs.sort()
                     for name in sorted(names):
-                        full = os.path.join(root, name)
-                        if os.path.isfile(full):
-                            yield full
-            elif os.path.exists(path):
+                        full = Path(root, name)
+                        if full.is_file():
+                            yield str(full)
+            elif Path(path).exists():
                 yield path
             else:
                 self._error(path, "no such file or directory")
@@ -149,7 +149,7 @@ class LogFiles:
             buffered = stack.enter_context(io.BufferedReader(io.FileIO(Path(path), "rb"), _BUFFER))
         if buffered.peek(2)[:2] == _GZIP_MAGIC:
             unzipped = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
-            return stack.enter_context(io.BufferedReader(unzipped, _BUFFER))  # type: ignore[arg-type]
+            return stack.enter_context(io.BufferedReader(unzipped, _BUFFER))
         return buffered
 
     def _lines(self, stream: IO[bytes], name: str) -> Iterator[SourceLine]:

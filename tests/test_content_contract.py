@@ -74,7 +74,7 @@ ODD = [
 @pytest.mark.parametrize("make", DETECTORS)
 def test_detectors_are_content_detectors(make) -> None:
     detector = make()
-    assert isinstance(detector, ContentDetector) or isinstance(detector, ContentScanner)
+    assert isinstance(detector, ContentDetector | ContentScanner)
 
 
 @pytest.mark.parametrize("make", DETECTORS)

@@ -103,7 +103,11 @@ NEGATIVES = [
     # A FHIR search with a LOINC code is not an OAuth code.
     "GET /fhir/Observation?code=http://loinc.org|8867-4&_count=10",
     # The jwt.io documentation token.
-    "example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    (
+        "example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ."
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    ),
     # Versions and timestamps.
     {"version": "10.2.4", "build": "2026.11.28-3", "at": "2026-11-28T10:00:00Z"},
 ]

@@ -93,13 +93,15 @@ def test_rewriting_a_baseline_keeps_the_earliest_first_seen() -> None:
         ('{"version": 2}', "not a version 1 baseline"),
         ('{"version": 1, "entries": []}', "lacks fingerprint_key_id"),
         (
-            '{"version": 1, "fingerprint_key_id": "k1", "entries": [{"detector": "x", "fingerprint": "k1:zz"}]}',
+            (
+                '{"version": 1, "fingerprint_key_id": "k1", '
+                '"entries": [{"detector": "x", "fingerprint": "k1:zz"}]}'
+            ),
             "malformed fingerprint",
         ),
         (
-            '{"version": 1, "fingerprint_key_id": "k1", "entries": [{"detector": "x", "fingerprint": "k2:'
-            + "0" * 32
-            + '"}]}',
+            '{"version": 1, "fingerprint_key_id": "k1", '
+            '"entries": [{"detector": "x", "fingerprint": "k2:' + "0" * 32 + '"}]}',
             "another key",
         ),
     ],

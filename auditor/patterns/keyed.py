@@ -34,6 +34,19 @@ def _digits(text: str) -> str:
 _AUTH_SCHEME: Final = re.compile(r"(?i:bearer|basic|digest|negotiate|token|jwt|dpop)[ \t]+")
 
 
+def _placeholder_header(text: str) -> bool:
+    """Whether a header value is a scheme and a placeholder, not a credential.
+
+    ``Bearer [REDACTED:jwt]`` is a redacted header and ``Bearer <token> (see docs)`` a
+    placeholder: the word after the scheme is judged.
+    """
+    scheme = _AUTH_SCHEME.match(text)
+    if scheme is None:
+        return False
+    rest = text[scheme.end() :]
+    return is_placeholder(rest) or is_placeholder(rest.split(None, 1)[0] if rest else rest)
+
+
 def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one case per shape
     """The normalized value when ``value`` counts under a key of ``shape``, else ``None``.
 
@@ -41,14 +54,7 @@ def value_of(shape: ValueShape, value: str) -> str | None:  # noqa: C901 - one c
     numbers, lower case for e-mail, so ``536-22-8714`` and ``536228714`` correlate.
     """
     text = value.strip()
-    scheme = _AUTH_SCHEME.match(text) if shape is ValueShape.HEADER else None
-    # "Bearer [REDACTED:jwt]" is a redacted header and "Bearer <token> (see docs)" a
-    # placeholder, not a credential: judge the word after the scheme.
-    if scheme is not None:
-        rest = text[scheme.end() :]
-        if is_placeholder(rest) or is_placeholder(rest.split(None, 1)[0] if rest else rest):
-            return None
-    if is_placeholder(text):
+    if (shape is ValueShape.HEADER and _placeholder_header(text)) or is_placeholder(text):
         return None
     result: str | None
     match shape:
@@ -180,7 +186,7 @@ class KeyedRule:
                 yield found
                 pos = max(pos, found.end)
 
-    def _value(self, rule: KeyRule, text: str, at: int) -> Match | None:  # noqa: PLR0911 - each exit is a reason to reject
+    def _value(self, rule: KeyRule, text: str, at: int) -> Match | None:  # noqa: C901, PLR0911 - each exit is a reason to reject
         vm = None
         if rule.shape is ValueShape.HEADER:
             vm = HEADER_VALUE_RE.match(text, at)

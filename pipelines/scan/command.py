@@ -229,7 +229,7 @@ def scan_lines(
             at = record_time(content) or default_time
             outcome = outcome_of(gathered, ScanContext(origin=line.origin, observed_at=at))
             where = Where(line.path, line.number, isinstance(content, str))
-            _record(where, outcome, report, summary, min_severity, baseline)
+            _record(where, outcome, report, summary, min_severity=min_severity, baseline=baseline)
         if line.truncated and (gathered is None or not gathered.limits):
             _partial(summary, line.path, line.number, "oversized")
         if progress is not None and count & 0xFFF == 0:
@@ -244,6 +244,7 @@ def _record(
     outcome: ScanOutcome,
     report: Report,
     summary: Summary,
+    *,
     min_severity: Severity,
     baseline: BaselineBuilder | None,
 ) -> None:
@@ -290,8 +291,7 @@ def _print_summary(summary: Summary, elapsed: float) -> None:
     sys.stderr.write("; ".join(parts) + f"; {elapsed:.1f}s, {rate:,.0f} lines/s\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Scan the paths (or stdin) and report."""
+def _fingerprinter(args: argparse.Namespace) -> Fingerprinter:
     fingerprinter = Fingerprinter.from_environment(warn=not args.quiet)
     if args.write_baseline and fingerprinter.ephemeral:
         raise ConfigurationError(
@@ -299,6 +299,21 @@ def run(args: argparse.Namespace) -> int:
             "ephemeral key can never match a later run; set AUDITOR_FINGERPRINT_KEY or "
             "AUDITOR_FINGERPRINT_KEY_FILE"
         )
+    return fingerprinter
+
+
+def _output(args: argparse.Namespace) -> IO[str]:
+    if not args.output:
+        return sys.stdout
+    try:
+        return Path(args.output).open("w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {args.output}: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scan the paths (or stdin) and report."""
+    fingerprinter = _fingerprinter(args)
     config = _config(args, fingerprinter)
     scanner = ContentScanner(config)
     default_time = _default_time(args.default_time)
@@ -312,14 +327,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"auditor scan: error: cannot read {path}: {message}\n")
 
     source = LogFiles(args.paths, on_error=on_error)
-    out: IO[str]
-    if args.output:
-        try:
-            out = Path(args.output).open("w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise ConfigurationError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
-        out = sys.stdout
+    out = _output(args)
     started = time.perf_counter()
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
     try:
