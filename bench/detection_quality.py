@@ -25,7 +25,7 @@ Also checks that no finding, in any field, holds a planted raw value. Targets: e
 kind recall and precision >= 99.5%; SSN, e-mail, phone, MRN, DOB recall >= 98% and
 precision >= 97%; person names in FHIR resources recall >= 99% (in free text: measured).
 
-    .venv/bin/python bench/detection_quality.py [--lines 100000] [--planted-share 0.12]
+    .venv/bin/python bench/detection_quality.py [--lines 200000] [--planted-share 0.06]
         [--sample 5000] [--presidio-sample 2000] [--seed 2026]
 """
 
@@ -225,8 +225,8 @@ def table(
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - a report, top to bottom
     """Build the corpus, score every tool, print the tables and the verdicts."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--planted-share", type=float, default=0.12)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--planted-share", type=float, default=0.06)
     parser.add_argument("--sample", type=int, default=5000, help="lines for detect-secrets")
     parser.add_argument("--presidio-sample", type=int, default=2000, help="lines for Presidio")
     parser.add_argument("--seed", type=int, default=2026)

@@ -17,7 +17,7 @@ CPU time, not wall time: the machine is shared, and other processes' load should
 count. The ratios are printed last. Targets: at least 50,000 lines/s, at least 30x
 detect-secrets.
 
-    .venv/bin/python bench/scan_speed.py [--lines 100000] [--planted-share 0.12]
+    .venv/bin/python bench/scan_speed.py [--lines 200000] [--planted-share 0.06]
         [--sample 3000] [--presidio-sample 1000] [--rounds 3]
 """
 
@@ -92,8 +92,8 @@ def command(path: Path, cpu: int | None) -> tuple[float, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build, measure, print the rates and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--planted-share", type=float, default=0.12)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--planted-share", type=float, default=0.06)
     parser.add_argument("--sample", type=int, default=3000, help="lines for detect-secrets")
     parser.add_argument("--presidio-sample", type=int, default=1000, help="lines for Presidio")
     parser.add_argument("--rounds", type=int, default=3)

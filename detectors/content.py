@@ -27,7 +27,7 @@ else raises: an unexpected error inside the scan becomes a ``processing_error``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -70,6 +70,7 @@ _ALLOWED: Final = object()
 """An allowlisted key: its value is never examined."""
 _KEY_CACHE_LIMIT: Final = 4096
 _KNOWN_CLEAN_LIMIT: Final = 4096
+_MIN_KNOWN_CHARS: Final = 1
 _MAX_KNOWN_CHARS: Final = 512
 
 _LIMIT_REASONS: Final = {
@@ -337,10 +338,7 @@ class ContentScanner:
             text = texts[index]
             groups = groups_for(text, names)
             if not groups:
-                if len(text) <= _MAX_KNOWN_CHARS:
-                    if len(known) >= _KNOWN_CLEAN_LIMIT:
-                        known.clear()
-                    known.add(text)
+                self._remember((text,))
                 continue
             if gatherer is None or paths is None:
                 gatherer = self._gatherer()
@@ -348,6 +346,15 @@ class ContentScanner:
                 self._paths(content, (), paths)
             gatherer.add_text(text, groups, paths[index])
         return gatherer if gatherer is not None and gatherer.hits else None
+
+    def _remember(self, texts: Iterable[str]) -> None:
+        """Note strings that hold nothing; short ones are not worth a lookup."""
+        known = self._known_clean
+        for text in texts:
+            if _MIN_KNOWN_CHARS <= len(text) <= _MAX_KNOWN_CHARS:
+                if len(known) >= _KNOWN_CLEAN_LIMIT:
+                    known.clear()
+                known.add(text)
 
     def _flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
         self, value: object, depth: int, out: list[str]
