@@ -193,3 +193,8 @@ def test_evidence_is_cut_around_the_match_and_says_so() -> None:
     text = "x" * 100 + " ssn 536-22-8714 " + "y" * 100
     (finding,) = scanner(context_chars=8).scan(text, context())
     assert finding.evidence == "…xxx ssn [REDACTED:ssn] yyyyyyy…"
+
+
+def test_mrn_inside_a_base64_word_is_not_a_keyword() -> None:
+    # "mRN" at the start of a base64 etag once read as the keyword "MRN" plus a value.
+    assert scanner().scan({"etag": 'W/"mRNITsFtRVO8MQN1"'}, context()) == []

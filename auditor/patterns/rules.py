@@ -647,7 +647,9 @@ EMAIL_RULE: Final = TextRule(
 )
 
 MRN_RE: Final = re.compile(
-    r"(?<![A-Za-z0-9])(?i:mrn|mr[ ]?\#|medical[ _-]record(?:[ _-](?:number|no\.?|num|\#))?)"
+    # The keyword ends a word: "mRNITsF…" in a base64 etag is no MRN, "MRN00482913" is.
+    r"(?<![A-Za-z0-9])(?i:mrn(?![A-Za-z])|mr[ ]?\#"
+    r"|medical[ _-]record(?:[ _-](?:number|no\.?|num|\#))?)"
     r"[\"']?[ \t]{0,3}+[:=\#]?[ \t]{0,3}+[\"']?(?P<mrn>[A-Za-z0-9][A-Za-z0-9-]{2,24}+)"
 )
 
