@@ -54,6 +54,7 @@ from detectors.baseline import Baseline, key_id_of, key_mismatch_message
 from detectors.findings import FindingFactory
 from detectors.gathering import Gatherer, WalkSettings
 from detectors.triage import JkuAllowlist
+from detectors.triggers import TriggerSearch
 
 try:
     from orjson import loads as _json_loads
@@ -196,6 +197,7 @@ class ContentScanner:
         "_keyed",
         "_known_clean",
         "_settings",
+        "_triggers",
         "_walker_keys",
         "config",
         "library",
@@ -207,6 +209,7 @@ class ContentScanner:
         config.validate(fingerprinter.key_id)
         self.config = config
         self.library = PatternLibrary(keys=config.keys, kinds=config.kinds)
+        self._triggers = TriggerSearch(self.library)
         self._settings = WalkSettings(
             allow=frozenset(normalize_key(k) for k in config.allow_keys),
             max_depth=config.max_depth,
@@ -302,7 +305,8 @@ class ContentScanner:
         limited = len(text) > self.config.max_record_chars
         if limited:
             text = text[: self.config.max_record_chars]
-        groups = self.library.groups(text)
+        names = self._triggers.rules(text)
+        groups = self.library.groups_for(text, names) if names else []
         if not groups and not limited:
             return None
         gatherer = self._gatherer()
@@ -325,10 +329,7 @@ class ContentScanner:
             # Strings the rules already found clean (a FHIR search URL with ``?code=``,
             # logged again and again) are blanked out: indexes must stay the same.
             texts = [("" if text in known else text) for text in texts]
-        prefilter = self.library.prefilter
-        if not prefilter.quick("\n".join(texts)):
-            return None
-        found = prefilter.identify(texts)
+        found = self._triggers.segments(texts)
         if not found:
             return None
         gatherer: Gatherer | None = None
