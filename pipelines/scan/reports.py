@@ -53,6 +53,18 @@ _DIM: Final = "\x1b[2m"
 _RESET: Final = "\x1b[0m"
 
 
+try:
+    import orjson
+
+    def _dumps(value: object) -> str:
+        return orjson.dumps(value).decode()
+
+except ModuleNotFoundError:  # pragma: no cover - orjson comes with the pipeline extra
+
+    def _dumps(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+
 def tool_version() -> str:
     """The installed version of this package."""
     try:
@@ -169,7 +181,7 @@ class JsonlReport:
 
     def add(self, where: Where, finding: Finding) -> None:
         """Write one finding."""
-        self._out.write(json.dumps(finding_record(where, finding), ensure_ascii=False) + "\n")
+        self._out.write(_dumps(finding_record(where, finding)) + "\n")
 
     def close(self, summary: Summary) -> None:  # noqa: ARG002 - JSON Lines has no trailer
         """Flush."""
@@ -244,7 +256,7 @@ class SarifReport:
                 "facts": finding.facts,
             },
         }
-        self._out.write(("" if self._first else ",\n") + json.dumps(result, ensure_ascii=False))
+        self._out.write(("" if self._first else ",\n") + _dumps(result))
         self._first = False
 
     def _rule(self, rule_id: str, example: Finding, worst: Severity) -> dict[str, Any]:
