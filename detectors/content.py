@@ -376,24 +376,29 @@ class ContentScanner:
         if kind is dict:
             if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
                 return False
-            flags = self._flags
+            flags_get = self._flags.get
+            max_string = settings.max_string
+            append = out.append
             for key, item in value.items():  # type: ignore[attr-defined]
-                flag = flags.get(key)
+                flag = flags_get(key)
                 if flag is None:
                     flag = self._flag(key)
                 if flag is _ALLOWED:
                     continue
                 item_kind = type(item)
-                if flag is not _PLAIN and not (item_kind is str and self._plain_under(flag, item)):
-                    return False
                 if item_kind is str:
-                    if len(item) > settings.max_string:
+                    if len(item) > max_string or (
+                        flag is not _PLAIN and not self._plain_under(flag, item)
+                    ):
                         return False
-                    out.append(item)
-                elif (item_kind is dict or item_kind is list) and not self._flatten(
-                    item, depth + 1, out
-                ):
+                    append(item)
+                elif flag is not _PLAIN:
                     return False
+                elif item_kind is dict or item_kind is list:
+                    if not self._flatten(item, depth + 1, out):
+                        return False
+                elif item_kind not in _JSON_SCALARS:
+                    return False  # a tuple, bytes, an object: the walk knows them
             return True
         if kind is list:
             if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
@@ -404,9 +409,10 @@ class ContentScanner:
                 return False
             for item in items:
                 item_kind = type(item)
-                if (item_kind is str or item_kind is dict or item_kind is list) and not (
-                    self._flatten(item, depth + 1, out)
-                ):
+                if item_kind is str or item_kind is dict or item_kind is list:
+                    if not self._flatten(item, depth + 1, out):
+                        return False
+                elif item_kind not in _JSON_SCALARS:
                     return False
             return True
         # Numbers, booleans and null hold nothing; anything else is not parsed JSON.

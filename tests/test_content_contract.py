@@ -186,3 +186,25 @@ def test_a_generated_ssn_under_a_key_is_found_and_never_repeated(area, group, se
     findings = scanner().scan({"ssn" if key == "memberSsn" else key: ssn}, context())
     assert [f.kind for f in findings] == ["ssn"]
     assert ssn not in dumped(findings)
+
+
+class _Opaque:
+    """An object a service put in an event; renderers print its repr."""
+
+    def __repr__(self) -> str:
+        return "Session(ssn=536-22-8714)"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ("authorization", "Bearer mF_9.B5f-4.1JqMxR2vT8kLp3Zq"),  # a tuple (header pair)
+        b"ssn 536-22-8714",  # bytes
+        _Opaque(),  # an object, scanned as its repr
+    ],
+    ids=["tuple", "bytes", "object"],
+)
+def test_python_values_in_a_structure_are_examined_like_the_redactor_does(value) -> None:
+    # Structures from the pipeline (an event's attributes) hold more than parsed JSON.
+    findings = scanner().scan({"attributes": {"x": value}}, context())
+    assert findings, value
