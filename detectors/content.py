@@ -37,6 +37,7 @@ from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.models import Finding
 from auditor.patterns import (
     DEFAULT_KEY_RULES,
+    FieldMatch,
     JsonPath,
     KeyRule,
     PatternLibrary,
@@ -265,11 +266,12 @@ class ContentScanner:
             if isinstance(content, str):
                 return self._gather_text(content)
             texts: list[str] = []
-            if not self._flatten(content, 0, texts):
+            keyed: dict[int, KeyRule] = {}
+            if not self._flatten(content, 0, texts, keyed):
                 gatherer = self._gatherer()
                 gatherer.walker().walk(content)
                 return gatherer if gatherer.hits or gatherer.limits else None
-            return self._gather_strings(content, texts) if texts else None
+            return self._gather_strings(content, texts, keyed) if texts else None
         except Exception:  # noqa: BLE001 - a detector never raises on content (protocol)
             gatherer = self._gatherer()
             gatherer.limits.append("processing_error")
@@ -316,37 +318,67 @@ class ContentScanner:
             gatherer.add_text(text, groups, None)
         return gatherer if gatherer.hits or gatherer.limits else None
 
-    def _gather_strings(self, content: object, texts: list[str]) -> Gatherer | None:
-        """A structure without keys or shapes to judge: its strings are all there is.
+    def _gather_strings(
+        self, content: object, texts: list[str], keyed: dict[int, KeyRule]
+    ) -> Gatherer | None:
+        """A structure without shapes to judge: its strings are all there is.
 
-        One prefilter pass over all of them (the common, clean case ends here); the
-        rules run only on the strings the prefilter points at. The walk would do the same,
-        at the cost of visiting the structure twice. Paths are found only for strings
-        that hold something.
+        Values under sensitive keys that count (``keyed``, by index) are reported whole,
+        as the walk reports them. The other strings go through one prefilter pass (the
+        common, clean case ends here); the rules run only on the strings it points at.
+        The walk would do the same, at the cost of visiting the structure twice. Paths
+        are found only for a record that holds something.
         """
         known = self._known_clean
-        if known:
-            # Strings the rules already found clean (a FHIR search URL with ``?code=``,
-            # logged again and again) are blanked out: indexes must stay the same.
-            texts = [("" if text in known else text) for text in texts]
-        found = self._triggers.segments(texts)
-        if not found:
+        if known or keyed:
+            # Keyed values are not scanned as text; strings the rules already found clean
+            # (a FHIR search URL with ``?code=``, logged again and again) are not looked
+            # at twice. Both are blanked out, so indexes stay those of ``texts``.
+            scanned = [
+                "" if (index in keyed or text in known) else text
+                for index, text in enumerate(texts)
+            ]
+        else:
+            scanned = texts
+        found = self._triggers.segments(scanned)
+        if not found and not keyed:
             return None
-        gatherer: Gatherer | None = None
-        paths: list[JsonPath] | None = None
+        gatherer = self._gatherer()
+        paths: list[JsonPath] = []
+        self._paths(content, (), paths)
+        for index, rule in keyed.items():
+            gatherer.field(self._keyed_match(rule, texts[index], paths[index]), texts[index])
         groups_for = self.library.groups_for
         for index, names in found.items():
-            text = texts[index]
+            text = scanned[index]
             groups = groups_for(text, names)
-            if not groups:
+            if groups:
+                gatherer.add_text(text, groups, paths[index])
+            else:
                 self._remember((text,))
-                continue
-            if gatherer is None or paths is None:
-                gatherer = self._gatherer()
-                paths = []
-                self._paths(content, (), paths)
-            gatherer.add_text(text, groups, paths[index])
-        return gatherer if gatherer is not None and gatherer.hits else None
+        return gatherer if gatherer.hits else None
+
+    def _keyed_match(self, rule: KeyRule, text: str, path: JsonPath) -> FieldMatch:
+        """A value that counts under its key, as the walk reports it (`Walker._judge`).
+
+        A credential is named by what it is (a JWT under ``authorization``) and the token
+        itself fingerprinted, so it correlates with the same token found in text.
+        """
+        normal = value_of(rule.shape, text) or text
+        if rule.kind in TOKEN_KINDS:
+            names = self._triggers.rules(text)
+            for group in self.library.groups_for(text, names) if names else ():
+                for m in group.members:
+                    if m.kind in TOKEN_KINDS:
+                        return FieldMatch(
+                            path,
+                            m.kind,
+                            rule.rule,
+                            m.value,
+                            facts=m.facts,
+                            safeguard=rule.safeguard,
+                        )
+        return FieldMatch(path, rule.kind, rule.rule, normal, safeguard=rule.safeguard)
 
     def _remember(self, texts: Iterable[str]) -> None:
         """Note strings that hold nothing; short ones are not worth a lookup."""
@@ -358,13 +390,15 @@ class ContentScanner:
                 known.add(text)
 
     def _flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
-        self, value: object, depth: int, out: list[str]
+        self, value: object, depth: int, out: list[str], keyed: dict[int, KeyRule]
     ) -> bool:
         """Collect the strings of a parsed JSON value, in walk order.
 
-        Returns False as soon as the walk is needed instead: a key or shape judged by
-        structure (sensitive keys whose value counts, FHIR and JWK members, a header
-        pair), or a value past a limit (which the walk reports).
+        A string under a sensitive key that counts there is noted in ``keyed`` by its
+        index. Returns False as soon as the walk is needed instead: a shape's member
+        (FHIR, JWK), a non-string value under a sensitive key, a header pair whose value
+        counts, a Python value that is not parsed JSON, or a value past a limit (which
+        the walk reports).
         """
         kind = type(value)
         settings = self._settings
@@ -387,15 +421,18 @@ class ContentScanner:
                     continue
                 item_kind = type(item)
                 if item_kind is str:
-                    if len(item) > max_string or (
-                        flag is not _PLAIN and not self._plain_under(flag, item)
-                    ):
+                    if len(item) > max_string:
                         return False
+                    if flag is not _PLAIN:
+                        if flag is _SHAPE:
+                            return False
+                        if value_of(flag.shape, item) is not None:  # type: ignore[attr-defined]
+                            keyed[len(out)] = flag  # type: ignore[assignment]
                     append(item)
                 elif flag is not _PLAIN:
                     return False
                 elif item_kind is dict or item_kind is list:
-                    if not self._flatten(item, depth + 1, out):
+                    if not self._flatten(item, depth + 1, out, keyed):
                         return False
                 elif item_kind not in _JSON_SCALARS:
                     return False  # a tuple, bytes, an object: the walk knows them
@@ -410,7 +447,7 @@ class ContentScanner:
             for item in items:
                 item_kind = type(item)
                 if item_kind is str or item_kind is dict or item_kind is list:
-                    if not self._flatten(item, depth + 1, out):
+                    if not self._flatten(item, depth + 1, out, keyed):
                         return False
                 elif item_kind not in _JSON_SCALARS:
                     return False
