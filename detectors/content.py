@@ -41,18 +41,17 @@ from auditor.patterns import (
     JsonPath,
     KeyRule,
     PatternLibrary,
-    Scope,
     normalize_key,
 )
 from auditor.patterns.keyed import value_of
 from auditor.patterns.library import ALL_KINDS
 from auditor.patterns.matches import Kind
-from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.protocols import ScanContext
 from auditor.redaction.config import DEFAULT_ALLOW_KEYS
 from auditor.vocabulary import DeadLetterReason, DetectorName, TokenKind
 from detectors.baseline import Baseline, key_id_of, key_mismatch_message
 from detectors.findings import FindingFactory
+from detectors.flattening import Flattener
 from detectors.gathering import Gatherer, WalkSettings
 from detectors.triage import JkuAllowlist
 from detectors.triggers import TriggerSearch
@@ -64,13 +63,6 @@ except ModuleNotFoundError:  # pragma: no cover - orjson comes with the fast ext
 
 TOKEN_KINDS: Final = frozenset(TokenKind)
 
-_PLAIN: Final = object()
-"""A key of no interest: its value is scanned like any other."""
-_SHAPE: Final = object()
-"""A member FHIR and JWK shapes are recognised by: the record is walked."""
-_ALLOWED: Final = object()
-"""An allowlisted key: its value is never examined."""
-_KEY_CACHE_LIMIT: Final = 4096
 _KNOWN_CLEAN_LIMIT: Final = 4096
 _MIN_KNOWN_CHARS: Final = 1
 _MAX_KNOWN_CHARS: Final = 512
@@ -194,8 +186,7 @@ class ContentScanner:
 
     __slots__ = (
         "_factory",
-        "_flags",
-        "_keyed",
+        "_flattener",
         "_known_clean",
         "_settings",
         "_triggers",
@@ -226,10 +217,7 @@ class ContentScanner:
             baseline=config.baseline,
             min_confidence=config.min_confidence,
         )
-        # Keys the walk judges by structure: sensitive keys (not the text-only FHIR member
-        # names) and the members FHIR and JWK shapes are recognised by.
-        self._keyed = {n: r for n, r in self.library.keys.items() if r.scope is not Scope.TEXT}
-        self._flags: dict[str, object] = {}
+        self._flattener = Flattener(self.library.keys, self._settings)
         # A memo, like re's cache: strings the rules found nothing in (bounded).
         self._known_clean: set[str] = set()
         self._walker_keys: dict[str, object] = {}
@@ -267,7 +255,7 @@ class ContentScanner:
                 return self._gather_text(content)
             texts: list[str] = []
             keyed: dict[int, KeyRule] = {}
-            if not self._flatten(content, 0, texts, keyed):
+            if not self._flattener.flatten(content, 0, texts, keyed):
                 gatherer = self._gatherer()
                 gatherer.walker().walk(content)
                 return gatherer if gatherer.hits or gatherer.limits else None
@@ -345,7 +333,7 @@ class ContentScanner:
             return None
         gatherer = self._gatherer()
         paths: list[JsonPath] = []
-        self._paths(content, (), paths)
+        self._flattener.paths(content, (), paths)
         for index, rule in keyed.items():
             gatherer.field(self._keyed_match(rule, texts[index], paths[index]), texts[index])
         groups_for = self.library.groups_for
@@ -389,119 +377,6 @@ class ContentScanner:
                     known.clear()
                 known.add(text)
 
-    def _flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
-        self, value: object, depth: int, out: list[str], keyed: dict[int, KeyRule]
-    ) -> bool:
-        """Collect the strings of a parsed JSON value, in walk order.
-
-        A string under a sensitive key that counts there is noted in ``keyed`` by its
-        index. Returns False as soon as the walk is needed instead: a shape's member
-        (FHIR, JWK), a non-string value under a sensitive key, a header pair whose value
-        counts, a Python value that is not parsed JSON, or a value past a limit (which
-        the walk reports).
-        """
-        kind = type(value)
-        settings = self._settings
-        if kind is str:
-            if len(value) > settings.max_string:  # type: ignore[arg-type]
-                return False
-            out.append(value)  # type: ignore[arg-type]
-            return True
-        if kind is dict:
-            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
-                return False
-            flags_get = self._flags.get
-            max_string = settings.max_string
-            append = out.append
-            for key, item in value.items():  # type: ignore[attr-defined]
-                flag = flags_get(key)
-                if flag is None:
-                    flag = self._flag(key)
-                if flag is _ALLOWED:
-                    continue
-                item_kind = type(item)
-                if item_kind is str:
-                    if len(item) > max_string:
-                        return False
-                    if flag is not _PLAIN:
-                        if flag is _SHAPE:
-                            return False
-                        if value_of(flag.shape, item) is not None:  # type: ignore[attr-defined]
-                            keyed[len(out)] = flag  # type: ignore[assignment]
-                    append(item)
-                elif flag is not _PLAIN:
-                    return False
-                elif item_kind is dict or item_kind is list:
-                    if not self._flatten(item, depth + 1, out, keyed):
-                        return False
-                elif item_kind not in _JSON_SCALARS:
-                    return False  # a tuple, bytes, an object: the walk knows them
-            return True
-        if kind is list:
-            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
-                return False
-            items: list[object] = value  # type: ignore[assignment]
-            # A (name, value) pair, as in header lists, is judged by the name.
-            if len(items) == 2 and type(items[0]) is str and not self._plain_pair(items):  # noqa: PLR2004
-                return False
-            for item in items:
-                item_kind = type(item)
-                if item_kind is str or item_kind is dict or item_kind is list:
-                    if not self._flatten(item, depth + 1, out, keyed):
-                        return False
-                elif item_kind not in _JSON_SCALARS:
-                    return False
-            return True
-        # Numbers, booleans and null hold nothing; anything else is not parsed JSON.
-        return kind in _JSON_SCALARS
-
-    def _paths(self, value: object, path: JsonPath, out: list[JsonPath]) -> None:
-        """The paths of the strings `_flatten` collected, in the same order."""
-        if type(value) is str:
-            out.append(path)
-        elif type(value) is dict:
-            for key, item in value.items():
-                if self._flag(key) is not _ALLOWED:
-                    self._paths(item, (*path, key), out)
-        elif type(value) is list:
-            for index, item in enumerate(value):
-                self._paths(item, (*path, index), out)
-
-    def _plain_pair(self, pair: list[object]) -> bool:
-        """Whether a (name, value) pair holds nothing its name makes sensitive."""
-        flag = self._flag(pair[0])
-        if flag is _PLAIN or flag is _ALLOWED:
-            return True
-        value = pair[1]
-        return isinstance(value, str) and self._plain_under(flag, value)
-
-    @staticmethod
-    def _plain_under(flag: object, text: str) -> bool:
-        """Whether a string under a sensitive key is judged like any other string.
-
-        As the walk does: a value that does not count under its key (a redacted
-        ``Bearer [REDACTED:jwt]``, a placeholder, a word under ``patient``) is scanned
-        as text; one that counts is reported by the walk.
-        """
-        return isinstance(flag, KeyRule) and value_of(flag.shape, text) is None
-
-    def _flag(self, key: object) -> object:
-        """How the walk judges a key: allowed, a shape's member, sensitive, or plain."""
-        if not isinstance(key, str):
-            return _SHAPE
-        normal = normalize_key(key)
-        flag: object
-        if normal in self._settings.allow:
-            flag = _ALLOWED
-        elif normal in SHAPE_KEYS:
-            flag = _SHAPE
-        else:
-            flag = self._keyed.get(normal, _PLAIN)
-        if len(self._flags) >= _KEY_CACHE_LIMIT:
-            self._flags.clear()
-        self._flags[key] = flag
-        return flag
-
 
 def parse_line(line: str | bytes) -> object:
     """A line's content: parsed JSON when it is a JSON object or array, else its text.
@@ -521,7 +396,6 @@ def parse_line(line: str | bytes) -> object:
 
 _JSON_HEADS: Final = frozenset({b"{", b"["})
 _BLANKS: Final = frozenset({b" ", b"\t"})
-_JSON_SCALARS: Final = frozenset({int, float, bool, type(None)})
 
 
 def _raise_if_partial(outcome: ScanOutcome) -> list[Finding]:
