@@ -198,3 +198,16 @@ def test_evidence_is_cut_around_the_match_and_says_so() -> None:
 def test_mrn_inside_a_base64_word_is_not_a_keyword() -> None:
     # "mRN" at the start of a base64 etag once read as the keyword "MRN" plus a value.
     assert scanner().scan({"etag": 'W/"mRNITsFtRVO8MQN1"'}, context()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("MRN00482913 admitted", True),  # glued digits: an MRN
+        ("mr#A0042913", True),  # the keyword ends with its own separator
+        ('etag W/"mrn9s1QPS5inNz22"', False),  # glued letters and digits: base64
+        ('etag W/"MRN2IqG+GOS1nFvJ"', False),
+    ],
+)
+def test_an_mrn_glued_to_its_keyword_must_be_digits(text, found) -> None:
+    assert bool(scanner().scan(text, context())) is found

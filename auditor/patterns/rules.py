@@ -648,8 +648,8 @@ EMAIL_RULE: Final = TextRule(
 
 MRN_RE: Final = re.compile(
     # The keyword ends a word: "mRNITsF…" in a base64 etag is no MRN, "MRN00482913" is.
-    r"(?<![A-Za-z0-9])(?i:mrn(?![A-Za-z])|mr[ ]?\#"
-    r"|medical[ _-]record(?:[ _-](?:number|no\.?|num|\#))?)"
+    r"(?<![A-Za-z0-9])(?P<kw>(?i:mrn(?![A-Za-z])|mr[ ]?\#"
+    r"|medical[ _-]record(?:[ _-](?:number|no\.?|num|\#))?))"
     r"[\"']?[ \t]{0,3}+[:=\#]?[ \t]{0,3}+[\"']?(?P<mrn>[A-Za-z0-9][A-Za-z0-9-]{2,24}+)"
 )
 
@@ -657,6 +657,9 @@ MRN_RE: Final = re.compile(
 def _check_mrn(m: re.Match[str], _text: str) -> Match | None:
     mrn = m.group("mrn")
     if not any(ch.isdigit() for ch in mrn):
+        return None
+    # Glued to its keyword, an MRN is digits ("MRN00482913"); "mrn9s1QPS5" is base64.
+    if m.end("kw") == m.start("mrn") and m.group("kw")[-1].isalpha() and not mrn.isdigit():
         return None
     return _match(
         PhiKind.MRN, "mrn.keyword", m.start("mrn"), m.end("mrn"), mrn.upper(), P_PHI_KEYWORD
