@@ -7,12 +7,14 @@ location (JSON path, or character span of a text line), redacted evidence, Safe 
 category, and safe facts (for a JWT: its header and claims, whether it was live when
 logged, its algorithm class, whether its ``jku`` is allowlisted).
 
-The common path is cheap. The strings of a parsed record go through the library's
-prefilter together, in one pass; when no trigger occurs in them and the record holds no
-key or shape judged by structure (sensitive keys such as ``patientId``, FHIR and JWK
-members), it holds nothing and costs nothing more — no walk, no context, no time
-parsing (`ContentScanner.gather` returns ``None``). Only the rest are matched exactly,
-and only records with such keys are walked.
+The common path is cheap. A parsed record's strings are collected in the walk's order
+(`detectors.flattening`), values under sensitive keys judged as the walk judges them, and
+all the strings go through one trigger search (`detectors.triggers`); when no trigger
+occurs and nothing counts under a key, the record holds nothing and costs nothing more —
+no walk, no context, no time parsing (`ContentScanner.gather` returns ``None``). The rules
+run only on the strings a trigger points at, and only records with FHIR or JWK shapes (or
+Python values that are not parsed JSON) are walked. Strings the rules found clean are
+remembered (bounded), so a FHIR search URL logged all day is matched once.
 
 Hostile input: matching is linear (see `auditor.patterns`), and each record is bounded: a
 text longer than ``max_record_chars`` is examined up to that length, and a structure's
