@@ -162,7 +162,9 @@ class FindingFactory:
                 continue
             seen.add(fid)
             fields.append(built)
-        if fields and self._holds_credential("\n".join(t for f in fields for t in _texts(f))):
+        # Each distinct text once: findings of a record share their origin, often titles.
+        texts = dict.fromkeys(t for f in fields for t in _texts(f))
+        if fields and self._holds_credential("\n".join(texts)):
             for f in fields:
                 self._scrub(f)
         return [_construct(f) for f in fields], suppressed
