@@ -39,6 +39,8 @@ from pydantic_settings import (
 )
 
 from auditor.errors import ConfigurationError
+from auditor.vocabulary import DetectorName, Severity
+from detectors.config import StreamDetectorsConfig
 
 ENV_PREFIX: Final = "AUDITOR_"
 ENV_CONFIG: Final = "AUDITOR_CONFIG"
@@ -152,14 +154,30 @@ class TopicSpec(_Section):
         return {"retention.ms": str(self.retention_ms), **self.configs}
 
 
+STATE_TOPIC_CONFIGS: Final = {
+    # Checkpoints of the detect stage: only the newest record of each key matters. Records
+    # are kept at least an hour before compaction may drop them, so the checkpoint a
+    # committed offset points at outlives the next checkpoint being written.
+    "cleanup.policy": "compact",
+    "min.compaction.lag.ms": str(3600 * 1000),
+}
+
+
 class TopicsSettings(_Section):
-    """The five topics of the pipeline. Names are contracts shared with every producer."""
+    """The pipeline's topics. Names are contracts shared with every producer.
+
+    Five carry records (authz, logs, findings, alerts, dead letters); ``state`` holds the
+    detect stage's checkpoints (compacted), read back when a partition moves or restarts.
+    """
 
     authz: TopicSpec = TopicSpec(name="cds.authz", retention_ms=7 * DAY_MS)
     logs: TopicSpec = TopicSpec(name="cds.logs", retention_ms=3 * DAY_MS)
     findings: TopicSpec = TopicSpec(name="cds.findings", retention_ms=30 * DAY_MS)
     alerts: TopicSpec = TopicSpec(name="cds.alerts", partitions=1, retention_ms=30 * DAY_MS)
     deadletters: TopicSpec = TopicSpec(name="cds.deadletters", retention_ms=14 * DAY_MS)
+    state: TopicSpec = TopicSpec(
+        name="cds.detect-state", partitions=1, retention_ms=-1, configs=STATE_TOPIC_CONFIGS
+    )
 
     @model_validator(mode="after")
     def _names_are_distinct(self) -> TopicsSettings:
@@ -170,7 +188,7 @@ class TopicsSettings(_Section):
 
     def all(self) -> tuple[TopicSpec, ...]:
         """Every topic, in a stable order."""
-        return (self.authz, self.logs, self.findings, self.alerts, self.deadletters)
+        return (self.authz, self.logs, self.findings, self.alerts, self.deadletters, self.state)
 
 
 class GroupSettings(_Section):
@@ -212,6 +230,110 @@ class EmitterSettings(_Section):
         return Path(state) / "cds-hooks-auditor" / "spool" / client_id
 
 
+class RecordLimits(_Section):
+    """What one input record may be before it is set aside as a dead letter."""
+
+    max_bytes: int = Field(default=1 << 20, ge=1 << 10, le=64 << 20)
+    max_depth: int = Field(
+        default=32, ge=2, le=512, description="Nesting of JSON objects and arrays."
+    )
+
+
+class WebhookSettings(_Section):
+    """An HTTP endpoint that receives each alert as a JSON POST (optional)."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="https://...; a secret, since chat webhooks carry their token in the URL.",
+    )
+    bearer_token: SecretStr | None = Field(default=None, description="Sent as Authorization.")
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    retries: int = Field(default=3, ge=0, le=20, description="Retries after the first attempt.")
+    backoff_s: float = Field(default=0.5, gt=0, le=60, description="First retry delay; doubles.")
+    queue: int = Field(
+        default=1_000, ge=1, description="Alerts waiting for delivery; beyond it they are dropped."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("the webhook url must start with https:// or http://")
+        return value
+
+
+class AlertSettings(_Section):
+    """Which findings become alerts, and where alerts go besides the alerts topic."""
+
+    min_severity: Severity = Severity.HIGH
+    grouped_detectors: frozenset[DetectorName] = frozenset(
+        {DetectorName.LEAKED_TOKEN, DetectorName.PHI_IN_LOGS}
+    )
+    """Detectors that report each occurrence (one finding per leaked copy): their findings
+    are grouped by detector, rule and fingerprint, and a group alerts at its 1st, 2nd,
+    4th, 8th ... occurrence instead of at every one."""
+    group_window_s: float = Field(
+        default=3600.0, gt=0, description="A group quiet this long starts again from one."
+    )
+    remember: int = Field(
+        default=100_000, ge=100, description="Incidents and groups remembered for deduplication."
+    )
+    log: bool = Field(default=True, description="Also write each alert as a log line.")
+    webhook: WebhookSettings = WebhookSettings()
+
+
+class TelemetrySettings(_Section):
+    """The pipeline's own traces and metrics (OpenTelemetry)."""
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL, e.g. http://collector:4318; default: the OTEL_* env.",
+    )
+    export_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    service_name: str = "cds-hooks-auditor"
+
+
+class PipelineSettings(_Section):
+    """``auditor run``: batching, event time, checkpoints, limits, alerts, telemetry."""
+
+    batch_records: int = Field(
+        default=5_000, ge=1, le=100_000, description="Records per detect batch."
+    )
+    poll_ms: int = Field(
+        default=100, ge=1, le=10_000, description="Longest wait for input before a batch."
+    )
+    store_batch_records: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="Rows per store transaction at most."
+    )
+    store_wait_ms: int = Field(
+        default=200, ge=1, le=60_000, description="Longest a row waits for its transaction."
+    )
+    allowed_lateness_s: float = Field(default=5.0, ge=0, le=86_400)
+    idle_advance_s: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Kafka: a partition without events this long has its watermark follow "
+        "the wall clock (minus this), so quiet incidents close. None: never.",
+    )
+    checkpoint_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    snapshot_key: SecretStr | None = Field(
+        default=None, description="HMAC key (>= 16 bytes) authenticating detector checkpoints."
+    )
+    progress_interval_s: float = Field(default=5.0, gt=0)
+    limits: RecordLimits = RecordLimits()
+    alerts: AlertSettings = AlertSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    detectors: StreamDetectorsConfig = StreamDetectorsConfig()
+
+    @field_validator("snapshot_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:  # noqa: PLR2004 - as the runtime requires
+            raise ValueError("the snapshot key must be at least 16 bytes")
+        return value
+
+
 class AuditorSettings(BaseSettings):
     """Everything the Kafka side of the auditor is configured with."""
 
@@ -227,6 +349,7 @@ class AuditorSettings(BaseSettings):
     topics: TopicsSettings = TopicsSettings()
     groups: GroupSettings = GroupSettings()
     emitter: EmitterSettings = EmitterSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -29,6 +29,7 @@ def test_defaults_point_at_the_development_broker():
         "cds.findings",
         "cds.alerts",
         "cds.deadletters",
+        "cds.detect-state",
     ]
 
 

@@ -15,7 +15,7 @@ def config(tmp_path, request):
     topics = unique_topics(request.node.name.replace("_", "-"))
     lines = []
     for role, spec in zip(
-        ("authz", "logs", "findings", "alerts", "deadletters"), topics.all(), strict=True
+        ("authz", "logs", "findings", "alerts", "deadletters", "state"), topics.all(), strict=True
     ):
         lines += [f"[topics.{role}]", f'name = "{spec.name}"', "partitions = 2", ""]
     path = tmp_path / "auditor.toml"
@@ -23,7 +23,7 @@ def config(tmp_path, request):
     return path, topics
 
 
-def test_create_makes_the_five_topics_then_reports_them_as_existing(kafka_broker, config, capsys):
+def test_create_makes_the_topics_then_reports_them_as_existing(kafka_broker, config, capsys):
     path, topics = config
     names = sorted(spec.name for spec in topics.all())
 

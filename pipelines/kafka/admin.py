@@ -47,7 +47,7 @@ def ensure_topics(
 
     Args:
         settings: Connection and topic configuration.
-        specs: The topics; all five of ``settings.topics`` when not given.
+        specs: The topics; all of ``settings.topics`` when not given.
         timeout_ms: How long the broker may take.
 
     Raises:

@@ -41,9 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="topics_action", metavar="ACTION", required=True)
     create = actions.add_parser(
         "create",
-        help="create the five topics (existing ones are reported, not changed)",
-        description="Create the authz, logs, findings, alerts and dead-letter topics with "
-        "their configured partitions, replication and retention. Idempotent.",
+        help="create the pipeline's topics (existing ones are reported, not changed)",
+        description="Create the authz, logs, findings, alerts, dead-letter and detector-state "
+        "topics with their configured partitions, replication and retention. Idempotent.",
     )
     add_connection_options(create)
     listing = actions.add_parser("list", help="list the cluster's topics")

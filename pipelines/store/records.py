@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from auditor.models import AuthzEvent, Finding
 from auditor.vocabulary import DeadLetterReason, Severity
@@ -35,6 +36,41 @@ class IngestedEvent:
 
     event: AuthzEvent
     origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventJson:
+    """A validated, redacted authz event as the JSON of its contract: the pipeline's fast path.
+
+    The writer extracts the columns inside DuckDB (``from_json``), so no Python object is
+    built per column and row; the result is the same row as for the ``AuthzEvent`` (the
+    tests compare the two paths column by column).
+
+    Attributes:
+        event_id: The event's id (the dedupe key), as validated.
+        json: ``AuthzEvent.model_dump_json(exclude_none=True)`` of the validated event, its
+            free text already redacted. Anything else is a bug of the caller: DuckDB reads
+            the contract's field names and JSON types, nothing more.
+        origin: ``topic/partition@offset`` or ``path:line``.
+    """
+
+    event_id: UUID
+    json: bytes
+    origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The state of the stream detectors at a set of input positions (embedded runs).
+
+    Attributes:
+        positions: The next position of every input source the state has consumed,
+            ``{"file:/abs/path": next line}``; a resumed run re-reads from there.
+        state: The runtime's snapshot bytes (``StreamRuntime.snapshot``).
+    """
+
+    positions: Mapping[str, int]
+    state: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +179,7 @@ class Batch:
 
     Attributes:
         events: Authz events (deduplicated by ``event_id``: the first stored wins).
+        event_json: Authz events on the fast path (``EventJson``), deduplicated the same way.
         findings: Findings (upserted: the highest ``revision`` of each id wins).
         dead_letters: Metadata of bad input (deduplicated by source and position).
         alerts: Alerts sent (deduplicated by finding id and revision).
@@ -152,15 +189,19 @@ class Batch:
         counters: Increments added to the run's counters in the same transaction —
             unless the batch carries offsets and none of them moved forward: then it is a
             redelivery of a batch already counted.
+        checkpoints: Detector state by stream name, replacing what the store held
+            (``StoreWriter.load_checkpoint`` reads it back).
     """
 
     events: Sequence[AuthzEvent | IngestedEvent] = ()
+    event_json: Sequence[EventJson] = ()
     findings: Sequence[Finding] = ()
     dead_letters: Sequence[DeadLetter] = ()
     alerts: Sequence[AlertRecord] = ()
     offsets: Mapping[OffsetKey, int] = field(default_factory=dict)
     run_id: str | None = None
     counters: RunCounters | None = None
+    checkpoints: Mapping[str, Checkpoint] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +240,9 @@ __all__ = [
     "AlertRecord",
     "Batch",
     "BatchReport",
+    "Checkpoint",
     "DeadLetter",
+    "EventJson",
     "IngestedEvent",
     "OffsetKey",
     "RunCounters",

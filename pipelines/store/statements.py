@@ -53,6 +53,43 @@ ADVANCE_OFFSETS: Final = (
     "next_offset = excluded.next_offset, updated_at = excluded.updated_at "
     "WHERE excluded.next_offset > ingest_offsets.next_offset"
 )
+# The fast path: DuckDB parses each event's contract JSON once into a struct (from_json,
+# in C++ and without the GIL) and the columns are read from it. The struct names the
+# contract's fields and types; `time` is written by pydantic as RFC 3339 in UTC, `aud` and
+# `scopes` as arrays, an empty `attributes` as {} (stored NULL, as the model path does).
+_EVENT_STRUCT: Final = (
+    '{"time":"TIMESTAMPTZ","source":{"role":"VARCHAR","name":"VARCHAR","instance":"VARCHAR"},'
+    '"action":"VARCHAR","outcome":"VARCHAR","reason":"VARCHAR","detail":"VARCHAR",'
+    '"http_status":"SMALLINT","client":{"iss":"VARCHAR","tenant":"VARCHAR"},'
+    '"service":{"id":"VARCHAR","url":"VARCHAR"},'
+    '"token":{"jti":"VARCHAR","kid":"VARCHAR","alg":"VARCHAR","typ":"VARCHAR","iat":"BIGINT",'
+    '"nbf":"BIGINT","exp":"BIGINT","aud":"VARCHAR[]","jku":"VARCHAR","fingerprint":"VARCHAR"},'
+    '"hook":"VARCHAR","hook_instance":"VARCHAR","fhir_server":"VARCHAR",'
+    '"fhir_authorization":"BOOLEAN","scopes":"VARCHAR[]","payload_bytes":"BIGINT",'
+    '"tls":{"version":"VARCHAR","cipher":"VARCHAR","error":"VARCHAR"},"peer":{"ip":"VARCHAR"},'
+    '"trace_id":"VARCHAR","span_id":"VARCHAR","attributes":"JSON"}'
+)
+_EVENT_JSON_COLUMNS: Final = (
+    "v.event_id, e.time, e.source.role, e.source.name, e.source.instance, e.action, "
+    "e.outcome, e.reason, e.detail, e.http_status, e.client.iss, e.client.tenant, "
+    "e.service.id, e.service.url, e.token.jti, e.token.kid, e.token.alg, e.token.typ, "
+    "e.token.iat, e.token.nbf, e.token.exp, e.token.aud, e.token.jku, e.token.fingerprint, "
+    "e.hook, e.hook_instance, e.fhir_server, e.fhir_authorization, coalesce(e.scopes, []), "
+    "e.payload_bytes, e.tls.version, e.tls.cipher, e.tls.error, e.peer.ip, e.trace_id, "
+    "e.span_id, nullif(CAST(e.attributes AS VARCHAR), '{}'), v.origin, ?, ?"
+)
+INSERT_EVENTS_JSON: Final = (
+    f"INSERT OR IGNORE INTO events ({tables.column_list(tables.EVENTS)}) "  # noqa: S608 - our own columns
+    f"SELECT {_EVENT_JSON_COLUMNS} FROM "
+    f"(SELECT event_id, origin, from_json(json, '{_EVENT_STRUCT}') AS e FROM {{view}}) AS v"
+)
+"""Parameters: ``ingested_at``, ``run_id``."""
+UPSERT_CHECKPOINTS: Final = (
+    f"INSERT INTO detector_checkpoints ({tables.column_list(tables.CHECKPOINTS)}) "  # noqa: S608 - our own columns
+    f"SELECT {tables.column_list(tables.CHECKPOINTS)} FROM {{view}} "
+    "ON CONFLICT (stream) DO UPDATE SET "
+    f"{_upsert_set(tables.CHECKPOINTS, keep=frozenset({'stream'}))}"
+)
 INSERT_REVIEWS: Final = (
     f"INSERT OR IGNORE INTO reviews ({tables.column_list(tables.REVIEWS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.REVIEWS)} FROM {{view}}"
@@ -60,7 +97,12 @@ INSERT_REVIEWS: Final = (
 
 
 def insert_arrow(
-    conn: duckdb.DuckDBPyConnection, statement: str, table: pa.Table, *, view: str
+    conn: duckdb.DuckDBPyConnection,
+    statement: str,
+    table: pa.Table,
+    *,
+    view: str,
+    parameters: list[object] | None = None,
 ) -> int:
     """Run ``statement`` over ``table`` registered as ``view``; returns the rows changed.
 
@@ -70,7 +112,7 @@ def insert_arrow(
         return 0
     conn.register(view, table)
     try:
-        row = conn.execute(statement.format(view=view)).fetchone()
+        row = conn.execute(statement.replace("{view}", view), parameters).fetchone()
     finally:
         conn.unregister(view)
     return int(row[0]) if row else 0
@@ -118,7 +160,9 @@ __all__ = [
     "INSERT_ALERTS",
     "INSERT_DEAD_LETTERS",
     "INSERT_EVENTS",
+    "INSERT_EVENTS_JSON",
     "INSERT_REVIEWS",
+    "UPSERT_CHECKPOINTS",
     "UPSERT_FINDINGS",
     "insert_arrow",
     "insert_reviews",

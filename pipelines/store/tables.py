@@ -19,7 +19,14 @@ import pyarrow as pa
 from auditor.models import AuthzEvent, Finding
 from auditor.vocabulary import ReviewAction
 from pipelines.store.errors import StoreWriteError
-from pipelines.store.records import AlertRecord, DeadLetter, IngestedEvent, OffsetKey
+from pipelines.store.records import (
+    AlertRecord,
+    Checkpoint,
+    DeadLetter,
+    EventJson,
+    IngestedEvent,
+    OffsetKey,
+)
 
 try:
     import orjson
@@ -146,6 +153,20 @@ ALERTS: Final = _schema(
     ]
 )
 
+EVENT_JSON: Final = _schema([("event_id", pa.uuid()), ("json", TEXT), ("origin", TEXT)])
+"""The fast path's input: DuckDB builds the ``events`` columns from ``json`` itself."""
+
+CHECKPOINTS: Final = _schema(
+    [
+        ("stream", TEXT),
+        ("positions_json", TEXT),
+        ("state", pa.binary()),
+        ("state_bytes", pa.int64()),
+        ("written_at", TS),
+        ("run_id", TEXT),
+    ]
+)
+
 OFFSETS: Final = _schema(
     [("source", TEXT), ("part", pa.int32()), ("next_offset", pa.int64()), ("updated_at", TS)]
 )
@@ -227,6 +248,42 @@ def events_table(
         _repeat(run_id, TEXT, len(evs)),
     ]
     return _from_columns(columns, EVENTS)
+
+
+def event_json_table(items: Iterable[EventJson]) -> pa.Table:
+    """The fast-path events of a batch, deduplicated by ``event_id`` (first one wins)."""
+    kept: dict[uuid.UUID, EventJson] = {}
+    for item in items:
+        kept.setdefault(item.event_id, item)
+    rows = kept.values()
+    ids = pa.array([key.bytes for key in kept], type=pa.binary(16))
+    # The JSON arrives as bytes; Arrow checks the UTF-8 once for the whole column.
+    texts = pa.array([item.json for item in rows], type=pa.binary()).cast(TEXT)
+    return pa.Table.from_arrays(
+        [
+            pa.ExtensionArray.from_storage(pa.uuid(), ids),
+            texts,
+            pa.array([item.origin for item in rows], type=TEXT),
+        ],
+        schema=EVENT_JSON,
+    )
+
+
+def checkpoints_table(
+    checkpoints: Mapping[str, Checkpoint], *, written_at: datetime, run_id: str | None
+) -> pa.Table:
+    """The ``detector_checkpoints`` rows of a batch, one per stream."""
+    return pa.table(
+        {
+            "stream": list(checkpoints),
+            "positions_json": [json_text(dict(c.positions)) for c in checkpoints.values()],
+            "state": [c.state for c in checkpoints.values()],
+            "state_bytes": [len(c.state) for c in checkpoints.values()],
+            "written_at": [written_at] * len(checkpoints),
+            "run_id": [run_id] * len(checkpoints),
+        },
+        schema=CHECKPOINTS,
+    )
 
 
 def findings_table(
@@ -395,14 +452,18 @@ def column_list(schema: pa.Schema) -> str:
 
 __all__ = [
     "ALERTS",
+    "CHECKPOINTS",
     "DEAD_LETTERS",
     "EVENTS",
+    "EVENT_JSON",
     "FINDINGS",
     "OFFSETS",
     "REVIEWS",
     "alerts_table",
+    "checkpoints_table",
     "column_list",
     "dead_letters_table",
+    "event_json_table",
     "events_table",
     "findings_table",
     "json_text",

@@ -15,6 +15,7 @@ reads run without it on a consistent snapshot (DuckDB's MVCC).
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from pipelines.store import schema, statements, tables
 from pipelines.store.connection import DEFAULT_QUERY_TIMEOUT, open_database, prepare_session
 from pipelines.store.endpoint import WriterEndpoint
 from pipelines.store.errors import StoreBusyError, StoreError, StoreWriteError
-from pipelines.store.records import Batch, BatchReport, OffsetKey, RunCounters
+from pipelines.store.records import Batch, BatchReport, Checkpoint, OffsetKey, RunCounters
 from pipelines.store.retention import RetentionCutoffs, RetentionReport, apply_retention
 from pipelines.store.scrubbing import without_secrets
 
@@ -215,6 +216,10 @@ class StoreWriter:
         now = self._clock()
         try:
             events = tables.events_table(batch.events, ingested_at=now, run_id=batch.run_id)
+            event_json = tables.event_json_table(batch.event_json)
+            checkpoints = tables.checkpoints_table(
+                batch.checkpoints, written_at=now, run_id=batch.run_id
+            )
             findings = tables.findings_table(batch.findings, stored_at=now, run_id=batch.run_id)
             dead_letters = tables.dead_letters_table(batch.dead_letters, run_id=batch.run_id)
             alerts = tables.alerts_table(batch.alerts)
@@ -229,6 +234,13 @@ class StoreWriter:
             with statements.transaction(self._conn, "writing a batch") as steps:
                 steps.append("events")
                 n_events = self._insert_events(events)
+                n_events += statements.insert_arrow(
+                    self._conn,
+                    statements.INSERT_EVENTS_JSON,
+                    event_json,
+                    view="_batch_event_json",
+                    parameters=[now, batch.run_id],
+                )
                 steps.append("findings")
                 n_findings = self._upsert_findings(findings)
                 steps.append("dead_letters")
@@ -237,6 +249,13 @@ class StoreWriter:
                 n_alerts = self._insert_alerts(alerts)
                 steps.append("ingest_offsets")
                 n_offsets = self._advance_offsets(offsets)
+                steps.append("detector_checkpoints")
+                statements.insert_arrow(
+                    self._conn,
+                    statements.UPSERT_CHECKPOINTS,
+                    checkpoints,
+                    view="_batch_checkpoints",
+                )
                 # A batch whose offsets all stood still is a redelivery: count it once.
                 if n_offsets or not batch.offsets:
                     steps.append("runs")
@@ -251,6 +270,19 @@ class StoreWriter:
                 "SELECT source, part, next_offset FROM ingest_offsets"
             ).fetchall()
         return {(str(source), int(part)): int(offset) for source, part, offset in rows}
+
+    def load_checkpoint(self, stream: str) -> Checkpoint | None:
+        """The detector state last stored for ``stream`` with its input positions, if any."""
+        with self._lock:
+            self._require_open()
+            row = self._conn.execute(
+                "SELECT positions_json, state FROM detector_checkpoints WHERE stream = ?",
+                [stream],
+            ).fetchone()
+        if row is None:
+            return None
+        positions = {str(k): int(v) for k, v in json.loads(row[0]).items()}
+        return Checkpoint(positions=positions, state=bytes(row[1]))
 
     def end_run(
         self,

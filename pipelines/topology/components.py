@@ -1,0 +1,69 @@
+"""Building the detect stage from the settings: one place for both topologies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from auditor.protocols import ContentDetector
+from auditor.redaction import Redactor, RedactorConfig
+from detectors import stream_detectors
+from pipelines.runtime import RuntimeConfig, StreamRuntime
+from pipelines.settings import PipelineSettings
+from pipelines.topology.alerting import AlertPolicy
+from pipelines.topology.decoding import RecordDecoder
+from pipelines.topology.detection import DetectStage
+from pipelines.topology.scrubbing import EventScrubber
+from pipelines.topology.telemetry import PipelineTelemetry
+
+
+def runtime_config(settings: PipelineSettings) -> RuntimeConfig:
+    """The stream runtime's configuration from the pipeline's."""
+    key = settings.snapshot_key
+    return RuntimeConfig(
+        allowed_lateness=settings.allowed_lateness_s,
+        snapshot_key=key.get_secret_value().encode() if key is not None else None,
+    )
+
+
+def default_content_detectors() -> tuple[ContentDetector, ...]:
+    """The content detectors shipped in ``detectors`` (``leaked_token``, ``phi_in_logs``).
+
+    Empty until they are installed: the pipeline then stores and detects on authz events
+    and counts log records without scanning them.
+    """
+    import detectors
+
+    # TODO(issue 5): import the factory directly once the content detectors land on main.
+    factory: Callable[[], Sequence[ContentDetector]] | None = getattr(
+        detectors, "content_detectors", None
+    )
+    return tuple(factory()) if factory is not None else ()
+
+
+def build_detect_stage(
+    settings: PipelineSettings,
+    telemetry: PipelineTelemetry,
+    *,
+    content: Sequence[ContentDetector] | None = None,
+    redactor: Redactor | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> DetectStage:
+    """A detect stage with every detector, configured from ``settings``.
+
+    Raises:
+        ConfigurationError: The detectors' or runtime's configuration is invalid.
+    """
+    runtime = StreamRuntime(stream_detectors(settings.detectors), runtime_config(settings))
+    return DetectStage(
+        runtime=runtime,
+        content=default_content_detectors() if content is None else content,
+        scrubber=EventScrubber(redactor or Redactor(RedactorConfig())),
+        decoder=RecordDecoder(settings.limits),
+        alerts=AlertPolicy(settings.alerts),
+        telemetry=telemetry,
+        wall_clock=wall_clock,
+    )
+
+
+__all__ = ["build_detect_stage", "default_content_detectors", "runtime_config"]

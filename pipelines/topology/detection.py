@@ -1,0 +1,348 @@
+"""The detect stage: records in; events, findings, dead letters and alerts out.
+
+Transport-free: the embedded runner feeds it chunks of file lines, the Kafka detect worker
+chunks of one partition's records. Per chunk:
+
+1. decode each record (``decoding``): an authz event, a log record, or a dead letter;
+2. redact each event's free text (``scrubbing``); what the store keeps is the redacted event;
+3. run the content detectors (``auditor.protocols.ContentDetector``) over every log record
+   and over the original free text of events that have any worth looking at;
+4. run the stream runtime over the chunk's events (without attributes or detail);
+5. decide alerts (``alerting``) on the findings.
+
+A content detector that raises is a bug, not a reason to stop: the record gets a
+``processing_error`` dead letter (metadata only) and the chunk goes on. The stage is not
+thread-safe: one per detect thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from auditor.models import AuthzEvent, Finding
+from auditor.protocols import ContentDetector, ScanContext
+from auditor.vocabulary import DeadLetterReason
+from pipelines.runtime import StreamRuntime
+from pipelines.store import DeadLetter, OffsetKey, RunCounters
+from pipelines.topology.alerting import Alert, AlertPolicy
+from pipelines.topology.decoding import LogRecord, RecordDecoder, Rejected
+from pipelines.topology.scrubbing import EventScrubber
+from pipelines.topology.telemetry import PipelineTelemetry
+
+InputKind = Literal["authz", "logs", "lines"]
+"""What a chunk holds: the authz topic, the logs topic, or file lines (either kind)."""
+
+_TIME_KEYS = ("timestamp", "time", "@timestamp")
+_SERVICE_KEYS = ("service_id", "service")
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive records of one input part, with their positions.
+
+    Attributes:
+        source: The topic, or the file's path (``-`` for stdin).
+        part: The Kafka partition; 0 for files.
+        kind: What the records are (see ``InputKind``).
+        positions: Offset (Kafka) or line number (files, from 1) of each record.
+        records: The raw records.
+        next_position: Where reading resumes after this chunk.
+        arrived: Epoch seconds each record arrived (Kafka timestamps), or one value for
+            the whole chunk (when it was read).
+        kafka: Whether positions are Kafka offsets.
+        carriers: Trace-context headers of a few records, for span links.
+    """
+
+    source: str
+    part: int
+    kind: InputKind
+    positions: list[int]
+    records: list[bytes]
+    next_position: int
+    arrived: list[float] | float
+    kafka: bool = False
+    carriers: list[dict[str, str]] = field(default_factory=list)
+
+    def origin(self, position: int) -> str:
+        """``topic/partition@offset`` or ``path:line``."""
+        if self.kafka:
+            return f"{self.source}/{self.part}@{position}"
+        return f"{self.source}:{position}"
+
+    @property
+    def offset_key(self) -> OffsetKey:
+        """The ``ingest_offsets`` key of this chunk's part."""
+        return (self.source if self.kafka else f"file:{self.source}", self.part)
+
+    def arrival(self, index: int) -> float:
+        """When record ``index`` arrived."""
+        return self.arrived[index] if isinstance(self.arrived, list) else self.arrived
+
+
+@dataclass(slots=True)
+class DetectOutput:
+    """What the detect stage produced from a chunk (or from a flush or an idle advance).
+
+    Attributes:
+        events: Redacted authz events with their origins, for the store.
+        findings: Every finding revision released.
+        dead_letters: Metadata of the records set aside.
+        alerts: The alerts the findings raise.
+        counters: The run counters of the chunk.
+        offset: The input position after the chunk, when it came from an input.
+    """
+
+    events: list[tuple[AuthzEvent, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    counters: RunCounters = field(default_factory=RunCounters)
+    offset: tuple[OffsetKey, int] | None = None
+
+
+class DetectStage:
+    """Decodes, redacts and detects; one per detect thread.
+
+    Args:
+        runtime: The stream runtime with the stream detectors.
+        content: The content detectors (``leaked_token``, ``phi_in_logs``).
+        scrubber: Redacts events' free text.
+        decoder: Decodes records.
+        alerts: Decides which findings alert.
+        telemetry: Where counts and spans go.
+        wall_clock: Epoch seconds now (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        runtime: StreamRuntime,
+        content: Sequence[ContentDetector],
+        scrubber: EventScrubber,
+        decoder: RecordDecoder,
+        alerts: AlertPolicy,
+        telemetry: PipelineTelemetry,
+        wall_clock: Any = time.time,
+    ) -> None:
+        self.runtime = runtime
+        self._content = tuple(content)
+        self._scrubber = scrubber
+        self._decoder = decoder
+        self._alerts = alerts
+        self._telemetry = telemetry
+        self._now = wall_clock
+
+    def process(self, chunk: Chunk, partition: int, *, replay: bool = False) -> DetectOutput:
+        """Run one chunk; ``partition`` is the runtime partition of its authz events.
+
+        With ``replay`` the chunk only rebuilds state (its records were processed and
+        their output published before a restart): nothing is returned but counters.
+        """
+        started = time.perf_counter()
+        with self._telemetry.span(
+            "detect batch",
+            {
+                "auditor.source": chunk.source,
+                "auditor.partition": chunk.part,
+                "auditor.records": len(chunk.records),
+                "auditor.replay": replay,
+            },
+            chunk.carriers,
+        ) as span:
+            out = self._process(chunk, partition, replay=replay)
+            span.set_attribute("auditor.findings", len(out.findings))
+            span.set_attribute("auditor.dead_letters", len(out.dead_letters))
+        self._telemetry.batch_duration("detect", time.perf_counter() - started)
+        return out
+
+    def _records(
+        self, chunk: Chunk, out: DetectOutput, latencies: list[float], *, scan: bool
+    ) -> tuple[list[AuthzEvent], int]:
+        """Decode, redact and content-scan each record; the events to detect, logs seen."""
+        to_detect: list[AuthzEvent] = []
+        logs = 0
+        scrubber = self._scrubber
+        scan = scan and bool(self._content)
+        for index, item in enumerate(self._decode(chunk)):
+            if item is None:
+                continue
+            if isinstance(item, Rejected):
+                out.dead_letters.append(self._dead_letter(chunk, index, item))
+                continue
+            origin = chunk.origin(chunk.positions[index])
+            found: list[Finding] = []
+            if isinstance(item, AuthzEvent):
+                text = scrubber.free_text(item)
+                stored = scrubber.scrub(item, text) or item
+                out.events.append((stored, origin))
+                to_detect.append(scrubber.for_detection(stored))
+                if text and scan:
+                    found = self._scan(text, _event_context(item, origin), chunk, index, out)
+            else:
+                logs += 1
+                if scan:
+                    context = _log_context(item, origin, chunk.arrival(index))
+                    found = self._scan(item, context, chunk, index, out)
+            if found:
+                out.findings += found
+                latencies.append(chunk.arrival(index))
+        return to_detect, logs
+
+    def _process(self, chunk: Chunk, partition: int, *, replay: bool) -> DetectOutput:
+        out = DetectOutput(offset=(chunk.offset_key, chunk.next_position))
+        latencies: list[float] = []
+        to_detect, logs = self._records(chunk, out, latencies, scan=not replay)
+        late_before = self.runtime.stats(partition).late_events if to_detect else 0
+        released: list[Finding] = []
+        if to_detect:
+            released = self.runtime.process(
+                partition,
+                to_detect,
+                next_offset=chunk.next_position,
+                processing_time=self._now() if chunk.kafka else None,
+            )
+            late = self.runtime.stats(partition).late_events - late_before
+        else:
+            late = 0
+        if released:
+            out.findings += released
+            newest = max(chunk.arrived) if isinstance(chunk.arrived, list) else chunk.arrived
+            latencies.append(newest)
+        out.counters = RunCounters(
+            events_in=len(out.events),
+            logs_in=logs,
+            findings_out=0 if replay else len(out.findings),
+            dead_letters=len(out.dead_letters),
+            late_events=late,
+        )
+        self._count(out, late)
+        if replay:
+            return DetectOutput(counters=out.counters, offset=out.offset)
+        now = self._now()
+        self._telemetry.detection_latency(now - arrived for arrived in latencies)
+        self._finish(out)
+        return out
+
+    def advance(self, partition: int, watermark: float) -> DetectOutput:
+        """Move an idle partition's watermark; returns what that released."""
+        out = DetectOutput(findings=self.runtime.advance_watermark(partition, watermark))
+        out.counters = RunCounters(findings_out=len(out.findings))
+        self._finish(out)
+        return out
+
+    def flush(self) -> DetectOutput:
+        """End of a finite input: release every buffered event and close every incident."""
+        out = DetectOutput(findings=self.runtime.flush())
+        out.counters = RunCounters(findings_out=len(out.findings))
+        self._finish(out)
+        return out
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _decode(self, chunk: Chunk) -> list[AuthzEvent | LogRecord | Rejected | None]:
+        decoder = self._decoder
+        if chunk.kind == "authz":
+            return [decoder.authz(raw) for raw in chunk.records]
+        if chunk.kind == "logs":
+            return [decoder.log(raw) for raw in chunk.records]
+        return [decoder.line(raw) for raw in chunk.records]
+
+    def _finish(self, out: DetectOutput) -> None:
+        if out.findings:
+            self._telemetry.findings(
+                Counter((f.detector.value, f.severity.value) for f in out.findings)
+            )
+            out.alerts = self._alerts.decide(out.findings)
+
+    def _count(self, out: DetectOutput, late: int) -> None:
+        telemetry = self._telemetry
+        telemetry.records("detect", "authz", out.counters.events_in)
+        telemetry.records("detect", "log", out.counters.logs_in)
+        if out.dead_letters:
+            telemetry.dead_letters(Counter(d.reason.value for d in out.dead_letters))
+        telemetry.late_events(late)
+
+    def _scan(
+        self, content: object, context: ScanContext, chunk: Chunk, index: int, out: DetectOutput
+    ) -> list[Finding]:
+        found: list[Finding] = []
+        for detector in self._content:
+            try:
+                found += detector.scan(content, context)
+            except Exception as exc:  # noqa: BLE001 - a detector bug must not stop the pipeline
+                out.dead_letters.append(
+                    self._dead_letter(
+                        chunk,
+                        index,
+                        Rejected(
+                            DeadLetterReason.PROCESSING_ERROR,
+                            f"{detector.name} failed ({type(exc).__name__})",
+                        ),
+                    )
+                )
+        return found
+
+    def _dead_letter(self, chunk: Chunk, index: int, rejected: Rejected) -> DeadLetter:
+        position = chunk.positions[index]
+        where: dict[str, int] = (
+            {"kafka_partition": chunk.part, "kafka_offset": position}
+            if chunk.kafka
+            else {"line": position}
+        )
+        return DeadLetter(
+            source=chunk.source,
+            reason=rejected.reason,
+            size_bytes=len(chunk.records[index]),
+            received_at=datetime.fromtimestamp(self._now(), UTC),
+            detail=rejected.detail,
+            **where,
+        )
+
+
+def _event_context(event: AuthzEvent, origin: str) -> ScanContext:
+    return ScanContext(
+        origin=origin,
+        observed_at=event.time,
+        client_iss=event.client_iss,
+        service_id=event.service_id,
+        event_id=str(event.event_id),
+    )
+
+
+def _log_context(record: LogRecord, origin: str, arrived: float) -> ScanContext:
+    return ScanContext(
+        origin=origin,
+        observed_at=_log_time(record) or datetime.fromtimestamp(arrived, UTC),
+        client_iss=_text_field(record, ("client_iss",)),
+        service_id=_text_field(record, _SERVICE_KEYS),
+    )
+
+
+def _text_field(record: LogRecord, keys: tuple[str, ...]) -> str | None:
+    if isinstance(record, str):
+        return None
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return value[:512]
+    return None
+
+
+def _log_time(record: LogRecord) -> datetime | None:
+    """The record's own time (structlog's ISO ``timestamp`` and the usual others)."""
+    stamp = _text_field(record, _TIME_KEYS)
+    if stamp is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+__all__ = ["Chunk", "DetectOutput", "DetectStage", "InputKind"]

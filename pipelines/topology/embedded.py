@@ -1,0 +1,267 @@
+"""``auditor run --input``: the pipeline's topology in one process, over files.
+
+The same stages as through Kafka, connected by an in-memory bus instead of topics: a
+reader and the detect stage on the calling thread, the store stage (the single DuckDB
+writer) on another, alerts sent as they are decided. The files are one stream, read in
+the order given; the stream detectors' state carries across them.
+
+Exactly once, and resumable at any point: each transaction holds a batch's rows and the
+input positions they came from, and every ``checkpoint_interval_s`` also the detectors'
+state at those positions (``detector_checkpoints``). A run killed anywhere restarts from
+its last checkpoint: it restores that state, re-reads the input from the checkpoint's
+positions to the stored ones only to rebuild state (nothing of it is stored or alerted
+again), and goes on from there. A run over input it has read to the end adds nothing.
+Standard input cannot be re-read: a run that includes ``-`` starts fresh each time (rows
+are still stored once: events by id, findings by deterministic id).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from auditor.fingerprints import default_fingerprinter
+from auditor.models import Finding
+from auditor.protocols import ContentDetector
+from auditor.vocabulary import RunMode, RunStatus
+from pipelines.runtime import SnapshotError, latest_revisions
+from pipelines.settings import PipelineSettings
+from pipelines.store import Checkpoint, StoreWriter
+from pipelines.topology.components import build_detect_stage
+from pipelines.topology.detection import DetectOutput, DetectStage
+from pipelines.topology.dispatch import AlertDispatcher
+from pipelines.topology.files import FileReader, InputFile, check_inputs
+from pipelines.topology.progress import Progress, RunSummary
+from pipelines.topology.storing import StoreItem, StoreThread
+from pipelines.topology.telemetry import PipelineTelemetry
+
+STREAM: Final = "embedded"
+"""The checkpoint name of embedded runs (one stream: the inputs in order)."""
+_PARTITION: Final = 0
+
+_log = structlog.get_logger("auditor.pipeline")
+
+
+def run_embedded(
+    inputs: Sequence[str | PathLike[str]],
+    db_path: str | PathLike[str],
+    config: PipelineSettings | None = None,
+    *,
+    content: Sequence[ContentDetector] | None = None,
+    telemetry: PipelineTelemetry | None = None,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    record_config: Mapping[str, Any] | None = None,
+    collect_findings: bool = False,
+) -> RunSummary:
+    """Run the pipeline over files into the DuckDB store at ``db_path``.
+
+    Args:
+        inputs: JSON-lines files (plain or gzip) and at most one ``-`` (stdin), in order.
+        db_path: The store; created when missing.
+        config: Batching, detectors, alerts, limits (``PipelineSettings``); defaults.
+        content: The content detectors; the ones shipped in ``detectors`` by default.
+        telemetry: Where traces and metrics go; built from ``config.telemetry`` when
+            ``None`` (and closed at the end).
+        stop: Set it (e.g. from a signal handler) to finish the current batch, commit,
+            checkpoint and return with status ``interrupted``.
+        progress: Progress lines while the run goes.
+        record_config: The configuration recorded with the run (secret-looking values
+            removed by the store); the settings by default.
+        collect_findings: Return the latest revision of every finding in the summary
+            (kept in memory: for tests and demos, not for large archives).
+
+    Raises:
+        InputError: An input is missing or unreadable.
+        ConfigurationError: The configuration is invalid.
+        StoreError: The store cannot be opened or written.
+    """
+    settings = config or PipelineSettings()
+    files = check_inputs([str(name) for name in inputs])
+    owned_telemetry = telemetry is None
+    telemetry = telemetry or PipelineTelemetry.from_settings(settings.telemetry)
+    try:
+        stage = build_detect_stage(settings, telemetry, content=content)
+        dispatcher = AlertDispatcher(settings.alerts, telemetry)
+        try:
+            return _Run(
+                files,
+                Path(db_path),
+                settings,
+                stage,
+                dispatcher,
+                telemetry,
+                stop or threading.Event(),
+                progress or Progress(None),
+                record_config,
+                collect_findings=collect_findings,
+            ).execute()
+        finally:
+            dispatcher.close()
+    finally:
+        if owned_telemetry:
+            telemetry.close()
+
+
+class _Run:
+    """One embedded run: the reader and detect stage here, the store on its thread."""
+
+    def __init__(  # noqa: PLR0917 - private; the one caller names every argument
+        self,
+        files: list[InputFile],
+        db: Path,
+        settings: PipelineSettings,
+        stage: DetectStage,
+        dispatcher: AlertDispatcher,
+        telemetry: PipelineTelemetry,
+        stop: threading.Event,
+        progress: Progress,
+        record_config: Mapping[str, Any] | None,
+        *,
+        collect_findings: bool,
+    ) -> None:
+        self.files = files
+        self.db = db
+        self.settings = settings
+        self.stage = stage
+        self.dispatcher = dispatcher
+        self.telemetry = telemetry
+        self.stop = stop
+        self.progress = progress
+        self.record_config = record_config
+        self.resumable = not any(item.is_stdin for item in files)
+        self.summary = RunSummary(run_id=None, mode=RunMode.EMBEDDED.value)
+        self.collected: list[Finding] | None = [] if collect_findings else None
+        self.positions: dict[str, int] = {}
+
+    def execute(self) -> RunSummary:
+        started = time.monotonic()
+        with StoreWriter.open(self.db) as writer:
+            run_id = writer.begin_run(
+                mode=RunMode.EMBEDDED,
+                inputs=[item.source for item in self.files],
+                config=self.record_config
+                if self.record_config is not None
+                else self.settings.model_dump(mode="json"),
+                fingerprint_key_id=default_fingerprinter().key_id,
+            )
+            self.summary.run_id = run_id
+            start, stored = self._resume(writer)
+            store = StoreThread(
+                writer,
+                run_id,
+                self.telemetry,
+                max_rows=self.settings.store_batch_records,
+                max_wait_s=self.settings.store_wait_ms / 1000,
+            )
+            status = RunStatus.FAILED
+            try:
+                status = self._feed(store, start, stored)
+                store.close()
+            except BaseException:
+                _log.exception("pipeline.failed", run_id=run_id)
+                writer.end_run(run_id, RunStatus.FAILED)
+                raise
+            finally:
+                self.summary.seconds = time.monotonic() - started
+            writer.end_run(run_id, status)
+        self.summary.status = status.value
+        if self.collected is not None:
+            self.summary.findings = latest_revisions(self.collected)
+        _log.info(
+            "pipeline.finished",
+            run_id=run_id,
+            status=status.value,
+            records=self.summary.records,
+            seconds=round(self.summary.seconds, 3),
+        )
+        return self.summary
+
+    def _resume(self, writer: StoreWriter) -> tuple[dict[str, int], dict[str, int]]:
+        """Where each input starts, and up to where it only rebuilds state."""
+        if not self.resumable:
+            return {}, {}
+        stored = {source: offset for (source, _), offset in writer.resume_offsets().items()}
+        checkpoint = writer.load_checkpoint(STREAM)
+        if checkpoint is None:
+            return {}, stored
+        try:
+            self.stage.runtime.restore(_PARTITION, checkpoint.state)
+        except SnapshotError as exc:
+            _log.warning("pipeline.checkpoint_unusable", reason=str(exc))
+            return {}, stored
+        self.positions = dict(checkpoint.positions)
+        _log.info("pipeline.resumed", inputs=len(checkpoint.positions))
+        return dict(checkpoint.positions), stored
+
+    def _feed(self, store: StoreThread, start: dict[str, int], stored: dict[str, int]) -> RunStatus:
+        reader = FileReader(
+            self.files,
+            chunk_lines=self.settings.batch_records,
+            max_bytes=self.settings.limits.max_bytes,
+        )
+        interval = self.settings.checkpoint_interval_s
+        next_checkpoint = time.monotonic() + interval
+        for chunk, replay in reader.chunks(start, stored):
+            out = self.stage.process(chunk, _PARTITION, replay=replay)
+            if chunk.records or not replay:
+                self.positions[f"file:{chunk.source}"] = chunk.next_position
+            if replay:
+                self.summary.replayed += len(chunk.records)
+                continue
+            checkpoint = None
+            if self.resumable and time.monotonic() >= next_checkpoint:
+                checkpoint = self._checkpoint()
+                next_checkpoint = time.monotonic() + interval
+            self._hand_over(store, out, checkpoint)
+            if self.stop.is_set():
+                self._hand_over(store, DetectOutput(), self._checkpoint())
+                return RunStatus.INTERRUPTED
+        closing = self.stage.flush()
+        self._hand_over(store, closing, self._checkpoint())
+        return RunStatus.COMPLETED
+
+    def _checkpoint(self) -> tuple[str, Checkpoint] | None:
+        if not self.resumable:
+            return None
+        return STREAM, Checkpoint(dict(self.positions), self.stage.runtime.snapshot(_PARTITION))
+
+    def _hand_over(
+        self,
+        store: StoreThread,
+        out: DetectOutput,
+        checkpoint: tuple[str, Checkpoint] | None,
+    ) -> None:
+        alerts = self.dispatcher.dispatch(out.alerts)
+        if not self.resumable:
+            out.offset = None  # stdin has no position to resume from
+        store.put(
+            StoreItem(
+                events=out.events,
+                findings=out.findings,
+                dead_letters=out.dead_letters,
+                alerts=alerts,
+                counters=out.counters,
+                offset=out.offset,
+                checkpoint=checkpoint,
+            )
+        )
+        summary = self.summary
+        summary.counters = summary.counters + out.counters
+        summary.alerts += len(alerts)
+        for finding in out.findings:
+            summary.findings_by_severity[finding.severity.value] += 1
+        for dead in out.dead_letters:
+            summary.dead_letter_reasons[dead.reason.value] += 1
+        if self.collected is not None:
+            self.collected += out.findings
+        self.progress.update(summary)
+
+
+__all__ = ["STREAM", "run_embedded"]
