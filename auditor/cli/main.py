@@ -47,6 +47,12 @@ COMMANDS: tuple[Command, ...] = (
         "export", "dashboards.cli.export", "Export as FHIR AuditEvents or OCSF.", extra="pipeline"
     ),
     Command(
+        "run",
+        "pipelines.topology.command",
+        "Run the pipeline: over files (--input) or through Kafka (--kafka), into DuckDB.",
+        extra="pipeline",
+    ),
+    Command(
         "topics",
         "pipelines.kafka.command",
         "Create the pipeline's Kafka topics (idempotent) or list them.",

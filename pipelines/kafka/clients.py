@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError, KafkaTimeoutError
 
 from auditor.errors import ConfigurationError, UnavailableError
@@ -54,9 +54,14 @@ def open_consumer(
     settings: AuditorSettings | KafkaSettings,
     topics: Iterable[str],
     group_id: str | None,
+    *,
+    listener: ConsumerRebalanceListener | None = None,
     **overrides: Any,
 ) -> KafkaConsumer:
     """Connect a consumer subscribed to ``topics`` in group ``group_id``.
+
+    ``listener`` is told when the group assigns and revokes partitions (a stage with
+    state per partition checkpoints and restores it there).
 
     Offsets are never committed automatically: call ``consumer.commit()`` (or
     ``commit({tp: OffsetAndMetadata(...)})``) once what was polled is durable.
@@ -82,7 +87,7 @@ def open_consumer(
                 f"Kafka topics do not exist: {', '.join(missing)}; "
                 "create them with 'auditor topics create'"
             )
-        consumer.subscribe(names)
+        consumer.subscribe(names, listener=listener)
     return consumer
 
 

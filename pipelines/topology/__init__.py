@@ -9,6 +9,7 @@
 
 from pipelines.topology.alerting import Alert, AlertPolicy
 from pipelines.topology.embedded import run_embedded
+from pipelines.topology.kafka_topology import Stage, run_kafka
 from pipelines.topology.progress import Progress, RunSummary
 from pipelines.topology.telemetry import PipelineTelemetry
 
@@ -18,5 +19,7 @@ __all__ = [
     "PipelineTelemetry",
     "Progress",
     "RunSummary",
+    "Stage",
     "run_embedded",
+    "run_kafka",
 ]
