@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from auditor.models.base import Contract, UtcDatetime
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome
@@ -47,6 +47,16 @@ class ServiceRef(Contract):
     url: ShortText | None = None
 
 
+def _one_or_many(value: Any) -> Any:
+    """JWT ``aud`` is a string or an array (RFC 7519 §4.1.3); keep one shape downstream.
+
+    A field validator, not a model one: a ``mode="before"`` model validator makes pydantic
+    build the whole ``token`` object in Python before validating it, about a fifth of the
+    cost of validating an event from JSON (measured for ``bench/pipeline.py``).
+    """
+    return (value,) if isinstance(value, str) else value
+
+
 class TokenClaims(Contract):
     """What is safe to record about a JWT: header fields, claims and a keyed fingerprint.
 
@@ -61,17 +71,9 @@ class TokenClaims(Contract):
     iat: NumericDate | None = None
     nbf: NumericDate | None = None
     exp: NumericDate | None = None
-    aud: tuple[ShortText, ...] = ()
+    aud: Annotated[tuple[ShortText, ...], BeforeValidator(_one_or_many)] = ()
     jku: ShortText | None = None
     fingerprint: Fingerprint | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _aud_as_tuple(cls, data: Any) -> Any:
-        # JWT "aud" is a string or an array (RFC 7519 §4.1.3); keep one shape downstream.
-        if isinstance(data, dict) and isinstance(data.get("aud"), str):
-            return {**data, "aud": (data["aud"],)}
-        return data
 
     @property
     def lifetime_seconds(self) -> int | None:
