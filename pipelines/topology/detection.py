@@ -56,6 +56,7 @@ class Chunk:
             the whole chunk (when it was read).
         kafka: Whether positions are Kafka offsets.
         carriers: Trace-context headers of a few records, for span links.
+        sizes: The size of records that were cut short when read (index -> bytes).
     """
 
     source: str
@@ -67,6 +68,7 @@ class Chunk:
     arrived: list[float] | float
     kafka: bool = False
     carriers: list[dict[str, str]] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)
 
     def origin(self, position: int) -> str:
         """``topic/partition@offset`` or ``path:line``."""
@@ -297,7 +299,7 @@ class DetectStage:
         return DeadLetter(
             source=chunk.source,
             reason=rejected.reason,
-            size_bytes=len(chunk.records[index]),
+            size_bytes=chunk.sizes.get(index, len(chunk.records[index])),
             received_at=datetime.fromtimestamp(self._now(), UTC),
             detail=rejected.detail,
             **where,

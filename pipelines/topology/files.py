@@ -14,12 +14,13 @@ rebuild detector state), splitting a chunk at that boundary.
 from __future__ import annotations
 
 import gzip
+import io
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from auditor.errors import InputError
 from pipelines.topology.detection import Chunk
@@ -56,21 +57,20 @@ class InputFile:
             InputError: The file cannot be opened; the message names the path.
         """
         if self.is_stdin:
-            return _maybe_gzip(sys.stdin.buffer)
+            stdin: Any = sys.stdin.buffer
+            if not hasattr(stdin, "peek"):  # a pipe is buffered; a replaced stdin may not be
+                stdin = io.BufferedReader(stdin)
+            if stdin.peek(2)[:2] == _GZIP_MAGIC:
+                return gzip.GzipFile(fileobj=stdin, mode="rb")  # type: ignore[return-value]
+            opened: IO[bytes] = stdin
+            return opened
         path = Path(self.name)
         try:
-            stream = path.open("rb")
+            with path.open("rb") as probe:
+                compressed = probe.read(2) == _GZIP_MAGIC
+            return gzip.open(path, "rb") if compressed else path.open("rb")  # type: ignore[return-value]
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from None
-        return _maybe_gzip(stream)
-
-
-def _maybe_gzip(stream: IO[bytes]) -> IO[bytes]:
-    peek = getattr(stream, "peek", None)
-    head = peek(2)[:2] if peek is not None else b""
-    if head == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    return stream
 
 
 def check_inputs(names: Sequence[str]) -> list[InputFile]:
@@ -98,18 +98,29 @@ def check_inputs(names: Sequence[str]) -> list[InputFile]:
     return inputs
 
 
-def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
-    """Lines of at most ``limit + 1`` bytes; the rest of a longer line is skipped."""
+def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+    """``(line, size)``: lines without their newline, cut after ``limit + 1`` bytes.
+
+    ``size`` is the whole line's length, read past the cut (and dropped) for a longer one.
+    """
     readline = stream.readline
     while True:
         line = readline(limit + 1)
         if not line:
             return
-        if len(line) > limit and not line.endswith(b"\n"):
-            rest = line
-            while rest and not rest.endswith(b"\n"):
+        if line.endswith(b"\n"):
+            line = line[:-1]
+            yield line, len(line)
+            continue
+        size = len(line)
+        if size > limit:
+            while True:
                 rest = readline(1 << 20)
-        yield line
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    size -= rest.endswith(b"\n")
+                    break
+        yield line, size
 
 
 class FileReader:
@@ -152,32 +163,42 @@ class FileReader:
             last_end = first
             positions: list[int] = []
             records: list[bytes] = []
+            sizes: dict[int, int] = {}
             replaying = first < replay_until
-            for raw in _lines(stream, self._limit):
+            for raw, size in _lines(stream, self._limit):
                 line_no += 1
                 if line_no < first:
                     continue
                 if replaying and line_no >= replay_until:
                     if records:
-                        yield self._chunk(item, positions, records, line_no), True
+                        yield self._chunk(item, positions, records, line_no, sizes), True
                         last_end = line_no
-                        positions, records = [], []
+                        positions, records, sizes = [], [], {}
                     replaying = False
                 positions.append(line_no)
                 records.append(raw)
+                if size != len(raw):
+                    sizes[len(records) - 1] = size
                 if len(records) >= self._size:
-                    yield self._chunk(item, positions, records, line_no + 1), replaying
+                    yield self._chunk(item, positions, records, line_no + 1, sizes), replaying
                     last_end = line_no + 1
-                    positions, records = [], []
+                    positions, records, sizes = [], [], {}
                     replaying = replaying and line_no + 1 < replay_until
             end = max(line_no + 1, first)
             if records or (end != last_end and not item.is_stdin):
                 # An empty tail still moves the position (blank lines at the end).
-                yield self._chunk(item, positions, records, end), replaying
+                yield self._chunk(item, positions, records, end, sizes), replaying
 
     @staticmethod
-    def _chunk(item: InputFile, positions: list[int], records: list[bytes], after: int) -> Chunk:
+    def _chunk(
+        item: InputFile,
+        positions: list[int],
+        records: list[bytes],
+        after: int,
+        sizes: dict[int, int],
+    ) -> Chunk:
         return Chunk(
+            sizes=sizes,
             source=item.source,
             part=0,
             kind="lines",

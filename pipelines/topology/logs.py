@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -18,6 +18,16 @@ from auditor.redaction import Redactor
 from auditor.redaction.stdlib import processor_formatter
 
 LogFormat = Literal["json", "console"]
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is written (redirects, captures)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(
@@ -31,7 +41,7 @@ def configure_logging(
 
     Called once by ``auditor run`` before anything logs; library code never calls it.
     """
-    out = stream or sys.stderr
+    out: Any = stream or _CurrentStderr()
     renderer = (
         structlog.dev.ConsoleRenderer(colors=False)
         if log_format == "console"
