@@ -203,7 +203,9 @@ class Received:
 
 
 @contextmanager
-def webhook_receiver(statuses: Sequence[int] = (), delay: float = 0.0) -> Iterator[tuple[str, Received]]:
+def webhook_receiver(
+    statuses: Sequence[int] = (), delay: float = 0.0
+) -> Iterator[tuple[str, Received]]:
     """A real HTTP server on 127.0.0.1; answers ``statuses`` in turn, then 200."""
     received = Received()
     answers = list(statuses)

@@ -73,7 +73,9 @@ def test_a_thousand_copies_of_one_leaked_token_raise_ten_alerts():
 
 def test_different_leaked_values_are_separate_groups():
     policy = AlertPolicy(AlertSettings())
-    alerts = policy.decide([leak(1, fingerprint="k1:" + "aa" * 16), leak(2, fingerprint="k1:" + "bb" * 16)])
+    alerts = policy.decide(
+        [leak(1, fingerprint="k1:" + "aa" * 16), leak(2, fingerprint="k1:" + "bb" * 16)]
+    )
     assert [a.occurrences for a in alerts] == [1, 1]
 
 

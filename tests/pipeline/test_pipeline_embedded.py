@@ -128,14 +128,14 @@ def test_poison_lines_become_dead_letters_with_reasons_and_good_lines_are_stored
     ]
     assert [r["size_bytes"] for r in rows] == [len(raw) for raw in POISON.values()]
     assert count(db, "events") == len(good)
-    assert summary.dead_letter_reasons == {name: 1 for name in POISON}
+    assert summary.dead_letter_reasons == dict.fromkeys(POISON, 1)
 
 
 def test_a_content_detector_that_raises_dead_letters_the_record_and_the_run_goes_on(tmp_path):
     class Broken:
         name = PatternContentDetector.name
 
-        def scan(self, content: object, context: object) -> list[Any]:
+        def scan(self, _content: object, _context: object) -> list[Any]:
             raise RuntimeError("bug")
 
     lines = [log_line("a"), log_line("b")]
@@ -147,7 +147,9 @@ def test_a_content_detector_that_raises_dead_letters_the_record_and_the_run_goes
         content=[Broken()],
     )
     rows = stored(db, "SELECT reason, detail FROM dead_letters ORDER BY line")
-    assert rows == [{"reason": "processing_error", "detail": "leaked_token failed (RuntimeError)"}] * 2
+    assert (
+        rows == [{"reason": "processing_error", "detail": "leaked_token failed (RuntimeError)"}] * 2
+    )
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_exactly_once(tmp_path):
@@ -167,7 +169,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_exactly_once(tm
             super().__init__(None)
             self.batches = 0
 
-        def update(self, summary: Any, *, lag: int | None = None) -> None:
+        def update(self, _summary: Any, *, lag: int | None = None) -> None:
+            del lag
             self.batches += 1
             if self.batches == 3:
                 stop.set()

@@ -1,0 +1,131 @@
+"""``auditor run --input``: the command, its exit status, its summary, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from authz_events import event
+from pipeline_support import (
+    FINGERPRINT_KEY,
+    Canaries,
+    authz_line,
+    count,
+    planted_lines,
+    write_lines,
+)
+
+from auditor.cli.main import main
+
+AUDITOR = [sys.executable, "-m", "auditor.cli.main"]
+
+
+def _many_events(n: int) -> list[bytes]:
+    """``n`` distinct events, cheaply: one template, new ids."""
+    template = authz_line(event(0, event_id=uuid.UUID(int=0), jti="JTI"))
+    zero = str(uuid.UUID(int=0)).encode()
+    return [
+        template.replace(zero, str(uuid.UUID(int=i + 1)).encode()).replace(
+            b'"JTI"', f'"jti-{i}"'.encode()
+        )
+        for i in range(n)
+    ]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "AUDITOR_FINGERPRINT_KEY": FINGERPRINT_KEY, **extra}
+
+
+def test_a_run_prints_its_summary_and_exits_0(tmp_path, capsys):
+    source = write_lines(tmp_path / "in.jsonl", _many_events(50))
+    assert main(["run", "--input", str(source), "--db", str(tmp_path / "a.duckdb"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "(embedded): completed" in out
+    assert "authz events 50" in out
+
+
+def test_a_missing_input_exits_2_naming_it(tmp_path, capsys):
+    code = main(
+        ["run", "--input", str(tmp_path / "gone.jsonl"), "--db", str(tmp_path / "a.duckdb")]
+    )
+    assert code == 2
+    assert "gone.jsonl" in capsys.readouterr().err
+
+
+def test_input_without_a_database_exits_2(tmp_path, capsys):
+    source = write_lines(tmp_path / "in.jsonl", _many_events(1))
+    assert main(["run", "--input", str(source)]) == 2
+    assert "--db" in capsys.readouterr().err
+
+
+def test_the_command_logs_as_json_on_stderr_and_never_a_planted_secret(tmp_path):
+    canaries = Canaries.make()
+    source = write_lines(tmp_path / "in.jsonl", planted_lines(canaries, event(0)))
+    result = subprocess.run(  # noqa: S603 - our own command
+        [
+            *AUDITOR,
+            "run",
+            "--input",
+            str(source),
+            "--db",
+            str(tmp_path / "a.duckdb"),
+            "--min-severity",
+            "info",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"event": "store.opened"' in result.stderr
+    for label, value in canaries.labelled().items():
+        assert value not in result.stderr + result.stdout, label
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_and_a_second_run_completes_exactly_once(tmp_path):
+    lines = _many_events(8_000)
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    db = tmp_path / "a.duckdb"
+    command = [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
+    env = _env(
+        AUDITOR_PIPELINE__BATCH_RECORDS="100",
+        AUDITOR_PIPELINE__CHECKPOINT_INTERVAL_S="0.2",
+        AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
+    )
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the first progress line: it is well under way
+        if line.startswith("auditor run:"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    out, _err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 30
+    assert "(embedded): interrupted" in out
+    stored_first = count(db, "events")
+    assert 0 < stored_first < len(lines)
+
+    again = subprocess.run(  # noqa: S603 - our own command
+        command, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert count(db, "events") == len(lines)
+    assert _statuses(db) == ["interrupted", "completed"]
+
+
+def _statuses(db: Path) -> list[str]:
+    from pipeline_support import stored
+
+    return [r["status"] for r in stored(db, "SELECT status FROM runs ORDER BY started_at")]
