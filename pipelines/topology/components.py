@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from auditor.fingerprints import default_fingerprinter
 from auditor.protocols import ContentDetector
 from auditor.redaction import Redactor, RedactorConfig
 from detectors import stream_detectors
@@ -26,19 +27,31 @@ def runtime_config(settings: PipelineSettings) -> RuntimeConfig:
     )
 
 
-def default_content_detectors() -> tuple[ContentDetector, ...]:
-    """The content detectors shipped in ``detectors`` (``leaked_token``, ``phi_in_logs``).
+def default_content_detectors(settings: PipelineSettings) -> tuple[ContentDetector, ...]:
+    """``leaked_token`` and ``phi_in_logs`` from ``detectors``, when this build has them.
 
-    Empty until they are installed: the pipeline then stores and detects on authz events
-    and counts log records without scanning them.
+    Keyed with the process's fingerprint key; a leaked JWT's ``jku`` is judged against
+    every ``jku`` the policy approves. Until they are installed the pipeline stores and
+    detects on authz events and counts log records without scanning them.
     """
     import detectors
 
-    # TODO(issue 5): import the factory directly once the content detectors land on main.
-    factory: Callable[[], Sequence[ContentDetector]] | None = getattr(
-        detectors, "content_detectors", None
+    # TODO(issue 5): import them directly once the content detectors land on main.
+    names = ("ContentConfig", "LeakedTokenDetector", "PhiInLogsDetector")
+    if not all(hasattr(detectors, name) for name in names):
+        return ()
+    approved = frozenset(
+        jku
+        for client in settings.detectors.policy.clients.values()
+        for jku in client.approved_jku
     )
-    return tuple(factory()) if factory is not None else ()
+    config = detectors.ContentConfig(  # type: ignore[attr-defined]
+        fingerprinter=default_fingerprinter(), jku_allowlist=approved
+    )
+    return (
+        detectors.LeakedTokenDetector(config),  # type: ignore[attr-defined]
+        detectors.PhiInLogsDetector(config),  # type: ignore[attr-defined]
+    )
 
 
 def build_detect_stage(
@@ -57,7 +70,7 @@ def build_detect_stage(
     runtime = StreamRuntime(stream_detectors(settings.detectors), runtime_config(settings))
     return DetectStage(
         runtime=runtime,
-        content=default_content_detectors() if content is None else content,
+        content=default_content_detectors(settings) if content is None else content,
         scrubber=EventScrubber(redactor or Redactor(RedactorConfig())),
         decoder=RecordDecoder(settings.limits),
         alerts=AlertPolicy(settings.alerts),

@@ -10,9 +10,12 @@ chunks of one partition's records. Per chunk:
 4. run the stream runtime over the chunk's events (without attributes or detail);
 5. decide alerts (``alerting``) on the findings.
 
-A content detector that raises is a bug, not a reason to stop: the record gets a
-``processing_error`` dead letter (metadata only) and the chunk goes on. The stage is not
-thread-safe: one per detect thread.
+A content detector that examined a record only in part (past its size or depth caps)
+raises ``RejectedRecord``: the record gets a dead letter with that reason and the
+findings of the examined parts are kept. Any other exception is a bug, not a reason to
+stop: the record gets a ``processing_error`` dead letter (metadata only) and the chunk
+goes on. An authz event with a dead letter of either kind is still stored and detected
+on. The stage is not thread-safe: one per detect thread.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from auditor.errors import RejectedRecord
 from auditor.models import AuthzEvent, Finding
 from auditor.protocols import ContentDetector, ScanContext
 from auditor.vocabulary import DeadLetterReason
@@ -273,20 +277,22 @@ class DetectStage:
         self, content: object, context: ScanContext, chunk: Chunk, index: int, out: DetectOutput
     ) -> list[Finding]:
         found: list[Finding] = []
+        refused: Rejected | None = None
         for detector in self._content:
             try:
                 found += detector.scan(content, context)
+            except RejectedRecord as exc:
+                # Examined only in part (past a size or depth cap): set the record aside,
+                # and keep what the examined parts held.
+                found += getattr(exc, "findings", ())
+                refused = refused or Rejected(exc.reason, exc.detail)
             except Exception as exc:  # noqa: BLE001 - a detector bug must not stop the pipeline
-                out.dead_letters.append(
-                    self._dead_letter(
-                        chunk,
-                        index,
-                        Rejected(
-                            DeadLetterReason.PROCESSING_ERROR,
-                            f"{detector.name} failed ({type(exc).__name__})",
-                        ),
-                    )
+                name = getattr(detector, "name", type(detector).__name__)
+                refused = refused or Rejected(
+                    DeadLetterReason.PROCESSING_ERROR, f"{name} failed ({type(exc).__name__})"
                 )
+        if refused is not None:
+            out.dead_letters.append(self._dead_letter(chunk, index, refused))
         return found
 
     def _dead_letter(self, chunk: Chunk, index: int, rejected: Rejected) -> DeadLetter:

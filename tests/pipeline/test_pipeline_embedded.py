@@ -152,6 +152,34 @@ def test_a_content_detector_that_raises_dead_letters_the_record_and_the_run_goes
     )
 
 
+def test_a_record_examined_only_in_part_is_dead_lettered_and_its_findings_kept(tmp_path):
+    from auditor.errors import RejectedRecord
+    from auditor.vocabulary import DeadLetterReason
+
+    class Capped(PatternContentDetector):
+        """Finds what the library finds, then says the rest was past its depth cap."""
+
+        def scan(self, content: object, context: Any) -> list[Any]:
+            refusal = RejectedRecord(DeadLetterReason.TOO_DEEP, "values past depth 8")
+            refusal.findings = super().scan(content, context)  # type: ignore[attr-defined]
+            raise refusal
+
+    line = log_line("auth", authorization="Bearer abcdefghijklmnopqrstuvwxyz012345")
+    db = tmp_path / "audit.duckdb"
+    run_embedded(
+        [write_lines(tmp_path / "in.jsonl", [line])],
+        db,
+        PipelineSettings(alerts={"log": False}),
+        content=[Capped()],
+    )
+    assert stored(db, "SELECT reason, detail, line FROM dead_letters") == [
+        {"reason": "too_deep", "detail": "values past depth 8", "line": 1}
+    ]
+    assert stored(db, "SELECT detector, origin FROM findings") == [
+        {"detector": "leaked_token", "origin": f"{tmp_path / 'in.jsonl'}:1"}
+    ]
+
+
 def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_exactly_once(tmp_path):
     folder = GOLDEN / "failure_rate_spike"
     lines = _golden_lines(folder)
