@@ -317,6 +317,20 @@ class PipelineSettings(_Section):
         "the wall clock (minus this), so quiet incidents close. None: never.",
     )
     checkpoint_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        le=300_000,
+        description="A detect process silent this long leaves the group: its partitions move.",
+    )
+    instance_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,200}$")] | None = (
+        Field(
+            default=None,
+            description="Static group membership (KIP-345): a detect process restarted with "
+            "the same id gets its partitions back at once, without a rebalance. Unique per "
+            "process (e.g. the host name).",
+        )
+    )
     snapshot_key: SecretStr | None = Field(
         default=None, description="HMAC key (>= 16 bytes) authenticating detector checkpoints."
     )

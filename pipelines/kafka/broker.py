@@ -310,8 +310,9 @@ class LocalBroker:
                 *self._java_command(java, libs),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument, not two: a random id may start with "-", which the
+                # tool's parser would take for an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(self._properties_path),
                 "--standalone",

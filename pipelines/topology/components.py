@@ -41,9 +41,7 @@ def default_content_detectors(settings: PipelineSettings) -> tuple[ContentDetect
     if not all(hasattr(detectors, name) for name in names):
         return ()
     approved = frozenset(
-        jku
-        for client in settings.detectors.policy.clients.values()
-        for jku in client.approved_jku
+        jku for client in settings.detectors.policy.clients.values() for jku in client.approved_jku
     )
     config = detectors.ContentConfig(  # type: ignore[attr-defined]
         fingerprinter=default_fingerprinter(), jku_allowlist=approved

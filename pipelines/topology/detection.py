@@ -101,6 +101,7 @@ class DetectOutput:
         alerts: The alerts the findings raise.
         counters: The run counters of the chunk.
         offset: The input position after the chunk, when it came from an input.
+        newest: The newest event time of the chunk's authz events (epoch seconds).
     """
 
     events: list[tuple[AuthzEvent, str]] = field(default_factory=list)
@@ -109,6 +110,7 @@ class DetectOutput:
     alerts: list[Alert] = field(default_factory=list)
     counters: RunCounters = field(default_factory=RunCounters)
     offset: tuple[OffsetKey, int] | None = None
+    newest: float | None = None
 
 
 class DetectStage:
@@ -227,8 +229,10 @@ class DetectStage:
             late_events=late,
         )
         self._count(out, late)
+        if to_detect:
+            out.newest = max(event.time for event in to_detect).timestamp()
         if replay:
-            return DetectOutput(counters=out.counters, offset=out.offset)
+            return DetectOutput(counters=out.counters, offset=out.offset, newest=out.newest)
         now = self._now()
         self._telemetry.detection_latency(now - arrived for arrived in latencies)
         self._finish(out)

@@ -32,8 +32,9 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
+from auditor.errors import UnavailableError
 from auditor.models import Finding
 from pipelines.kafka import open_consumer, open_producer
 from pipelines.runtime import SnapshotError
@@ -41,12 +42,15 @@ from pipelines.settings import AuditorSettings
 from pipelines.store import DeadLetter
 from pipelines.topology.detection import Chunk, DetectOutput, DetectStage, InputKind
 from pipelines.topology.dispatch import AlertDispatcher
-from pipelines.topology.kafka_state import CheckpointUnavailable, Pointer, StateTopic
+from pipelines.topology.kafka_state import CheckpointUnavailable, Outage, Pointer, StateTopic
 from pipelines.topology.progress import Progress, RunSummary
 from pipelines.topology.telemetry import PipelineTelemetry, header_carrier
 
 _log = structlog.get_logger("auditor.pipeline.detect")
 COMMIT_INTERVAL_S: Final = 1.0
+_FLUSH_S: Final = 10.0
+_OUTAGE_MS: Final = 3_600_000
+"""How long a send may wait for the broker before it counts as failed."""
 _CARRIERS_PER_CHUNK: Final = 4
 _IDLE_CHECK_S: Final = 1.0
 
@@ -138,9 +142,15 @@ class DetectWorker:
         """Where the state of a partition without a checkpoint began (empty)."""
         self._positions: dict[TopicPartition, int] = {}
         self._replay_until: dict[int, int] = {}
-        self._last_input: dict[int, float] = {}
+        self._clock: dict[int, tuple[float, float]] = {}
+        """Per authz partition: the newest event time seen, and when (monotonic) it came."""
         self._lag: dict[str, int] = {}
-        self._producer: KafkaProducer = open_producer(settings)
+        # Sends wait out an outage rather than fail: a finding that was never delivered
+        # must not have its input committed. One that fails all the same stops the worker.
+        self._producer: KafkaProducer = open_producer(
+            settings, max_block_ms=_OUTAGE_MS, delivery_timeout_ms=_OUTAGE_MS
+        )
+        self._undelivered = 0
         self._state = StateTopic(settings, self._producer)
         self._dispatcher = AlertDispatcher(
             self._pipeline.alerts, telemetry, kafka_send=self._send_alert
@@ -152,6 +162,9 @@ class DetectWorker:
             settings.groups.detect,
             listener=self._rebalances,
             max_poll_records=self._pipeline.batch_records,
+            session_timeout_ms=self._pipeline.session_timeout_ms,
+            heartbeat_interval_ms=max(self._pipeline.session_timeout_ms // 4, 250),
+            group_instance_id=self._pipeline.instance_id,
         )
         telemetry.watch_lag("detect", lambda: dict(self._lag))
 
@@ -163,47 +176,63 @@ class DetectWorker:
         next_checkpoint = time.monotonic() + self._pipeline.checkpoint_interval_s
         next_idle_check = time.monotonic() + _IDLE_CHECK_S
         quiet_since = time.monotonic()
+        outage = Outage(self._stop, "detect")
         try:
             while not self._stop.is_set():
-                polled = self._consumer.poll(
-                    timeout_ms=self._pipeline.poll_ms, max_records=self._pipeline.batch_records
-                )
-                now = time.monotonic()
-                skip = self._apply_rebalance()
-                if polled:
-                    quiet_since = now
-                for tp, records in polled.items():
-                    if tp not in skip:
-                        self._consume(tp, records, now)
-                if now >= next_idle_check:
-                    self._advance_idle(now)
-                    next_idle_check = now + _IDLE_CHECK_S
-                if now >= next_checkpoint:
-                    self._checkpoint(self._owned_authz())
-                    next_checkpoint = time.monotonic() + self._pipeline.checkpoint_interval_s
-                    next_commit = 0.0
-                if now >= next_commit:
-                    self._commit()
-                    self._measure_lag()
-                    next_commit = time.monotonic() + COMMIT_INTERVAL_S
-                self._progress.update(self._summary, lag=sum(self._lag.values()) or None)
-                if self._idle(now, quiet_since):
-                    break
+                try:
+                    polled = self._consumer.poll(
+                        timeout_ms=self._pipeline.poll_ms,
+                        max_records=self._pipeline.batch_records,
+                    )
+                    now = time.monotonic()
+                    skip = self._apply_rebalance()
+                    if polled:
+                        quiet_since = now
+                    for tp, records in polled.items():
+                        if tp not in skip:
+                            self._consume(tp, records)
+                    if now >= next_idle_check:
+                        self._advance_idle(now)
+                        next_idle_check = now + _IDLE_CHECK_S
+                    if now >= next_checkpoint:
+                        self._checkpoint(self._owned_authz())
+                        next_checkpoint = time.monotonic() + self._pipeline.checkpoint_interval_s
+                        next_commit = 0.0
+                    if now >= next_commit:
+                        self._commit()
+                        self._measure_lag()
+                        next_commit = time.monotonic() + COMMIT_INTERVAL_S
+                    self._progress.update(self._summary, lag=sum(self._lag.values()) or None)
+                    if self._idle(now, quiet_since):
+                        break
+                except KafkaError as exc:
+                    # The broker is away: what was consumed stays uncommitted and what was
+                    # produced stays in the producer, which retries; try again shortly.
+                    outage.wait(exc)
+                    continue
+                outage.over()
         finally:
             self._leave()
 
     def _idle(self, now: float, quiet_since: float) -> bool:
-        if self._idle_exit is None or now - quiet_since < self._idle_exit:
+        if self._idle_exit is None or now - quiet_since < self._idle_exit or self._replay_until:
             return False
-        self._measure_lag()
-        return not any(self._lag.values()) and not self._replay_until
+        if self._consumer.group_metadata().state != MemberState.STABLE:
+            return False  # still joining: partitions may be on their way
+        # Ask the broker: the end offsets known from the last fetch may be stale.
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return True  # more members than partitions: nothing to do here
+        ends = self._consumer.end_offsets(assigned)
+        return all(
+            self._positions.get(tp, self._consumer.position(tp)) >= end for tp, end in ends.items()
+        )
 
-    def _consume(self, tp: TopicPartition, records: Sequence[ConsumerRecord], now: float) -> None:
+    def _consume(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
         if not records:
             return
         kind: InputKind = "authz" if tp.topic == self._authz else "logs"
         if kind == "authz":
-            self._last_input[tp.partition] = now
             self._origins.setdefault(tp.partition, records[0].offset)
         until = self._replay_until.get(tp.partition, 0) if kind == "authz" else 0
         split = sum(1 for r in records if r.offset < until)
@@ -239,18 +268,26 @@ class DetectWorker:
         )
         out = self._stage.process(chunk, tp.partition, replay=replay)
         self._positions[tp] = chunk.next_position
+        if kind == "authz":
+            newest, _ = self._clock.get(tp.partition, (out.newest or 0.0, 0.0))
+            self._clock[tp.partition] = (max(newest, out.newest or newest), time.monotonic())
         if replay:
             self._summary.replayed += len(records)
             return
         self._publish(out)
 
+    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        self._producer.send(topic, key=key, value=value).add_errback(self._not_delivered)
+
+    def _not_delivered(self, _exc: BaseException) -> None:
+        self._undelivered += 1
+
     def _publish(self, out: DetectOutput) -> None:
-        send = self._producer.send
         for finding in out.findings:
             key = finding.client_iss or finding.finding_id
-            send(self._findings_topic, key=key.encode(), value=finding_json(finding))
+            self._send(self._findings_topic, key.encode(), finding_json(finding))
         for dead in out.dead_letters:
-            send(self._dead_topic, key=dead.source.encode(), value=dead_letter_json(dead))
+            self._send(self._dead_topic, dead.source.encode(), dead_letter_json(dead))
         self._dispatcher.dispatch(out.alerts)
         summary = self._summary
         summary.counters = summary.counters + out.counters
@@ -261,18 +298,26 @@ class DetectWorker:
             summary.dead_letter_reasons[dead.reason.value] += 1
 
     def _send_alert(self, alert_id: str, body: bytes) -> None:
-        self._producer.send(self._alerts_topic, key=alert_id.encode(), value=body)
+        self._send(self._alerts_topic, alert_id.encode(), body)
 
     def _advance_idle(self, now: float) -> None:
+        """Let event time flow with the clock on partitions quiet for ``idle_advance_s``.
+
+        The watermark moves to the newest event time seen plus the time since it came,
+        minus ``idle_advance_s``: relative to the partition's own event time, not to the
+        wall clock, so a stream that runs hours behind (an archive replayed) is not all
+        made late at once.
+        """
         idle = self._pipeline.idle_advance_s
         if idle is None:
             return
-        wall = time.time()
         for partition in self._owned_authz():
-            if partition in self._replay_until:
+            if partition in self._replay_until or partition not in self._clock:
                 continue
-            if now - self._last_input.get(partition, now) >= idle:
-                self._publish(self._stage.advance(partition, wall - idle))
+            newest, since = self._clock[partition]
+            quiet = now - since
+            if quiet >= idle:
+                self._publish(self._stage.advance(partition, newest + quiet - idle))
 
     # -- commits and checkpoints ---------------------------------------------------------
 
@@ -291,7 +336,13 @@ class DetectWorker:
 
     def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
         # What the consumed records produced must be durable before their offsets move.
-        self._producer.flush()
+        # Bounded, so that a stop during an outage is not held up by it.
+        self._producer.flush(timeout=_FLUSH_S)
+        if self._undelivered:
+            raise UnavailableError(
+                f"{self._undelivered} findings, dead letters or alerts could not be delivered; "
+                "stopping without committing, so a restart produces them again"
+            )
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, position in self._positions.items():
             if only is not None and tp not in only:
@@ -332,6 +383,7 @@ class DetectWorker:
         skip: set[TopicPartition] = set()
         for tp in revoked - assigned:
             self._forget(tp)
+        now = time.monotonic()
         for tp in assigned:
             if self._keep(tp):
                 skip.add(tp)  # fetched again from where this process stood
@@ -339,6 +391,13 @@ class DetectWorker:
                 self._forget(tp)
                 if self._restore(tp):
                     skip.add(tp)  # fetched again from the checkpoint's offset
+            if tp.topic == self._authz and tp.partition not in self._clock:
+                # A restored partition that stays quiet still has its watermark move on:
+                # from where its state stands.
+                watermark = self._stage.runtime.stats(tp.partition).watermark
+                if watermark is not None:
+                    lateness = self._stage.runtime.config.allowed_lateness
+                    self._clock[tp.partition] = (watermark + lateness, now)
         _log.info(
             "detect.assigned",
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in self._consumer.assignment()),
@@ -361,7 +420,7 @@ class DetectWorker:
         if tp.topic != self._authz:
             return
         self._stage.runtime.revoke(tp.partition)
-        for table in (self._pointers, self._origins, self._replay_until, self._last_input):
+        for table in (self._pointers, self._origins, self._replay_until, self._clock):
             table.pop(tp.partition, None)
 
     def _restore(self, tp: TopicPartition) -> bool:

@@ -23,6 +23,7 @@ empty state at its committed offset.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
+import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -41,6 +43,10 @@ CHUNK_BYTES: Final = 512 * 1024
 """Under Kafka's default 1 MiB message limit, with room for headers and batching."""
 POINTER_VERSION: Final = 1
 _READ_TIMEOUT_S: Final = 30.0
+_FLUSH_S: Final = 10.0
+_WARN_EVERY_S: Final = 10.0
+_MAX_BACKOFF_S: Final = 5.0
+_log = structlog.get_logger("auditor.pipeline")
 
 
 class CheckpointUnavailable(AuditorError):
@@ -103,6 +109,49 @@ class Pointer:
             return None
 
 
+class Outage:
+    """Waits out a broker that does not answer: back-off, a warning now and then, stop-aware.
+
+    Args:
+        stop: The worker's stop event (a wait ends when it is set).
+        stage: Named in the warning.
+    """
+
+    def __init__(self, stop: threading.Event, stage: str) -> None:
+        self._stop = stop
+        self._stage = stage
+        self._delay = 0.5
+        self._since: float | None = None
+        self._warned = 0.0
+
+    def wait(self, exc: BaseException) -> None:
+        """Note the failure and sleep before the next try."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._warned >= _WARN_EVERY_S:
+            self._warned = now
+            _log.warning(
+                "pipeline.kafka_unavailable",
+                stage=self._stage,
+                error=type(exc).__name__,
+                seconds=round(now - self._since, 1),
+            )
+        self._stop.wait(self._delay)
+        self._delay = min(self._delay * 2, _MAX_BACKOFF_S)
+
+    def over(self) -> None:
+        """A round went through: say so once and reset the back-off."""
+        if self._since is not None:
+            _log.info(
+                "pipeline.kafka_available",
+                stage=self._stage,
+                seconds=round(time.monotonic() - self._since, 1),
+            )
+        self._since = None
+        self._delay = 0.5
+
+
 class StateTopic:
     """Writes and reads detect-stage checkpoints in the state topic.
 
@@ -138,8 +187,8 @@ class StateTopic:
             )
             for index, piece in enumerate(pieces)
         ]
-        self._producer.flush()
-        offsets = [future.get(timeout=30).offset for future in futures]
+        self._producer.flush(timeout=_FLUSH_S)
+        offsets = [future.get(timeout=_FLUSH_S).offset for future in futures]
         return Pointer(
             at=at,
             partition=target,
@@ -202,4 +251,4 @@ class StateTopic:
         return pieces
 
 
-__all__ = ["CHUNK_BYTES", "CheckpointUnavailable", "Pointer", "StateTopic"]
+__all__ = ["CHUNK_BYTES", "CheckpointUnavailable", "Outage", "Pointer", "StateTopic"]

@@ -28,6 +28,7 @@ import orjson
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from auditor.models import AuthzEvent, Finding
@@ -43,6 +44,7 @@ from pipelines.store import (
     StoreWriter,
 )
 from pipelines.topology.decoding import RecordDecoder
+from pipelines.topology.kafka_state import Outage
 from pipelines.topology.progress import Progress, RunSummary
 from pipelines.topology.scrubbing import EventScrubber
 from pipelines.topology.storing import event_json
@@ -117,22 +119,30 @@ class StoreWorker:
         """Store until stopped (or idle), committing each poll in one transaction."""
         next_refresh = time.monotonic() + _REFRESH_S
         quiet_since = time.monotonic()
+        outage = Outage(self._stop, "store")
         try:
             while not self._stop.is_set():
-                polled = self._consumer.poll(
-                    timeout_ms=self._wait_ms, max_records=self._max_records
-                )
-                now = time.monotonic()
-                if any(polled.values()):
-                    quiet_since = now
-                    self._store(polled)
-                self._measure_lag()
-                if now >= next_refresh:
-                    self._assign()
-                    next_refresh = now + _REFRESH_S
-                self._progress.update(self._summary, lag=sum(self._lag.values()) or None)
-                if self._idle(now, quiet_since):
-                    break
+                try:
+                    polled = self._consumer.poll(
+                        timeout_ms=self._wait_ms, max_records=self._max_records
+                    )
+                    now = time.monotonic()
+                    if any(polled.values()):
+                        quiet_since = now
+                        self._store(polled)
+                    self._measure_lag()
+                    if now >= next_refresh:
+                        self._assign()
+                        next_refresh = now + _REFRESH_S
+                    self._progress.update(self._summary, lag=sum(self._lag.values()) or None)
+                    if self._idle(now, quiet_since):
+                        break
+                except KafkaError as exc:
+                    # Rows are committed with their offsets, so nothing is half done: wait
+                    # for the broker and go on from where the store stands.
+                    outage.wait(exc)
+                    continue
+                outage.over()
         finally:
             self._telemetry.unwatch_lag("store")
             self._consumer.close(autocommit=False)
@@ -142,7 +152,12 @@ class StoreWorker:
             return False
         if self._upstream_done is not None and not self._upstream_done.is_set():
             return False
-        return now - quiet_since >= self._idle_exit and not any(self._lag.values())
+        if now - quiet_since < self._idle_exit:
+            return False
+        # Ask the broker: the end offsets known from the last fetch may predate what the
+        # detect stage flushed just before it finished.
+        ends = self._consumer.end_offsets(list(self._assigned))
+        return all(self._consumer.position(tp) >= end for tp, end in ends.items())
 
     def _assign(self) -> None:
         wanted: set[TopicPartition] = set()

@@ -242,3 +242,50 @@ def webhook_receiver(
 def recent(seconds_ago: float) -> datetime:
     """A UTC time ``seconds_ago`` before now."""
     return datetime.now(UTC) - timedelta(seconds=seconds_ago)
+
+
+def kafka_env(settings: Any, **pipeline: object) -> dict[str, str]:
+    """Environment variables that point ``auditor run`` at a test's broker and topics."""
+    import os
+
+    env = {
+        **os.environ,
+        "AUDITOR_FINGERPRINT_KEY": FINGERPRINT_KEY,
+        "AUDITOR_KAFKA__BOOTSTRAP_SERVERS": ",".join(settings.kafka.bootstrap_servers),
+        "AUDITOR_GROUPS__DETECT": settings.groups.detect,
+    }
+    for role in ("authz", "logs", "findings", "alerts", "deadletters", "state"):
+        spec = getattr(settings.topics, role)
+        env[f"AUDITOR_TOPICS__{role.upper()}__NAME"] = spec.name
+        env[f"AUDITOR_TOPICS__{role.upper()}__PARTITIONS"] = str(spec.partitions)
+    for name, value in pipeline.items():
+        env[f"AUDITOR_PIPELINE__{name.upper()}"] = str(value)
+    return env
+
+
+def call_events(calls: int, clients: int = 4, start: float = 0.0) -> list[AuthzEvent]:
+    """A known stream of CDS Hooks calls with incidents, in time order.
+
+    Each call is ``token.issued``, ``request.sent`` and ``token.validated``; every 50th
+    token is presented again from another peer (a replay), every 97th is signed ``none``
+    (a policy violation), every 131st lives two hours (a lifetime violation).
+    """
+    from authz_events import event
+
+    out: list[AuthzEvent] = []
+    for n in range(calls):
+        t = start + n * 0.05
+        iss = f"https://ehr-{n % clients}.example.org"
+        jti = f"jti-{n}"
+        alg = "none" if n % 97 == 0 else "ES384"
+        exp = None if n % 131 else int(t) + 7200
+        extra: dict[str, Any] = {"alg": alg, "jti": jti, "iss": iss}
+        if exp is not None:
+            extra["exp"] = 1_795_860_000 + exp
+        hook = f"h-{n}"
+        out.append(event(t, action="token.issued", hook_instance=hook, **extra))
+        out.append(event(t + 0.01, action="request.sent", hook_instance=hook, **extra))
+        out.append(event(t + 0.02, hook_instance=hook, **extra))
+        if n % 50 == 0:
+            out.append(event(t + 0.03, hook_instance=f"r-{n}", peer="203.0.113.7", **extra))
+    return out
