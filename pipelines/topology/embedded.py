@@ -33,7 +33,7 @@ from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
 from pipelines.settings import PipelineSettings
 from pipelines.store import Checkpoint, StoreWriter
-from pipelines.topology.components import build_detect_stage
+from pipelines.topology.components import build_detect_stage, collector_tuned
 from pipelines.topology.detection import DetectOutput, DetectStage
 from pipelines.topology.dispatch import AlertDispatcher
 from pipelines.topology.files import FileReader, InputFile, check_inputs
@@ -90,18 +90,19 @@ def run_embedded(
         stage = build_detect_stage(settings, telemetry, content=content)
         dispatcher = AlertDispatcher(settings.alerts, telemetry)
         try:
-            return _Run(
-                files,
-                Path(db_path),
-                settings,
-                stage,
-                dispatcher,
-                telemetry,
-                stop or threading.Event(),
-                progress or Progress(None),
-                record_config,
-                collect_findings=collect_findings,
-            ).execute()
+            with collector_tuned():
+                return _Run(
+                    files,
+                    Path(db_path),
+                    settings,
+                    stage,
+                    dispatcher,
+                    telemetry,
+                    stop or threading.Event(),
+                    progress or Progress(None),
+                    record_config,
+                    collect_findings=collect_findings,
+                ).execute()
         finally:
             dispatcher.close()
     finally:

@@ -34,7 +34,7 @@ from auditor.protocols import ContentDetector
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.settings import AuditorSettings
 from pipelines.store import StoreWriter
-from pipelines.topology.components import build_detect_stage
+from pipelines.topology.components import build_detect_stage, collector_tuned
 from pipelines.topology.kafka_detect import DetectWorker
 from pipelines.topology.kafka_store import StoreWorker
 from pipelines.topology.progress import Progress, RunSummary
@@ -85,21 +85,22 @@ def run_kafka(
     summary = RunSummary(run_id=None, mode=RunMode.KAFKA.value)
     started = time.monotonic()
     try:
-        if stage == "detect":
-            _detect(settings, content, telemetry, stop, summary, progress, idle_exit_s, None)
-        else:
-            _with_store(
-                settings,
-                Path(db_path or ""),
-                stage,
-                content,
-                telemetry,
-                stop,
-                summary,
-                progress,
-                idle_exit_s,
-                record_config,
-            )
+        with collector_tuned():
+            if stage == "detect":
+                _detect(settings, content, telemetry, stop, summary, progress, idle_exit_s, None)
+            else:
+                _with_store(
+                    settings,
+                    Path(db_path or ""),
+                    stage,
+                    content,
+                    telemetry,
+                    stop,
+                    summary,
+                    progress,
+                    idle_exit_s,
+                    record_config,
+                )
     finally:
         summary.seconds = time.monotonic() - started
         if owned:

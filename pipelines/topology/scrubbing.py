@@ -19,6 +19,8 @@ from auditor.models import AuthzEvent
 from auditor.redaction import Redactor
 
 _FAILED: Final = {"redaction": "failed"}
+_KNOWN_CLEAN_LIMIT: Final = 4096
+_KNOWN_CLEAN_CHARS: Final = 512
 """What replaces ``attributes`` when redaction itself failed (fail closed)."""
 
 
@@ -29,10 +31,13 @@ class EventScrubber:
         redactor: The configured Redactor (its fingerprint key names the markers).
     """
 
-    __slots__ = ("_redact",)
+    __slots__ = ("_clean", "_redact")
 
     def __init__(self, redactor: Redactor) -> None:
         self._redact = redactor
+        self._clean: set[str] = set()
+        """URLs and messages seen before and found clean: they repeat from event to event
+        (a few service and FHIR server URLs), and the same text redacts the same way."""
 
     def free_text(self, event: AuthzEvent) -> dict[str, Any]:
         """The event's free text as a flat mapping (only what is present), for scanning."""
@@ -61,27 +66,25 @@ class EventScrubber:
         """
         if not text:
             return None
+        known = self._clean
+        if "attributes" not in text and all(value in known for value in text.values()):
+            return None
         # The Redactor works on a copy: a flat event is redacted in place.
         clean = self._redact(None, "info", dict(text))
         if clean.get("event") == "redaction failed":
             clean = {"attributes": _FAILED} if event.attributes else {}
         changed = {k: clean.get(k) for k in text if clean.get(k) is not text[k]}
         if not changed:
+            self._remember(text)
             return None
-        update: dict[str, Any] = {}
-        if "attributes" in changed:
-            update["attributes"] = changed["attributes"] or {}
-        if "detail" in changed:
-            update["detail"] = changed["detail"]
-        if "fhir_server" in changed:
-            update["fhir_server"] = changed["fhir_server"]
-        if "service_url" in changed and event.service is not None:
-            update["service"] = event.service.model_copy(update={"url": changed["service_url"]})
-        if "token_jku" in changed and event.token is not None:
-            update["token"] = event.token.model_copy(update={"jku": changed["token_jku"]})
-        if "tls_error" in changed and event.tls is not None:
-            update["tls"] = event.tls.model_copy(update={"error": changed["tls_error"]})
-        return event.model_copy(update=update)
+        return _updated(event, changed)
+
+    def _remember(self, text: dict[str, Any]) -> None:
+        if len(self._clean) >= _KNOWN_CLEAN_LIMIT:
+            self._clean.clear()
+        for key, value in text.items():
+            if key != "attributes" and len(value) <= _KNOWN_CLEAN_CHARS:
+                self._clean.add(value)
 
     @staticmethod
     def for_detection(event: AuthzEvent) -> AuthzEvent:
@@ -89,6 +92,24 @@ class EventScrubber:
         if event.attributes or event.detail is not None:
             return event.model_copy(update={"attributes": {}, "detail": None})
         return event
+
+
+def _updated(event: AuthzEvent, changed: dict[str, Any]) -> AuthzEvent:
+    """``event`` with the redacted free text put back where it came from."""
+    update: dict[str, Any] = {}
+    if "attributes" in changed:
+        update["attributes"] = changed["attributes"] or {}
+    if "detail" in changed:
+        update["detail"] = changed["detail"]
+    if "fhir_server" in changed:
+        update["fhir_server"] = changed["fhir_server"]
+    if "service_url" in changed and event.service is not None:
+        update["service"] = event.service.model_copy(update={"url": changed["service_url"]})
+    if "token_jku" in changed and event.token is not None:
+        update["token"] = event.token.model_copy(update={"jku": changed["token_jku"]})
+    if "tls_error" in changed and event.tls is not None:
+        update["tls"] = event.tls.model_copy(update={"error": changed["tls_error"]})
+    return event.model_copy(update=update)
 
 
 __all__ = ["EventScrubber"]

@@ -1,0 +1,468 @@
+"""End-to-end speed of ``auditor run``, with baselines measured in the same run.
+
+    .venv/bin/python bench/pipeline.py [--events N] [--kafka HOST:PORT | --skip-kafka]
+                                       [--rate R] [--seconds S] [--partitions P]
+
+Corpus: CDS Hooks calls of 20 EHR clients to 8 services (``token.issued``,
+``request.sent``, ``token.validated``; ~3% failures, replays and policy violations,
+arrival shuffled within a second — bench/stream_detectors.py's mix) as JSON lines with
+``"kind": "authz"``, and one structlog record of a CDS service per ten events (bench/
+corpus.py's, 2% with a planted token or PHI value).
+
+1. **Embedded** (``run_embedded`` over a file, one process): records/s of wall time.
+   Baseline: decoding the same lines and nothing else (``AuthzEvent.model_validate_json``
+   for events, ``orjson.loads`` for logs), CPU time, best of three.
+2. **Through Kafka** (a real broker: ``--kafka``, or one started here on free ports):
+   a backlog of ``--events`` records on the authz and logs topics, then
+   - baselines: the producer's rate filling the backlog, and a bare consumer reading it;
+   - ``auditor run --kafka --stage detect`` as one process, then as two in one group: the
+     rate at which the group's committed offsets move (10% to 90% of the backlog);
+   - latency: ``auditor run --kafka --db`` while a producer sends ``--rate`` events/s
+     for ``--seconds``, events stamped with the time they are sent; one in a hundred is
+     signed ``none`` by a new client, so the ``policy`` detector opens a finding for it.
+     Latency is the finding's ``first_stored_at`` (the DuckDB commit) minus its
+     ``observed_at`` (the event's send time); the runtime holds events back by its
+     allowed lateness (``--lateness``, 0.5 s here), which is part of the figure.
+
+Times drift by a third between runs on a shared 2-core machine: compare the ratios. The
+last lines are ``name value`` pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from corpus import CorpusBuilder  # noqa: E402 - the bench folder is put on the path above
+from stream_detectors import realistic_mix  # noqa: E402
+
+from auditor.models import AuthzEvent  # noqa: E402
+from pipelines.kafka import ensure_topics, open_admin, open_consumer, open_producer  # noqa: E402
+from pipelines.settings import AuditorSettings, PipelineSettings, TopicSpec  # noqa: E402
+from pipelines.topology import run_embedded  # noqa: E402
+
+KEY = "bench-pipeline-fingerprint-key-0123"
+FIGURES: dict[str, float] = {}
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def figure(name: str, value: float, text: str) -> None:
+    FIGURES[name] = value
+    say(f"  {text}")
+
+
+# -- corpus ------------------------------------------------------------------------------
+
+
+def corpus(records: int, seed: int) -> list[bytes]:
+    """Authz events and service log lines, interleaved, ``records`` in all."""
+    calls = int(records * 0.91 / 3)
+    events = realistic_mix(calls, seed)
+    lines = [e.model_dump_json(exclude_none=True).encode() for e in events]
+    logs = CorpusBuilder(seed).build(max(records - len(lines), 0), planted_share=0.02)
+    rng = random.Random(seed)
+    for event in logs:
+        record = {"timestamp": "2026-11-28T08:00:00Z", "level": "info", "event": event.event}
+        line = orjson.dumps({**record, **event.kw}, default=str)
+        lines.insert(rng.randrange(len(lines) + 1), line)
+    return lines[:records]
+
+
+def cpu_best(action: Callable[[], object], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        action()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+# -- embedded ----------------------------------------------------------------------------
+
+
+def embedded(lines: list[bytes], scratch: Path) -> None:
+    say(f"\nembedded: {len(lines):,} records through run_embedded (one process)")
+    authz = [line for line in lines if b'"kind":"authz"' in line]
+    logs = [line for line in lines if b'"kind":"authz"' not in line]
+
+    def decode() -> None:
+        for line in authz:
+            AuthzEvent.model_validate_json(line)
+        for line in logs:
+            orjson.loads(line)
+
+    baseline = len(lines) / cpu_best(decode)
+    figure(
+        "decode_baseline_per_s",
+        baseline,
+        f"baseline, decoding only: {baseline:,.0f} records/s (CPU)",
+    )
+    source = scratch / "corpus.jsonl"
+    source.write_bytes(b"".join(line + b"\n" for line in lines))
+    db = scratch / "embedded.duckdb"
+    settings = PipelineSettings(alerts={"log": False})
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = run_embedded([source], db, settings)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    rate = summary.records / wall
+    figure(
+        "embedded_per_s",
+        rate,
+        f"run_embedded: {rate:,.0f} records/s (wall; {summary.records / cpu:,.0f}/s of process CPU over 2 threads)",
+    )
+    figure("embedded_ratio", rate / baseline, f"ratio to decoding only: {rate / baseline:.2f}")
+    figure(
+        "embedded_findings",
+        summary.counters.findings_out,
+        f"findings out: {summary.counters.findings_out:,}; events stored: {summary.counters.events_in:,}",
+    )
+
+
+# -- Kafka -------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_broker(scratch: Path) -> tuple[str, Callable[[], None]]:
+    from pipelines.kafka.broker import BrokerConfig, LocalBroker
+
+    port, controller = free_ports(2)
+    broker = LocalBroker(
+        BrokerConfig(port=port, controller_port=controller, data_dir=scratch / "kafka")
+    )
+    broker.start()
+    return broker.bootstrap, broker.stop
+
+
+def bench_settings(bootstrap: str, partitions: int, **pipeline: Any) -> AuditorSettings:
+    stem = f"bench.{uuid.uuid4().hex[:8]}"
+
+    def spec(role: str, count: int = partitions) -> TopicSpec:
+        return TopicSpec(name=f"{stem}.{role}", partitions=count, retention_ms=3_600_000)
+
+    settings = AuditorSettings(
+        kafka={"bootstrap_servers": bootstrap},
+        topics={
+            "authz": spec("authz"),
+            "logs": spec("logs"),
+            "findings": spec("findings"),
+            "alerts": spec("alerts", 1),
+            "deadletters": spec("deadletters"),
+            "state": {
+                "name": f"{stem}.state",
+                "partitions": 1,
+                "retention_ms": -1,
+                "configs": {"cleanup.policy": "compact"},
+            },
+        },
+        pipeline={"alerts": {"log": False}, **pipeline},
+    )
+    ensure_topics(settings)
+    return settings
+
+
+def env_for(settings: AuditorSettings, group: str, **pipeline: Any) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "AUDITOR_FINGERPRINT_KEY": KEY,
+        "AUDITOR_KAFKA__BOOTSTRAP_SERVERS": ",".join(settings.kafka.bootstrap_servers),
+        "AUDITOR_GROUPS__DETECT": group,
+        "AUDITOR_PIPELINE__ALERTS__LOG": "false",
+    }
+    for role in ("authz", "logs", "findings", "alerts", "deadletters", "state"):
+        spec = getattr(settings.topics, role)
+        env[f"AUDITOR_TOPICS__{role.upper()}__NAME"] = spec.name
+        env[f"AUDITOR_TOPICS__{role.upper()}__PARTITIONS"] = str(spec.partitions)
+    for name, value in pipeline.items():
+        env[f"AUDITOR_PIPELINE__{name.upper()}"] = str(value)
+    return env
+
+
+def key_of(line: bytes) -> bytes | None:
+    start = line.find(b'"iss":"')
+    if start < 0:
+        return None
+    start += 7
+    return line[start : line.index(b'"', start)]
+
+
+def fill(settings: AuditorSettings, lines: list[bytes]) -> float:
+    producer = open_producer(settings, linger_ms=20, batch_size=256 << 10)
+    authz, logs = settings.topics.authz.name, settings.topics.logs.name
+    started = time.perf_counter()
+    for line in lines:
+        is_event = b'"kind":"authz"' in line
+        producer.send(
+            authz if is_event else logs, key=key_of(line) if is_event else None, value=line
+        )
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return len(lines) / elapsed
+
+
+def raw_consume(settings: AuditorSettings, total: int) -> float:
+    consumer = open_consumer(
+        settings,
+        [settings.topics.authz.name, settings.topics.logs.name],
+        f"raw-{uuid.uuid4().hex[:6]}",
+    )
+    seen = 0
+    started = None
+    while seen < total:
+        for records in consumer.poll(timeout_ms=500, max_records=5_000).values():
+            started = started or time.perf_counter()
+            seen += len(records)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / max(elapsed, 1e-9)
+
+
+def committed(admin: Any, group: str) -> int:
+    try:
+        offsets = admin.list_group_offsets(group)
+    except Exception:  # noqa: BLE001 - the group may not exist yet
+        return 0
+    return sum(meta.offset for meta in (offsets.get(group) or {}).values() if meta.offset > 0)
+
+
+def detect_rate(settings: AuditorSettings, total: int, processes: int) -> float:
+    group = f"bench-detect-{uuid.uuid4().hex[:6]}"
+    env = env_for(settings, group, batch_records=2000, poll_ms=100, checkpoint_interval_s=30)
+    command = [
+        sys.executable,
+        "-m",
+        "auditor.cli.main",
+        "run",
+        "--kafka",
+        "--stage",
+        "detect",
+        "--quiet",
+    ]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        for _ in range(processes)
+    ]
+    admin = open_admin(settings)
+    marks: list[tuple[float, int]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = committed(admin, group)
+            marks.append((time.perf_counter(), done))
+            if done >= total:
+                break
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+        admin.close()
+    low = next((t, n) for t, n in marks if n >= total * 0.1)
+    high = next((t, n) for t, n in marks if n >= total * 0.9)
+    return (high[1] - low[1]) / max(high[0] - low[0], 1e-9)
+
+
+def latency(
+    settings: AuditorSettings, scratch: Path, rate: int, seconds: float, lateness: float
+) -> None:
+    db = scratch / "latency.duckdb"
+    group = f"bench-latency-{uuid.uuid4().hex[:6]}"
+    env = env_for(
+        settings,
+        group,
+        allowed_lateness_s=lateness,
+        poll_ms=50,
+        store_wait_ms=100,
+        batch_records=1000,
+        idle_advance_s=2,
+    )
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "auditor.cli.main", "run", "--kafka", "--db", str(db), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    stream = proc.stderr
+    for line in stream:  # wait until the detect stage holds its partitions
+        if '"detect.assigned"' in line:
+            break
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+    producer = open_producer(settings, linger_ms=2)
+    template = realistic_mix(200, 11)
+    sent = violations = 0
+    started = time.perf_counter()
+    tick = 0.01
+    per_tick = max(int(rate * tick), 1)
+    while time.perf_counter() - started < seconds:
+        target = started + (sent / rate)
+        pause = target - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        now = datetime.now(UTC)
+        for _ in range(per_tick):
+            base = template[sent % len(template)]
+            update: dict[str, Any] = {"event_id": uuid.uuid4(), "time": now}
+            if sent % 100 == 0:
+                client = base.client.model_copy(
+                    update={"iss": f"https://ehr-lat-{sent}.example.org"}
+                )
+                token = base.token.model_copy(update={"alg": "none"}) if base.token else None
+                update |= {"client": client, "token": token}
+                violations += 1
+            event = base.model_copy(update=update)
+            producer.send(
+                settings.topics.authz.name,
+                key=(event.client_iss or "").encode(),
+                value=event.model_dump_json(exclude_none=True).encode(),
+            )
+            sent += 1
+    producer.flush()
+    producer.close()
+    achieved = sent / (time.perf_counter() - started)
+    time.sleep(max(lateness, 1.0) + 6)
+    proc.terminate()
+    proc.wait(60)
+    from pipelines.store import open_store
+
+    with open_store(db) as store:
+        rows = (
+            store.query(
+                "SELECT epoch_ms(first_stored_at) - epoch_ms(observed_at) AS ms FROM findings "
+                "WHERE rule = 'alg_none_or_hmac'"
+            )
+            .column("ms")
+            .to_pylist()
+        )
+    samples = sorted(ms / 1000 for ms in rows)
+    figure(
+        "latency_rate_per_s",
+        achieved,
+        f"sent {sent:,} events at {achieved:,.0f}/s for {seconds:.0f}s; {violations:,} violations, {len(samples):,} findings stored",
+    )
+    if samples:
+        p50 = statistics.median(samples)
+        p99 = samples[min(int(len(samples) * 0.99), len(samples) - 1)]
+        figure(
+            "latency_p50_s",
+            p50,
+            f"produce -> finding committed in DuckDB: p50 {p50:.2f}s, p99 {p99:.2f}s, max {samples[-1]:.2f}s (allowed lateness {lateness}s included)",
+        )
+        FIGURES["latency_p99_s"] = p99
+
+
+def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
+    stop: Callable[[], None] | None = None
+    bootstrap = args.kafka
+    if bootstrap is None:
+        say("\nstarting a Kafka broker for the bench ...")
+        bootstrap, stop = start_broker(scratch)
+    try:
+        settings = bench_settings(bootstrap, args.partitions)
+        say(
+            f"\nthrough Kafka at {bootstrap}: {len(lines):,} records, {args.partitions} partitions per topic"
+        )
+        produced = fill(settings, lines)
+        figure(
+            "produce_per_s", produced, f"baseline, producing the backlog: {produced:,.0f} records/s"
+        )
+        consumed = raw_consume(settings, len(lines))
+        figure(
+            "raw_consume_per_s",
+            consumed,
+            f"baseline, a bare consumer reading it: {consumed:,.0f} records/s",
+        )
+        one = detect_rate(settings, len(lines), 1)
+        figure(
+            "detect_1_per_s",
+            one,
+            f"detect stage, 1 process: {one:,.0f} records/s ({one / consumed:.2f} of the bare consumer)",
+        )
+        two = detect_rate(settings, len(lines), 2)
+        figure(
+            "detect_2_per_s",
+            two,
+            f"detect stage, 2 processes: {two:,.0f} records/s ({two / one:.2f}x one process)",
+        )
+        latency(
+            bench_settings(bootstrap, args.partitions),
+            scratch,
+            args.rate,
+            args.seconds,
+            args.lateness,
+        )
+    finally:
+        if stop is not None:
+            stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="records in the corpus")
+    parser.add_argument(
+        "--kafka", metavar="HOST:PORT", help="a running broker (default: start one)"
+    )
+    parser.add_argument("--skip-kafka", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--rate", type=int, default=5_000, help="events/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--lateness", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    os.environ["AUDITOR_FINGERPRINT_KEY"] = KEY
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    say(f"corpus: {args.events:,} records (seed {args.seed}) ...")
+    lines = corpus(args.events, args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        scratch = Path(tmp)
+        if not args.skip_embedded:
+            embedded(lines, scratch)
+        if not args.skip_kafka:
+            kafka(lines, scratch, args)
+    say("")
+    for name, value in FIGURES.items():
+        say(f"{name} {value:.4g}")
+
+
+if __name__ == "__main__":
+    main()
