@@ -324,8 +324,42 @@ def _templates(events: list[AuthzEvent]) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def latency(  # noqa: PLR0915 - one scenario, start to end
-    settings: AuditorSettings, scratch: Path, rate: int, seconds: float, lateness: float
+def start_pipeline(db: Path, env: dict[str, str], *, split: bool) -> list[subprocess.Popen[str]]:
+    """``auditor run --kafka`` as one process, or as a store and a detect process.
+
+    Returns once the detect stage holds its partitions.
+    """
+    run = [sys.executable, "-m", "auditor.cli.main", "run", "--kafka", "--quiet"]
+    stages = [[*run, "--db", str(db)]]
+    if split:
+        stages = [[*run, "--stage", "store", "--db", str(db)], [*run, "--stage", "detect"]]
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own command
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if command is stages[-1] else subprocess.DEVNULL,
+            text=True,
+        )
+        for command in stages
+    ]
+    stream = procs[-1].stderr
+    assert stream is not None
+    for line in stream:
+        if '"detect.assigned"' in line:
+            break
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+    return procs
+
+
+def latency(
+    settings: AuditorSettings,
+    scratch: Path,
+    rate: int,
+    seconds: float,
+    lateness: float,
+    *,
+    split: bool = False,
 ) -> None:
     """Produce at ``rate`` for ``seconds`` into a running pipeline; latency to DuckDB."""
     db = scratch / f"latency-{rate}.duckdb"
@@ -337,21 +371,9 @@ def latency(  # noqa: PLR0915 - one scenario, start to end
         poll_ms=50,
         store_wait_ms=100,
         batch_records=1000,
-        idle_advance_s=2,
+        idle_advance_s=0.5,
     )
-    proc = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "auditor.cli.main", "run", "--kafka", "--db", str(db), "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    stream = proc.stderr
-    for line in stream:  # wait until the detect stage holds its partitions
-        if '"detect.assigned"' in line:
-            break
-    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+    procs = start_pipeline(db, env, split=split)
     producer = open_producer(settings, linger_ms=2)
     templates = _templates(realistic_mix(400, 11))
     sent = violations = 0
@@ -391,14 +413,17 @@ def latency(  # noqa: PLR0915 - one scenario, start to end
         if rows and len(found) == len(rows):
             break  # nothing new for three seconds: the pipeline has caught up
         rows = found
-    proc.terminate()
-    proc.wait(60)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(60)
     samples = sorted(ms / 1000 for ms in rows)
-    tag = f"{rate // 1000}k" if rate >= 1000 else str(rate)
+    tag = (f"{rate // 1000}k" if rate >= 1000 else str(rate)) + ("_split" if split else "")
     figure(
         f"latency_{tag}_sent_per_s",
         achieved,
-        f"at {rate:,}/s asked: sent {sent:,} events at {achieved:,.0f}/s for {seconds:.0f}s, "
+        f"{'detect and store in 2 processes' if split else 'one process'}, "
+        f"{rate:,}/s asked: sent {sent:,} events at {achieved:,.0f}/s for {seconds:.0f}s, "
         f"{violations:,} violations, {len(samples):,} findings stored",
     )
     if samples:
@@ -425,13 +450,15 @@ def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
         if not args.skip_throughput:
             throughput(bench_settings(bootstrap, args.partitions), lines)
         for rate in args.rate:
-            latency(
-                bench_settings(bootstrap, args.partitions),
-                scratch,
-                rate,
-                args.seconds,
-                args.lateness,
-            )
+            for split in (False, True) if args.split else (False,):
+                latency(
+                    bench_settings(bootstrap, args.partitions),
+                    scratch,
+                    rate,
+                    args.seconds,
+                    args.lateness,
+                    split=split,
+                )
     finally:
         if stop is not None:
             stop()
@@ -482,6 +509,9 @@ def main() -> None:
         help="events/s of the latency runs, comma-separated (default 5000)",
     )
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--split", action="store_true", help="also run detect and store as two processes"
+    )
     parser.add_argument("--lateness", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()

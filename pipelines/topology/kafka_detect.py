@@ -52,7 +52,7 @@ _FLUSH_S: Final = 10.0
 _OUTAGE_MS: Final = 3_600_000
 """How long a send may wait for the broker before it counts as failed."""
 _CARRIERS_PER_CHUNK: Final = 4
-_IDLE_CHECK_S: Final = 1.0
+_IDLE_CHECK_S: Final = 0.25
 
 
 def dead_letter_json(dead: DeadLetter) -> bytes:
