@@ -9,14 +9,13 @@ from contextlib import contextmanager
 from typing import Final
 
 from auditor.fingerprints import default_fingerprinter
-from auditor.protocols import ContentDetector
 from auditor.redaction import Redactor, RedactorConfig
-from detectors import stream_detectors
+from detectors import ContentConfig, ContentScanner, stream_detectors
 from pipelines.runtime import RuntimeConfig, StreamRuntime
 from pipelines.settings import PipelineSettings
 from pipelines.topology.alerting import AlertPolicy
 from pipelines.topology.decoding import RecordDecoder
-from pipelines.topology.detection import DetectStage
+from pipelines.topology.detection import ContentScan, DetectStage
 from pipelines.topology.scrubbing import EventScrubber
 from pipelines.topology.telemetry import PipelineTelemetry
 
@@ -54,36 +53,24 @@ def runtime_config(settings: PipelineSettings) -> RuntimeConfig:
     )
 
 
-def default_content_detectors(settings: PipelineSettings) -> tuple[ContentDetector, ...]:
-    """``leaked_token`` and ``phi_in_logs`` from ``detectors``, when this build has them.
+def default_content_detectors(settings: PipelineSettings) -> tuple[ContentScan, ...]:
+    """``leaked_token`` and ``phi_in_logs``, as one ``ContentScanner`` (one pass per record).
 
     Keyed with the process's fingerprint key; a leaked JWT's ``jku`` is judged against
-    every ``jku`` the policy approves. Until they are installed the pipeline stores and
-    detects on authz events and counts log records without scanning them.
+    every ``jku`` the policy approves.
     """
-    import detectors
-
-    # TODO(issue 5): import them directly once the content detectors land on main.
-    names = ("ContentConfig", "LeakedTokenDetector", "PhiInLogsDetector")
-    if not all(hasattr(detectors, name) for name in names):
-        return ()
     approved = frozenset(
         jku for client in settings.detectors.policy.clients.values() for jku in client.approved_jku
     )
-    config = detectors.ContentConfig(  # type: ignore[attr-defined]
-        fingerprinter=default_fingerprinter(), jku_allowlist=approved
-    )
-    return (
-        detectors.LeakedTokenDetector(config),  # type: ignore[attr-defined]
-        detectors.PhiInLogsDetector(config),  # type: ignore[attr-defined]
-    )
+    config = ContentConfig(fingerprinter=default_fingerprinter(), jku_allowlist=approved)
+    return (ContentScanner(config),)
 
 
 def build_detect_stage(
     settings: PipelineSettings,
     telemetry: PipelineTelemetry,
     *,
-    content: Sequence[ContentDetector] | None = None,
+    content: Sequence[ContentScan] | None = None,
     redactor: Redactor | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> DetectStage:

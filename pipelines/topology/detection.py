@@ -25,11 +25,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from auditor.errors import RejectedRecord
 from auditor.models import AuthzEvent, Finding
-from auditor.protocols import ContentDetector, ScanContext
+from auditor.protocols import ScanContext
 from auditor.vocabulary import DeadLetterReason
 from pipelines.runtime import StreamRuntime
 from pipelines.store import DeadLetter, OffsetKey, RunCounters
@@ -39,6 +39,21 @@ from pipelines.topology.scrubbing import EventScrubber
 from pipelines.topology.telemetry import PipelineTelemetry
 
 InputKind = Literal["authz", "logs", "lines"]
+
+
+class ContentScan(Protocol):
+    """What the detect stage runs over content, once per record.
+
+    An ``auditor.protocols.ContentDetector``, or ``detectors.ContentScanner``, which runs
+    ``leaked_token`` and ``phi_in_logs`` in one pass. It raises ``RejectedRecord`` for a
+    record it examined only in part (see the module docstring), and nothing else.
+    """
+
+    def scan(self, content: object, context: ScanContext) -> Sequence[Finding]:
+        """Findings in ``content`` (a parsed JSON value or a text line)."""
+        ...
+
+
 """What a chunk holds: the authz topic, the logs topic, or file lines (either kind)."""
 
 _TIME_KEYS = ("timestamp", "time", "@timestamp")
@@ -118,7 +133,8 @@ class DetectStage:
 
     Args:
         runtime: The stream runtime with the stream detectors.
-        content: The content detectors (``leaked_token``, ``phi_in_logs``).
+        content: The content detectors (``leaked_token``, ``phi_in_logs``: one
+            ``detectors.ContentScanner`` runs both in one pass).
         scrubber: Redacts events' free text.
         decoder: Decodes records.
         alerts: Decides which findings alert.
@@ -130,7 +146,7 @@ class DetectStage:
         self,
         *,
         runtime: StreamRuntime,
-        content: Sequence[ContentDetector],
+        content: Sequence[ContentScan],
         scrubber: EventScrubber,
         decoder: RecordDecoder,
         alerts: AlertPolicy,
@@ -357,4 +373,4 @@ def _log_time(record: LogRecord) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-__all__ = ["Chunk", "DetectOutput", "DetectStage", "InputKind"]
+__all__ = ["Chunk", "ContentScan", "DetectOutput", "DetectStage", "InputKind"]

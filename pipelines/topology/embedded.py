@@ -28,13 +28,12 @@ import structlog
 
 from auditor.fingerprints import default_fingerprinter
 from auditor.models import Finding
-from auditor.protocols import ContentDetector
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
 from pipelines.settings import PipelineSettings
 from pipelines.store import Checkpoint, StoreWriter
 from pipelines.topology.components import build_detect_stage, collector_tuned
-from pipelines.topology.detection import DetectOutput, DetectStage
+from pipelines.topology.detection import ContentScan, DetectOutput, DetectStage
 from pipelines.topology.dispatch import AlertDispatcher
 from pipelines.topology.files import FileReader, InputFile, check_inputs
 from pipelines.topology.progress import Progress, RunSummary
@@ -53,7 +52,7 @@ def run_embedded(
     db_path: str | PathLike[str],
     config: PipelineSettings | None = None,
     *,
-    content: Sequence[ContentDetector] | None = None,
+    content: Sequence[ContentScan] | None = None,
     telemetry: PipelineTelemetry | None = None,
     stop: threading.Event | None = None,
     progress: Progress | None = None,

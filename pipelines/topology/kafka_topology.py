@@ -30,11 +30,11 @@ import structlog
 
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import default_fingerprinter
-from auditor.protocols import ContentDetector
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.settings import AuditorSettings
 from pipelines.store import StoreWriter
 from pipelines.topology.components import build_detect_stage, collector_tuned
+from pipelines.topology.detection import ContentScan
 from pipelines.topology.kafka_detect import DetectWorker
 from pipelines.topology.kafka_store import StoreWorker
 from pipelines.topology.progress import Progress, RunSummary
@@ -50,7 +50,7 @@ def run_kafka(
     db_path: str | PathLike[str] | None,
     *,
     stage: Stage = "all",
-    content: Sequence[ContentDetector] | None = None,
+    content: Sequence[ContentScan] | None = None,
     telemetry: PipelineTelemetry | None = None,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
@@ -111,7 +111,7 @@ def run_kafka(
 
 def _detect(  # noqa: PLR0917 - private; both callers pass every argument
     settings: AuditorSettings,
-    content: Sequence[ContentDetector] | None,
+    content: Sequence[ContentScan] | None,
     telemetry: PipelineTelemetry,
     stop: threading.Event,
     summary: RunSummary,
@@ -139,7 +139,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
     settings: AuditorSettings,
     db: Path,
     stage: Stage,
-    content: Sequence[ContentDetector] | None,
+    content: Sequence[ContentScan] | None,
     telemetry: PipelineTelemetry,
     stop: threading.Event,
     summary: RunSummary,

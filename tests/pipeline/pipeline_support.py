@@ -1,9 +1,9 @@
 """Streams, canaries, a content detector and a webhook receiver for the pipeline tests.
 
 ``PatternContentDetector`` reports what the shared pattern library finds, through the
-``auditor.protocols.ContentDetector`` protocol the pipeline plugs content detectors into:
-the content path is tested with the library directly, as the real ``leaked_token`` and
-``phi_in_logs`` detectors will report it.
+``auditor.protocols.ContentDetector`` protocol: a content detector whose behaviour a test
+can bend (raise, report partly examined records) to see how the pipeline copes. The
+other tests run the real ``leaked_token`` and ``phi_in_logs`` (``detectors.ContentScanner``).
 """
 
 from __future__ import annotations

@@ -68,9 +68,9 @@ def test_running_again_over_the_same_files_adds_nothing(tmp_path):
     source = write_lines(tmp_path / "events.jsonl", [*_golden_lines(folder), *POISON.values()])
     db = tmp_path / "audit.duckdb"
     settings = _golden_settings(folder)
-    run_embedded([source], db, settings, content=[PatternContentDetector()])
+    run_embedded([source], db, settings)
     before = {t: count(db, t) for t in ("events", "findings", "dead_letters", "alerts")}
-    again = run_embedded([source], db, settings, content=[PatternContentDetector()])
+    again = run_embedded([source], db, settings)
     assert again.records == 0
     assert {t: count(db, t) for t in before} == before
     assert count(db, "runs") == 2
@@ -246,7 +246,6 @@ def test_planted_secrets_reach_no_table_file_checkpoint_or_log(tmp_path, capsys)
         [write_lines(tmp_path / "in.jsonl", lines)],
         db,
         PipelineSettings(alerts={"min_severity": "low"}, checkpoint_interval_s=0.001),
-        content=[PatternContentDetector()],
         collect_findings=True,
     )
     detectors = {f.detector.value for f in summary.findings or ()}

@@ -23,7 +23,6 @@ from authz_events import event
 from pipeline_support import (
     POISON,
     Canaries,
-    PatternContentDetector,
     call_events,
     count,
     kafka_env,
@@ -152,7 +151,7 @@ def test_events_logs_and_poison_flow_through_to_the_store(kafka_settings, tmp_pa
     producer.flush()
     producer.close()
     db = tmp_path / "audit.duckdb"
-    summary = run_kafka(settings, db, idle_exit_s=3.0, content=[PatternContentDetector()])
+    summary = run_kafka(settings, db, idle_exit_s=3.0)
     assert sorted(_event_ids(db)) == sorted(str(e.event_id) for e in events)
     assert _finding_ids(db) == _expected_ids(events)
     assert stored(db, "SELECT count(*) AS n FROM findings WHERE detector = 'leaked_token'") == [

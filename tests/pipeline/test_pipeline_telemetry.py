@@ -12,7 +12,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pipeline_support import POISON, PatternContentDetector, authz_line, log_line, write_lines
+from pipeline_support import POISON, authz_line, log_line, write_lines
 
 from pipelines.settings import PipelineSettings, TelemetrySettings
 from pipelines.topology import PipelineTelemetry, run_embedded
@@ -58,7 +58,6 @@ def _run(tmp_path: Path, telemetry: PipelineTelemetry) -> None:
         [write_lines(tmp_path / "in.jsonl", lines)],
         tmp_path / "audit.duckdb",
         PipelineSettings(alerts={"log": False}),
-        content=[PatternContentDetector()],
         telemetry=telemetry,
     )
 
