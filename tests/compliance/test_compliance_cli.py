@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import AuditFixture
+from audit_scenario import AuditFixture
 
 from auditor.cli.main import main
 from dashboards.catalog import QueryError, catalog

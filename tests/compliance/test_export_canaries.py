@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import CANARIES, CANARY_JWT, CANARY_MRN, CANARY_SSN, NOW, AuditFixture
+from audit_scenario import CANARIES, CANARY_JWT, CANARY_MRN, CANARY_SSN, NOW, AuditFixture
 
 from auditor.cli.main import main
 from dashboards.catalog import catalog, run_query

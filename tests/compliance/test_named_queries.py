@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import GREETER, MEDCHECK, NOW, ORDERSIGN, A, AuditFixture, B, C
+from audit_scenario import GREETER, MEDCHECK, NOW, ORDERSIGN, A, AuditFixture, B, C
 
 from dashboards.catalog import catalog, run_query
 from dashboards.storage import open_store

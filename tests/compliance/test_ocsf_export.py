@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import A, AuditFixture, at
+from audit_scenario import A, AuditFixture, at
 
 from auditor.vocabulary import ReviewStatus, Severity
 from dashboards.ocsf import (

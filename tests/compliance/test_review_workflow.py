@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import CANARY_MRN, REVIEWS, AuditFixture, at
+from audit_scenario import CANARY_MRN, REVIEWS, AuditFixture, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AuditFixture, at
+from audit_scenario import AuditFixture, at
 
 from auditor.errors import InputError
 from auditor.vocabulary import ReviewAction

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+from stored_rows import events_rows, findings_rows, insert
 
 from auditor import AuthzEvent, Finding, finding_id
 from auditor.fingerprints import Fingerprinter
@@ -337,85 +337,14 @@ REVIEWS: dict[str, list[tuple[str, str, float, str | None, str | None]]] = {
 }
 
 
-def _event_row(event: AuthzEvent) -> dict[str, object]:
-    token = event.token
-    assert token is not None
-    return {
-        "event_id": str(event.event_id),
-        "time": event.time,
-        "source_role": event.source.role,
-        "source_name": event.source.name,
-        "source_instance": event.source.instance,
-        "action": event.action.value,
-        "outcome": event.outcome.value,
-        "reason": event.reason.value if event.reason else None,
-        "detail": event.detail,
-        "http_status": event.http_status,
-        "client_iss": event.client_iss,
-        "client_tenant": event.client.tenant if event.client else None,
-        "service_id": event.service_id,
-        "service_url": event.service.url if event.service else None,
-        "token_jti": token.jti,
-        "token_kid": token.kid,
-        "token_alg": token.alg,
-        "token_typ": token.typ,
-        "token_iat": token.iat,
-        "token_exp": token.exp,
-        "token_aud": list(token.aud),
-        "token_fingerprint": token.fingerprint,
-        "hook": event.hook,
-        "peer_ip": event.peer.ip if event.peer else None,
-        "attributes_json": json.dumps(event.attributes),
-        "origin": "cds.authz/0@1",
-        "ingested_at": event.time + timedelta(seconds=1),
-        "run_id": "run-2026-11-a"
-        if event.time < datetime(2026, 11, 14, tzinfo=UTC)
-        else "run-2026-11-b",
-    }
+def _run_of(event: AuthzEvent) -> str:
+    # The scenario's history spans two pipeline runs, split on 14 November.
+    return "run-2026-11-a" if event.time < datetime(2026, 11, 14, tzinfo=UTC) else "run-2026-11-b"
 
 
 def stored_at(finding: Finding) -> datetime:
     """When the scenario's store first kept a finding: 40 seconds after it was observed."""
     return finding.observed_at + timedelta(seconds=40)
-
-
-def _finding_row(finding: Finding) -> dict[str, object]:
-    stored = stored_at(finding)
-    return {
-        "finding_id": finding.finding_id,
-        "detector": finding.detector.value,
-        "rule": finding.rule,
-        "kind": finding.kind,
-        "severity": finding.severity.value,
-        "severity_rank": finding.severity.rank,
-        "observed_at": finding.observed_at,
-        "title": finding.title,
-        "client_iss": finding.client_iss,
-        "service_id": finding.service_id,
-        "fingerprint": finding.fingerprint,
-        "location": finding.location,
-        "origin": finding.origin,
-        "event_ids": list(finding.event_ids),
-        "evidence": finding.evidence,
-        "safeguard": finding.safeguard,
-        "reference": finding.reference,
-        "window_start": finding.window_start,
-        "window_end": finding.window_end,
-        "count": finding.count,
-        "revision": finding.revision,
-        "facts_json": json.dumps(finding.facts),
-        "first_stored_at": stored,
-        "last_stored_at": stored + timedelta(minutes=2 * finding.revision),
-        "run_id": "run-2026-11-b",
-    }
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, object]]) -> None:
-    arrow = pa.Table.from_pylist(rows)
-    con.register("incoming", arrow)
-    columns = ", ".join(arrow.column_names)
-    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # noqa: S608
-    con.unregister("incoming")
 
 
 def _runs(fp: Fingerprinter) -> list[dict[str, object]]:
@@ -496,11 +425,29 @@ def build_scenario_db(path: Path) -> Scenario:
     try:
         con.execute("SET TimeZone = 'UTC'")
         schema.migrate(con, where=str(path))
-        _insert(con, "runs", _runs(fp))
-        _insert(con, "events", [_event_row(e) for e in ev.events])
-        _insert(con, "findings", [_finding_row(f) for f in findings.values()])
-        _insert(con, "reviews", reviews)
-        _insert(con, "alerts", alerts)
+        insert(con, "runs", _runs(fp))
+        insert(
+            con,
+            "events",
+            events_rows(
+                ev.events,
+                origin="cds.authz/0@1",
+                ingested_after=timedelta(seconds=1),
+                run_of=_run_of,
+            ),
+        )
+        insert(
+            con,
+            "findings",
+            findings_rows(
+                findings.values(),
+                stored_after=lambda finding: stored_at(finding) - finding.observed_at,
+                updated_after=lambda finding: timedelta(minutes=2 * finding.revision),
+                run_id="run-2026-11-b",
+            ),
+        )
+        insert(con, "reviews", reviews)
+        insert(con, "alerts", alerts)
     finally:
         con.close()
     return scenario
