@@ -252,11 +252,21 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(kafka_settings, tmp_
     try:
         while feeding.is_alive() or kills < 3:
             proc = subprocess.Popen(  # noqa: S603 - our own command
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
             )
-            time.sleep(rng.uniform(2.5, 5.0))
+            logged: list[str] = []
+            assert proc.stderr is not None
+            reader = threading.Thread(target=logged.extend, args=(proc.stderr,))
+            reader.start()
+            # A random point of the run's work, counted from when it holds its partitions
+            # (a kill while the interpreter still starts would test nothing of ours, and
+            # how long a start takes depends on the machine's load).
+            _wait_until(lambda lines=logged: any('"detect.assigned"' in x for x in lines))
+            time.sleep(rng.uniform(0.2, 2.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+            reader.join(10)
+            proc.stderr.close()
             kills += 1
     finally:
         feeding.join()
