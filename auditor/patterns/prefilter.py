@@ -178,29 +178,37 @@ _Placed = tuple[bytes, bytes, bytes, int, frozenset[str]]
 and its rules."""
 
 
-class _Group:
-    """The triggers anchored at one group's bytes, and their compiled search."""
+def _trie(placed: Iterable[_Placed], anchor: bytes) -> bytes:
+    root = _Node()
+    for tail, prefix, _, _, _ in placed:
+        node = root
+        for byte in tail:
+            node = node.children.setdefault(byte, _Node())
+        node.prefixes.add(prefix)
+    return re.escape(anchor) + _emit(root, b"", anchor)
 
-    __slots__ = ("candidates", "ident", "search")
+
+class _Group:
+    """The triggers anchored at one group's bytes, and their compiled searches."""
+
+    __slots__ = ("candidates", "ends", "search", "seek")
 
     def __init__(self, mark: int, placed: list[_Placed]) -> None:
         anchor = bytes([mark])
-        root = _Node()
-        for tail, prefix, _, _, _ in placed:
-            node = root
-            for byte in tail:
-                node = node.children.setdefault(byte, _Node())
-            node.prefixes.add(prefix)
-        trie = _emit(root, b"", anchor)
-        self.search = re.compile(re.escape(anchor) + trie).search
-        # Zero-width, so overlapping triggers are all seen; group 1 is the tail matched.
-        self.ident = re.compile(re.escape(anchor) + b"(?=(" + trie + b"))").finditer
+        self.search = re.compile(_trie(placed, anchor)).search
+        # Finding every trigger (not just one) visits every anchor in the text, and a
+        # trigger with nothing after its anchor would make each visit run lookbehinds
+        # (in base64 a quarter of the bytes are rare anchors): those few are found with
+        # bytes.find instead, and the rest with a plain search restarted past each hit.
+        tailed = [item for item in placed if item[0]]
+        self.ends = tuple((trigger, rules) for tail, _, trigger, _, rules in placed if not tail)
+        self.seek = re.compile(_trie(tailed, anchor)).search if tailed else None
         # The trie prefers the longest tail at a position; triggers whose tails are
         # prefixes of it may occur there too. Each is confirmed exactly; candidates are
         # indexed by tail and by the real byte at the anchor, so few are tried.
         self.candidates: dict[tuple[bytes, int], tuple[tuple[bytes, int, frozenset[str]], ...]] = {}
-        for tail in {item[0] for item in placed}:
-            for other, _, trigger, at, rules in placed:
+        for tail in {item[0] for item in tailed}:
+            for other, _, trigger, at, rules in tailed:
                 if tail.startswith(other):
                     key = (tail, trigger[at])
                     self.candidates[key] = (*self.candidates.get(key, ()), (trigger, at, rules))
@@ -217,11 +225,13 @@ class Prefilter:
         ValueError: No triggers, or more than `MAX_LITERALS` without an anchor byte.
     """
 
-    __slots__ = ("_groups", "_literals", "_marked_literals", "_searches", "_table")
+    __slots__ = ("_groups", "_literals", "_marked_literals", "_searches", "_table", "triggers")
 
     def __init__(self, triggers: Mapping[bytes, Collection[str]]) -> None:  # noqa: C901 - one pass over the triggers
         if not triggers or not all(triggers):
             raise ValueError("a prefilter needs non-empty triggers")
+        self.triggers: tuple[bytes, ...] = tuple(triggers)
+        """The trigger literals, folded."""
         table = bytearray(PLAIN_FOLD)
         for byte in range(256):
             if table[byte] in {ANCHOR, COMMON_MARK, SEPARATOR_MARK}:
@@ -245,7 +255,9 @@ class Prefilter:
                 f"{sorted(literals)}; add a rarer character to them"
             )
         self._literals = tuple(literals.items())
-        self._marked_literals = tuple({t.translate(self._table) for t in literals})
+        self._marked_literals = tuple(
+            {t.translate(self._table).decode("latin-1") for t in literals}
+        )
         placed: dict[int, list[_Placed]] = {ANCHOR: [], COMMON_MARK: []}
         for trigger, rules in triggers.items():
             if trigger in literals:
@@ -305,7 +317,14 @@ class Prefilter:
         for search in self._searches:
             if search(marked) is not None:
                 return True
-        return any(literal in marked for literal in self._marked_literals)
+        if self._marked_literals:
+            # On str, not bytes: CPython's ``bytes in bytes`` first tries the needle as an
+            # int and builds a TypeError (~300 ns a test); latin-1 decodes byte for byte.
+            letters = marked.decode("latin-1")
+            for literal in self._marked_literals:
+                if literal in letters:
+                    return True
+        return False
 
     def identify(self, texts: Sequence[str]) -> dict[int, set[str]]:
         """`segments` without the quick test: which rules to run on which text."""
@@ -322,13 +341,21 @@ class Prefilter:
         for group in self._groups:
             if group.search(marked) is None:
                 continue
-            candidates = group.candidates
-            for m in group.ident(marked):
+            for trigger, rules in group.ends:
+                at = folded.find(trigger)
+                while at >= 0:
+                    found.setdefault(bisect_right(starts, at) - 1, set()).update(rules)
+                    at = folded.find(trigger, at + 1)
+            seek, candidates = group.seek, group.candidates
+            m = seek(marked) if seek is not None else None
+            while m is not None:
                 pos = m.start()
-                for trigger, at, rules in candidates.get((m.group(1), folded[pos]), ()):
+                tail = marked[pos + 1 : m.end()]
+                for trigger, at, rules in candidates.get((tail, folded[pos]), ()):
                     if folded.startswith(trigger, pos - at):
                         index = bisect_right(starts, pos - at) - 1
                         found.setdefault(index, set()).update(rules)
+                m = seek(marked, pos + 1)  # type: ignore[misc]  # seek is set when m is
         return found
 
 

@@ -30,6 +30,7 @@ from auditor.patterns.shapes import Member, Shape, canonical, shape_of
 
 if TYPE_CHECKING:
     from auditor.patterns.library import Group, PatternLibrary
+    from auditor.patterns.memory import CleanMemory
 
 LimitReason = Literal["too_deep", "oversized", "cycle", "unreadable"]
 
@@ -185,10 +186,17 @@ class Walker:
         max_items: Containers with more items than this go to ``visitor.limit``.
         key_cache: A dict to remember key classifications in, shared by walkers with the
             same library and allowlist (keys repeat from event to event).
+        batch: Scan all strings of a structure in one prefilter pass, between two walks
+            (the default: cheaper for large structures). False walks once and scans each
+            string where it is met: cheaper for small ones, such as log events.
+        memory: Strings already found clean by ``library`` (built from its prefilter):
+            they are not scanned again, and strings found clean are added. Used when
+            ``batch`` is False.
     """
 
     __slots__ = (
         "_allow",
+        "_batch",
         "_dirty",
         "_extent",
         "_found",
@@ -199,6 +207,7 @@ class Walker:
         "_max_depth",
         "_max_items",
         "_max_string",
+        "_memory",
         "_texts",
         "_trail",
         "_visitor",
@@ -215,8 +224,12 @@ class Walker:
         max_string: int = 1 << 20,
         max_items: int = 100_000,
         key_cache: dict[str, object] | None = None,
+        batch: bool = True,
+        memory: CleanMemory | None = None,
     ) -> None:
         self._lib = library
+        self._batch = batch
+        self._memory = memory
         self._visitor = visitor
         self._allow = allow
         self._max_depth = max_depth
@@ -260,7 +273,15 @@ class Walker:
         examine, with the visitor silenced; one prefilter pass then says which strings
         need their rules run; the second pass reports and rebuilds. A structure where the
         first pass found nothing at all is returned after it.
+
+        Without ``batch``, one pass: each string is scanned where it is met.
         """
+        if not self._batch:
+            self._keyed_cache = {}
+            try:
+                return self._walk(value, path, 0, set(), in_person=False)
+            finally:
+                self._keyed_cache = {}
         visitor, silent = self._visitor, _Silent(self._trail)
         self._visitor, self._texts, self._found, self._dirty = silent, [], None, None
         self._visits, self._extent, self._keyed_cache = 0, {}, {}
@@ -316,7 +337,15 @@ class Walker:
                 return text
             groups = self._lib.groups_for(text, names)
         else:
-            groups = self._lib.groups(text)
+            memory = self._memory
+            if memory is None:
+                groups = self._lib.groups(text)
+            elif text in memory:
+                return text
+            else:
+                groups = self._lib.groups(text)
+                if not groups:
+                    memory.remember((text,))
         if not groups:
             return text
         return self._visitor.text(path, text, groups)

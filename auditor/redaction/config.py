@@ -48,6 +48,11 @@ class RedactorConfig:
         fingerprint_digits: Hex digits of the fingerprint shown in a marker.
         jwt_facts: Which of `SAFE_JWT_FACTS` a JWT marker shows.
         extra_rules: More text rules (see `auditor.patterns.Rule`).
+        memory_entries: How many short strings already found clean the Redactor
+            remembers, so that values logged again and again (event names, routes,
+            issuers, SQL) are not scanned again; 0 to remember none. Only strings the
+            rules found clean enter it, so it holds no secret; it is forgotten whole
+            when full.
     """
 
     keys: Mapping[str, KeyRule] = field(default_factory=lambda: DEFAULT_KEY_RULES)
@@ -63,6 +68,7 @@ class RedactorConfig:
     fingerprint_digits: int = 8
     jwt_facts: tuple[str, ...] = SAFE_JWT_FACTS
     extra_rules: tuple[Rule, ...] = ()
+    memory_entries: int = 65_536
 
     def key_table(self) -> Mapping[str, KeyRule]:
         """``keys`` plus ``extra_keys``."""
@@ -89,6 +95,8 @@ class RedactorConfig:
         for name in ("max_depth", "max_value_chars", "max_items", "max_records"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if self.memory_entries < 0:
+            raise ConfigurationError("memory_entries must be 0 (off) or more")
         if not MIN_FINGERPRINT_DIGITS <= self.fingerprint_digits <= FINGERPRINT_HEX_DIGITS:
             low, high = MIN_FINGERPRINT_DIGITS, FINGERPRINT_HEX_DIGITS
             raise ConfigurationError(f"fingerprint_digits must be between {low} and {high}")

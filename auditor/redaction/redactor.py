@@ -16,10 +16,13 @@ renderer::
 If an event still holds ``exc_info`` (the Redactor placed before ``format_exc_info``), the
 Redactor formats the exception itself so the traceback text is redacted too.
 
-The common path costs one pass: keys are classified from a cache, the event's strings are
-joined and run through the pattern library's prefilter, and a clean event is returned
-untouched (the same object). Only events that trip the prefilter, or hold a sensitive
-key, a nested object or a non-string value, are walked in full.
+The common path is one loop over the event: keys are classified once and remembered, a
+string already found clean (event names, routes, issuers, SQL: most of what services log
+repeats) is not looked at again, a new value of a harmless shape (a UUID, a digest, a
+timestamp; `auditor.patterns.lookalikes`) is recognised whole, and what is left is joined
+and run through the pattern library's prefilter. A clean event is returned untouched (the
+same object). Only events that trip the prefilter, or hold a sensitive key, a nested
+object or an unusual value, take the slower paths.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from structlog.processors import format_exc_info
 
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
+from auditor.patterns.keyed import value_of
 from auditor.patterns.keys import Scope, normalize_key
 from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
+from auditor.patterns.memory import CleanMemory
 from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.patterns.walk import LimitReason, Walker
 from auditor.redaction.config import RedactorConfig
@@ -47,12 +52,9 @@ _PLAIN: Final = 0
 _ALLOW: Final = 1
 _ATTENTION: Final = 2
 _KEY_CACHE_LIMIT: Final = 4096
-_KNOWN_CLEAN_LIMIT: Final = 1024
 _SCALARS: Final = frozenset(
     {int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta}
 )
-_ALLOWED: Final = object()
-"""Owner of a top-level string under an allowlisted key: scanned, never replaced."""
 _NESTED: Final = object()
 """Owner of a string gathered from inside a nested value (only a full walk can replace it)."""
 _STRUCTLOG_META: Final = ("_record", "_from_structlog")
@@ -141,11 +143,11 @@ class Redactor:
         "_identify",
         "_jwt_facts",
         "_key_state",
-        "_known_clean",
         "_lib",
         "_max_chars",
         "_max_depth",
         "_max_items",
+        "_memory",
         "_quick",
         "_simple_keys",
         "_walker_keys",
@@ -178,8 +180,11 @@ class Redactor:
         """JWT claim values already judged safe to show (issuers and key ids repeat)."""
         self._quick = self._lib.prefilter.quick
         self._identify = self._lib.prefilter.identify
-        self._known_clean: set[str] = set()
-        """Strings the prefilter flagged and the exact rules found clean (bounded)."""
+        self._memory = CleanMemory(
+            self._lib.prefilter, entries=config.memory_entries, max_chars=self._max_chars
+        )
+        """Strings this Redactor's rules found clean: its own, as another rule set may
+        judge them otherwise."""
         self.failures = 0
         """How many events redaction failed on (each was replaced by a minimal event)."""
 
@@ -195,29 +200,43 @@ class Redactor:
 
     # --- structlog ------------------------------------------------------------------------
 
-    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
         """Redact one event; structlog's processor signature."""
         try:
             # The common case, inline: known plain keys, strings and scalars only, and
-            # nothing in the strings that the quick test would look at twice.
+            # every string remembered clean, allowlisted or a look-alike. What is left
+            # (usually nothing) is judged by `_judge`.
             if event_dict.keys() <= self._simple_keys:
-                strings: list[str] = []
-                append = strings.append
-                for value in event_dict.values():
+                memory = self._memory
+                clean = memory.strings
+                lookalike = memory.lookalike
+                allow = self._allow_raw
+                novel: list[str] | None = None
+                owners: list[object] = []
+                for key, value in event_dict.items():
                     kind = type(value)
                     if kind is str:
-                        append(value)
-                    elif kind not in _SCALARS:
-                        break
+                        if value in clean or key in allow or lookalike(value):
+                            continue
+                        if novel is None:
+                            novel, owners = [value], [key]
+                        else:
+                            novel.append(value)
+                            owners.append(key)
+                    elif kind not in _SCALARS and key not in allow:
+                        if novel is None:
+                            novel = []
+                        if not self._collect_novel(value, novel, owners):
+                            break
                 else:
-                    joined = "\n".join(strings)
-                    if len(joined) <= self._max_chars and not self._quick(joined):
+                    if not novel:
                         return event_dict
+                    return self._judge(event_dict, novel, owners, logger, method_name)[0]
             return self.process(event_dict, logger, method_name)[0]
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
 
-    def process(  # noqa: PLR0911 - each early exit is a cheaper verdict
+    def process(
         self, event_dict: EventDict, logger: object = None, method_name: str = "info"
     ) -> tuple[EventDict, Redaction | None]:
         """Redact one event and say what was replaced.
@@ -226,28 +245,38 @@ class Redactor:
         (strings and scalars) is redacted in place; one with nested or unusual values is
         rebuilt. Unlike calling the Redactor, this may raise.
         """
-        strings = self._gather(event_dict)
-        if strings is None:
+        gathered = self._gather(event_dict)
+        if gathered is None:
             return self._redact_event(logger, method_name, event_dict)
+        memory = self._memory
+        strings: list[str] = []
+        owners: list[object] = []
+        for text, owner in zip(*gathered, strict=True):
+            if text not in memory:
+                strings.append(text)
+                owners.append(owner)
         if not strings:
             return event_dict, None
-        joined = "\n".join(strings)
-        if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
+        return self._judge(event_dict, strings, owners, logger, method_name)
+
+    def _judge(
+        self,
+        event_dict: EventDict,
+        strings: list[str],
+        owners: list[object],
+        logger: object,
+        method_name: str,
+    ) -> tuple[EventDict, Redaction | None]:
+        """Scan an event's new strings (each owned by its top-level key, or `_NESTED`)."""
+        if max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
-        if not self._quick(joined):
+        if not self._quick("\n".join(strings)):
+            self._memory.remember(strings)
             return event_dict, None
-        # Something may be there. Strings exact rules already found clean (a FHIR search
-        # URL with ?code=, logged again and again) are not looked at twice.
-        known = self._known_clean
-        if known:
-            # Blank them out rather than drop them: indexes must stay those of the event.
-            strings = ["" if text in known else text for text in strings]
-            if not self._quick("\n".join(strings)):
-                return event_dict, None
         found = self._identify(strings)
         if not found:
+            self._memory.remember(strings)
             return event_dict, None
-        owners = self._owners(event_dict)
         if any(owners[index] is _NESTED for index in found):
             return self._redact_event(logger, method_name, event_dict)
         return self._redact_flat(event_dict, strings, owners, found)
@@ -274,60 +303,49 @@ class Redactor:
                 self._allow_raw.add(key)
         return state
 
-    def _gather(self, event_dict: EventDict) -> list[str] | None:
-        """The event's strings to scan, or None when it needs the full walk.
+    def _gather(self, event_dict: EventDict) -> tuple[list[str], list[object]] | None:
+        """The event's strings to scan and who owns each, or None for the full walk.
 
-        The hot path. One subset test against the keys seen before says that no key is
-        sensitive, a shape key or new; then top-level strings are gathered (allowlisted
-        ones too: scanning them costs less than asking) and scalars skipped. Anything
-        else takes the slower `_gather_nested`.
+        A top-level string is owned by its key, one inside a nested value by `_NESTED`;
+        allowlisted keys are skipped (never examined). None when a key is sensitive, a
+        shape key or structlog's, or a nested value is not plain data.
         """
-        if event_dict.keys() <= self._simple_keys:
-            strings: list[str] = []
-            append = strings.append
-            for value in event_dict.values():
-                kind = type(value)
-                if kind is str:
-                    append(value)
-                elif kind not in _SCALARS:
-                    return self._gather_nested(event_dict)
-            return strings
-        return self._gather_nested(event_dict)
-
-    def _gather_nested(self, event_dict: EventDict) -> list[str] | None:
-        """`_gather` for events with new keys or nested values (same order of strings)."""
-        for key in event_dict:
-            if key not in self._simple_keys and self._state(key) == _ATTENTION:
-                return None
         strings: list[str] = []
-        allow = self._allow_raw
+        owners: list[object] = []
+        get_state = self._key_state.get
         for key, value in event_dict.items():
+            state = get_state(key)
+            if state is None:
+                state = self._state(key)
+            if state == _ATTENTION:
+                return None
+            if state == _ALLOW:
+                continue
             kind = type(value)
             if kind is str:
                 strings.append(value)
-            elif kind not in _SCALARS and key not in allow and not self._collect(value, strings, 1):
-                return None
-        return strings
+                owners.append(key)
+            elif kind not in _SCALARS:
+                start = len(strings)
+                if not self._collect(value, strings, 1):
+                    return None
+                owners.extend([_NESTED] * (len(strings) - start))
+        return strings, owners
 
-    def _owners(self, event_dict: EventDict) -> list[object]:
-        """Who owns each string `_gather` returned, in the same order.
+    def _collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
+        """`_collect` a top-level nested value's strings that are not known clean."""
+        found: list[str] = []
+        if not self._collect(value, found, 1):
+            return False
+        memory = self._memory
+        clean, lookalike = memory.strings, memory.lookalike
+        for text in found:
+            if text not in clean and not lookalike(text):
+                novel.append(text)
+                owners.append(_NESTED)
+        return True
 
-        A top-level string is owned by its key (`_ALLOWED` for an allowlisted key, whose
-        value is never replaced); one inside a nested value by `_NESTED`.
-        """
-        owners: list[object] = []
-        allow = self._allow_raw
-        for key, value in event_dict.items():
-            kind = type(value)
-            if kind is str:
-                owners.append(_ALLOWED if key in allow else key)
-            elif kind not in _SCALARS and key not in allow:
-                nested: list[str] = []
-                self._collect(value, nested, 1)
-                owners.extend([_NESTED] * len(nested))
-        return owners
-
-    def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: PLR0911 - each exit is a type
+    def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of value
         """Gather the strings of a plain nested value; False when it needs the full walk."""
         if depth > self._max_depth:
             return False
@@ -346,10 +364,39 @@ class Redactor:
                     return False
             return True
         if kind is list or kind is tuple:
-            if len(value) > self._max_items:  # type: ignore[arg-type]
+            size = len(value)  # type: ignore[arg-type]
+            if size > self._max_items:
                 return False
-            return all(self._collect_leaf(item, strings, depth) for item in value)  # type: ignore[attr-defined]
+            if size == 2 and self._is_sensitive_pair(value):  # type: ignore[arg-type]  # noqa: PLR2004 - a (name, value) pair
+                return False
+            for item in value:  # type: ignore[attr-defined]
+                if type(item) is str:
+                    if len(item) > self._max_chars:
+                        return False
+                    strings.append(item)
+                elif not self._collect_leaf(item, strings, depth):
+                    return False
+            return True
         return False
+
+    def _is_sensitive_pair(self, pair: list[object] | tuple[object, ...]) -> bool:
+        """Whether the walk would redact this pair as a header: (sensitive name, value).
+
+        Mirrors `Walker._header_pair`: there the second item is judged by the name, so a
+        string that is clean as text may still count (``("authorization", "s3cr3t")``).
+        """
+        name, value = pair
+        if type(name) is not str:
+            return False  # bytes and other names are not collected: the walk sees them
+        state = self._key_state.get(name)
+        if state is None:
+            state = self._state(name)
+        if state != _ATTENTION:
+            return False
+        rule = self._lib.keys.get(normalize_key(name))
+        if rule is None or rule.scope is Scope.TEXT:
+            return False
+        return type(value) is not str or value_of(rule.shape, value) is not None
 
     def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
         kind = type(value)
@@ -372,13 +419,13 @@ class Redactor:
         """Redact the top-level strings the prefilter pointed at, in place."""
         visitor = _Marking(self)
         rules = self._lib.rules
+        memory = self._memory
+        memory.remember([text for index, text in enumerate(strings) if index not in found])
         for index, names in found.items():
-            if owners[index] is _ALLOWED:
-                continue
             text = strings[index]
             matches = [m for name in names for m in rules[name].find(text)]
             if not matches:
-                self._remember_clean(text)
+                memory.remember((text,))
             else:
                 key = cast("str", owners[index])  # top-level strings are owned by their key
                 event_dict[key] = visitor.text((key,), text, resolve(matches))
@@ -401,11 +448,6 @@ class Redactor:
             out[self._config.record_key] = self._records(done)
         out.update(meta)
         return out, done
-
-    def _remember_clean(self, text: str) -> None:
-        if len(self._known_clean) >= _KNOWN_CLEAN_LIMIT:
-            self._known_clean.clear()
-        self._known_clean.add(text)
 
     def _records(self, done: Redaction) -> list[dict[str, object]]:
         limit = self._config.max_records
@@ -458,6 +500,8 @@ class Redactor:
             max_string=self._max_chars,
             max_items=self._max_items,
             key_cache=self._walker_keys,
+            batch=False,
+            memory=self._memory,
         )
         new = walker.walk(value)
         return new, visitor.done

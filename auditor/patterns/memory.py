@@ -1,0 +1,87 @@
+"""`CleanMemory`: strings one rule set already found clean, so they are not scanned again.
+
+Most of what a service logs repeats: event names, routes, hook names, issuers, SQL
+statements, user agents, a FHIR search URL logged on every retry. Scanning such a string
+once is enough; afterwards one set lookup (~40 ns: a str caches its hash) answers.
+
+It holds no secret by construction: a string enters only after the rules of one pattern
+library found nothing in it, and only that library's users may consult it (a library
+with another rule set, say one more organisation token format, would judge otherwise).
+It is bounded: only short strings enter, and it is forgotten whole when full.
+
+It also answers for values of a harmless shape it never saw (UUIDs, digests, versions,
+timestamps: `auditor.patterns.lookalikes`), which would only churn the set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Final
+
+from auditor.patterns.lookalikes import Lookalikes
+from auditor.patterns.prefilter import Prefilter
+
+MAX_CHARS: Final = 256
+"""Longer strings are not remembered: they rarely repeat, and the memory stays small."""
+DEFAULT_ENTRIES: Final = 65_536
+
+
+def _never(text: str) -> None:  # noqa: ARG001 - the look-alike test when no shape may be used
+    return None
+
+
+class CleanMemory:
+    """Strings found clean by the rules behind ``prefilter``, and look-alike shapes.
+
+    Args:
+        prefilter: The prefilter of the library whose verdicts are remembered.
+        entries: How many strings to remember (0: none); forgotten whole when full.
+        max_chars: Strings longer than this are never called clean here (the Redactor
+            replaces them whole instead of scanning them).
+
+    Attributes:
+        strings: The remembered strings. Hot loops test ``text in memory.strings``
+            directly; everything else uses `__contains__` and `remember`.
+        lookalike: ``lookalike(text)`` is truthy when ``text`` is wholly one of the
+            shapes proved to hold no trigger of ``prefilter``.
+    """
+
+    __slots__ = ("_entries", "_max_chars", "lookalike", "strings")
+
+    def __init__(
+        self, prefilter: Prefilter, *, entries: int = DEFAULT_ENTRIES, max_chars: int = MAX_CHARS
+    ) -> None:
+        self.strings: set[str] = set()
+        self._entries = entries
+        self._max_chars = min(max_chars, MAX_CHARS)
+        shapes = Lookalikes(prefilter.triggers)
+        self.lookalike: Callable[[str], object] = (
+            shapes.match if shapes.max_length <= max_chars else _never
+        )
+
+    def __contains__(self, text: str) -> bool:
+        """Whether ``text`` is known clean (remembered, or a look-alike)."""
+        return text in self.strings or bool(self.lookalike(text))
+
+    def __len__(self) -> int:
+        """How many strings are remembered."""
+        return len(self.strings)
+
+    def remember(self, texts: Collection[str]) -> None:
+        """Note strings the rules found clean (only short ones; forgets all when full).
+
+        Callers must pass only strings they scanned in full with this memory's rules.
+        """
+        strings = self.strings
+        if len(strings) + len(texts) > self._entries:
+            strings.clear()
+            if len(texts) > self._entries:
+                return
+        limit = self._max_chars
+        for text in texts:
+            if len(text) <= limit:
+                strings.add(text)
+
+    def clear(self) -> None:
+        """Forget every remembered string."""
+        self.strings.clear()
