@@ -136,6 +136,11 @@ def _pattern(node: _Node) -> str:
     return f"(?:{'|'.join(_pattern(o) for o in node.options)})"
 
 
+def shape_pattern(shape: str) -> str:
+    """The regular expression (``re`` syntax) of the named shape."""
+    return _pattern(SHAPES[shape])
+
+
 def _max_length(node: _Node) -> int:
     if isinstance(node, _Run):
         return node.high

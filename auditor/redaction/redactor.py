@@ -198,6 +198,11 @@ class Redactor:
         """The compiled pattern library."""
         return self._lib
 
+    @property
+    def memory(self) -> CleanMemory:
+        """Strings this Redactor's rules found clean, and its look-alike shapes."""
+        return self._memory
+
     # --- structlog ------------------------------------------------------------------------
 
     def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
