@@ -217,7 +217,7 @@ class Redactor:
                 lookalike = memory.lookalike
                 allow = self._allow_raw
                 novel: list[str] | None = None
-                owners: list[object] = []
+                owners: list[object]
                 for key, value in event_dict.items():
                     kind = type(value)
                     if kind is str:
@@ -230,7 +230,7 @@ class Redactor:
                             owners.append(key)
                     elif kind not in _SCALARS and key not in allow:
                         if novel is None:
-                            novel = []
+                            novel, owners = [], []
                         if not self._collect_novel(value, novel, owners):
                             break
                 else:
@@ -273,9 +273,10 @@ class Redactor:
         method_name: str,
     ) -> tuple[EventDict, Redaction | None]:
         """Scan an event's new strings (each owned by its top-level key, or `_NESTED`)."""
-        if max(map(len, strings)) > self._max_chars:
+        joined = "\n".join(strings)
+        if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
-        if not self._quick("\n".join(strings)):
+        if not self._quick(joined):
             self._memory.remember(strings)
             return event_dict, None
         found = self._identify(strings)
@@ -547,7 +548,7 @@ class Redactor:
         # An attacker controls a token's claims: a claim must not smuggle a secret or
         # break the marker. Short, percent-encoded, and clean by our own rules.
         shown = None
-        if len(fact) <= _MAX_FACT_CHARS and not self._lib.contains(fact):
+        if len(fact) <= _MAX_FACT_CHARS and (fact in self._memory or not self._lib.contains(fact)):
             shown = quote(fact, safe=_FACT_SAFE_CHARS)
         if len(self._facts) >= _KEY_CACHE_LIMIT:
             self._facts.clear()
