@@ -1,10 +1,9 @@
-"""Look-alikes: exact value shapes in which no trigger of a prefilter can occur.
+r"""Look-alikes: exact value shapes in which no trigger of a prefilter can occur.
 
 Log events are full of values that look like tokens to a casual eye but have a fixed,
 harmless shape: UUIDs (``hookInstance``, request ids, ``jti``), hex digests and trace ids,
 dotted numbers (versions, IPv4 addresses), ISO 8601 timestamps, plain numbers. A value
-that matches one of these shapes *whole* cannot hold a secret that any rule finds, and
-one ``fullmatch`` says so for less than the prefilter's pass costs.
+that has one of these shapes *whole* cannot hold a secret that any rule finds.
 
 That is a claim about the rules, so it is proved, not assumed: a shape is used only if no
 trigger of the prefilter in front of those rules can occur anywhere in any value of the
@@ -13,24 +12,33 @@ shape (each rule promises that one of its triggers occurs in whatever it matches
 shape's folded language (digits as ``0``, letters in lower case), so a rule added later
 whose trigger fits inside a shape (say ``deadbeef`` inside a UUID) switches that shape off
 for its library instead of being silently defeated.
+
+The test is cheap on purpose (it runs on every new value of every event): a value's
+*skeleton* is its UTF-8 bytes with each hex digit (``0-9a-fA-F``) written as ``h``, the
+few other characters the shapes use kept, and every other byte written as ``\0``. Each
+shape is a finite set of skeletons, so a value is a look-alike when one ``translate`` and
+one set lookup say its skeleton is one of them (about half the cost of a regex
+``fullmatch``). Hence the shapes are written over hex digits: a "version" may be
+``a.b.c``, and the proof covers exactly that.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import product
 from typing import Final
 
 from auditor.patterns.prefilter import PLAIN_FOLD
 
-_DIGITS: Final = "0123456789"
-_HEX: Final = "0123456789abcdefABCDEF"
+HEX: Final = "0123456789abcdefABCDEF"
+_HEX_MARK: Final = ord("h")
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """``low`` to ``high`` characters, each one of ``chars`` (ASCII only)."""
+    """``low`` to ``high`` characters, each one of ``chars``: all of `HEX`, or others."""
 
     chars: str
     low: int = 1
@@ -48,6 +56,7 @@ class _Alt:
 
 
 _Node = _Run | _Seq | _Alt
+_EMPTY: Final = _Seq(())
 
 
 def _seq(*parts: _Node | str) -> _Seq:
@@ -60,63 +69,85 @@ def _literal(text: str) -> _Node:
 
 
 def _opt(*parts: _Node | str) -> _Alt:
-    return _Alt((_seq(*parts), _Seq(())))
+    return _Alt((_seq(*parts), _EMPTY))
 
 
 def _either(*options: _Node | str) -> _Alt:
     return _Alt(tuple(_literal(o) if isinstance(o, str) else o for o in options))
 
 
-def _digits(low: int, high: int | None = None) -> _Run:
-    return _Run(_DIGITS, low, low if high is None else high)
-
-
 def _hex(low: int, high: int | None = None) -> _Run:
-    return _Run(_HEX, low, low if high is None else high)
+    return _Run(HEX, low, low if high is None else high)
 
 
 def _one_of(chars: str) -> _Run:
     return _Run(chars)
 
 
-_ZONE: Final = _either(_one_of("Zz"), _seq(_one_of("+-"), _digits(2), _opt(":"), _digits(2)))
+_ZONE: Final = _either(_one_of("Zz"), _seq(_one_of("+-"), _hex(2), _opt(":"), _hex(2)))
 
 SHAPES: Final[dict[str, _Node]] = {
-    # 8-4-4-4-12 hex: request ids, hookInstance, jti.
+    # 8-4-4-4-12: request ids, hookInstance, jti.
     "uuid": _seq(_hex(8), "-", _hex(4), "-", _hex(4), "-", _hex(4), "-", _hex(12)),
     # Digests (MD5 to SHA-512), trace and span ids.
     "hex": _hex(16, 128),
     # Versions and IPv4 addresses. At most three digits a part: a fourth would let a
     # phone number (555.123.4567) in, and the proof would refuse the shape.
     "dotted": _seq(
-        _opt(_one_of("vV")),
-        _digits(1, 3),
-        ".",
-        _digits(1, 3),
-        _opt(".", _digits(1, 3)),
-        _opt(".", _digits(1, 3)),
+        _opt(_one_of("vV")), _hex(1, 3), ".", _hex(1, 3), _opt(".", _hex(1, 3)),
+        _opt(".", _hex(1, 3)),
     ),
     # ISO 8601 / RFC 3339 dates and times (a date alone is no birth date without a
     # keyword, and a keyword is a trigger).
     "timestamp": _seq(
-        _digits(4),
-        "-",
-        _digits(2),
-        "-",
-        _digits(2),
+        _hex(4), "-", _hex(2), "-", _hex(2),
         _opt(
-            _one_of("T "),
-            _digits(2),
-            ":",
-            _digits(2),
-            _opt(":", _digits(2), _opt(".", _digits(1, 9))),
+            _one_of("T "), _hex(2), ":", _hex(2), _opt(":", _hex(2), _opt(".", _hex(1, 9))),
             _opt(_ZONE),
         ),
     ),
     # Plain decimal numbers, as strings.
-    "number": _seq(_opt("-"), _digits(1, 40), _opt(".", _digits(1, 40))),
-}
+    "number": _seq(_opt("-"), _hex(1, 20), _opt(".", _hex(1, 20))),
+}  # fmt: skip
 """The candidate shapes, by name: each proved safe (or not) per trigger set."""
+
+
+def _skeleton_table() -> bytes:
+    table = bytearray(256)
+    literals = {c for node in SHAPES.values() for c in _chars(node)} - set(HEX)
+    for char in literals:
+        table[ord(char)] = ord(char)
+    for char in HEX:
+        table[ord(char)] = _HEX_MARK
+    return bytes(table)
+
+
+def _chars(node: _Node) -> set[str]:
+    if isinstance(node, _Run):
+        return set(node.chars)
+    parts = node.parts if isinstance(node, _Seq) else node.options
+    return set().union(*map(_chars, parts)) if parts else set()
+
+
+def _skeletons(node: _Node) -> set[bytes]:
+    """Every skeleton of the shape (a finite set: shapes are bounded)."""
+    if isinstance(node, _Run):
+        marks = {_HEX_MARK} if node.chars == HEX else {ord(c) for c in node.chars}
+        return {
+            bytes(combo)
+            for count in range(node.low, node.high + 1)
+            for combo in product(sorted(marks), repeat=count)
+        }
+    if isinstance(node, _Alt):
+        return set().union(*map(_skeletons, node.options))
+    out = {b""}
+    for part in node.parts:
+        out = {head + tail for head in out for tail in _skeletons(part)}
+    return out
+
+
+SKELETON: Final = _skeleton_table()
+"""``text.encode("utf-8", "surrogatepass").translate(SKELETON)`` is the skeleton of text."""
 
 
 def _pattern(node: _Node) -> str:
@@ -130,23 +161,15 @@ def _pattern(node: _Node) -> str:
         return f"{one}{{{node.low},{node.high}}}"
     if isinstance(node, _Seq):
         return "".join(_pattern(p) for p in node.parts)
-    if any(isinstance(o, _Seq) and not o.parts for o in node.options):
-        rest = [o for o in node.options if not (isinstance(o, _Seq) and not o.parts)]
+    if _EMPTY in node.options:
+        rest = [o for o in node.options if o != _EMPTY]
         return f"(?:{'|'.join(_pattern(o) for o in rest)})?"
     return f"(?:{'|'.join(_pattern(o) for o in node.options)})"
 
 
 def shape_pattern(shape: str) -> str:
-    """The regular expression (``re`` syntax) of the named shape."""
+    """The regular expression (``re`` syntax) of the named shape: its exact language."""
     return _pattern(SHAPES[shape])
-
-
-def _max_length(node: _Node) -> int:
-    if isinstance(node, _Run):
-        return node.high
-    if isinstance(node, _Seq):
-        return sum(_max_length(p) for p in node.parts)
-    return max(_max_length(o) for o in node.options)
 
 
 class _Nfa:
@@ -155,7 +178,7 @@ class _Nfa:
     def __init__(self) -> None:
         self.moves: list[list[tuple[frozenset[int], int]]] = []
         self.empty: list[list[int]] = []
-        self.alphabet: frozenset[int] | None = None
+        self.alphabet: frozenset[int] = frozenset()
 
     def state(self) -> int:
         self.moves.append([])
@@ -166,6 +189,7 @@ class _Nfa:
         """Add ``node`` after ``start``; return its end state."""
         if isinstance(node, _Run):
             folded = frozenset(c.encode("ascii").translate(PLAIN_FOLD)[0] for c in node.chars)
+            self.alphabet |= folded
             end = start
             for count in range(node.high):
                 nxt = self.state()
@@ -202,10 +226,6 @@ class _Nfa:
         Every state lies on a path from the start to the end (the construction builds
         no dead branches), so a run of ``needle`` from any state extends to a whole value.
         """
-        if self.alphabet is None:
-            self.alphabet = frozenset(
-                b for moves in self.moves for chars, _ in moves for b in chars
-            )
         if not self.alphabet.issuperset(needle):
             return False  # most triggers hold a letter no shape has
         current = self.closure(range(len(self.moves)))
@@ -230,25 +250,34 @@ def shape_admits(shape: str, trigger: bytes) -> bool:
 
 
 class Lookalikes:
-    """The shapes that hold none of ``triggers``, tested with one ``fullmatch``.
+    """The shapes that hold none of ``triggers``, as a set of skeletons.
 
     Args:
         triggers: The prefilter's triggers, folded (`auditor.patterns.Prefilter.triggers`).
+        max_length: Use no shape whose values can be longer (0: none).
 
     Attributes:
-        names: The shapes in use (proved to hold no trigger), in the order tried.
-        max_length: The longest value any of them matches (0 when none is in use).
-        match: ``match(text)`` is truthy when ``text`` is wholly one of the shapes.
+        names: The shapes in use (proved to hold no trigger).
+        skeletons: Their skeletons: ``text`` is a look-alike when
+            ``text.encode("utf-8", "surrogatepass").translate(SKELETON)`` is one of them.
     """
 
-    __slots__ = ("match", "max_length", "names")
+    __slots__ = ("names", "skeletons")
 
-    def __init__(self, triggers: Iterable[bytes]) -> None:
+    def __init__(self, triggers: Iterable[bytes], *, max_length: int = 1 << 20) -> None:
         triggers = tuple(triggers)
-        automata = {name: _automaton(name) for name in SHAPES}
-        self.names: tuple[str, ...] = tuple(
-            name for name, nfa in automata.items() if not any(map(nfa.holds_substring, triggers))
-        )
-        self.max_length = max((_max_length(SHAPES[n]) for n in self.names), default=0)
-        union = "|".join(f"(?:{_pattern(SHAPES[name])})" for name in self.names)
-        self.match: Callable[[str], object] = re.compile(union or "(?!)").fullmatch
+        names = []
+        skeletons: set[bytes] = set()
+        for name, shape in SHAPES.items():
+            if any(map(_automaton(name).holds_substring, triggers)):
+                continue
+            shaped = _skeletons(shape)
+            if max(map(len, shaped)) <= max_length:
+                names.append(name)
+                skeletons |= shaped
+        self.names: tuple[str, ...] = tuple(names)
+        self.skeletons: frozenset[bytes] = frozenset(skeletons)
+
+    def match(self, text: str) -> bool:
+        """Whether ``text`` is wholly a value of one of the shapes in use."""
+        return text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons

@@ -18,16 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Final
 
-from auditor.patterns.lookalikes import Lookalikes
+from auditor.patterns.lookalikes import SKELETON, Lookalikes
 from auditor.patterns.prefilter import Prefilter
 
 MAX_CHARS: Final = 256
 """Longer strings are not remembered: they rarely repeat, and the memory stays small."""
 DEFAULT_ENTRIES: Final = 65_536
-
-
-def _never(text: str) -> None:  # noqa: ARG001 - the look-alike test when no shape may be used
-    return None
 
 
 class CleanMemory:
@@ -42,11 +38,13 @@ class CleanMemory:
     Attributes:
         strings: The remembered strings. Hot loops test ``text in memory.strings``
             directly; everything else uses `__contains__` and `remember`.
-        lookalike: ``lookalike(text)`` is truthy when ``text`` is wholly one of the
+        lookalike: ``lookalike(text)`` is true when ``text`` is wholly one of the
             shapes proved to hold no trigger of ``prefilter``.
+        skeletons: Those shapes' skeletons, for hot loops: ``text`` is a look-alike
+            when ``text.encode("utf-8", "surrogatepass").translate(SKELETON)`` is one.
     """
 
-    __slots__ = ("_entries", "_max_chars", "lookalike", "strings")
+    __slots__ = ("_entries", "_max_chars", "lookalike", "skeletons", "strings")
 
     def __init__(
         self, prefilter: Prefilter, *, entries: int = DEFAULT_ENTRIES, max_chars: int = MAX_CHARS
@@ -54,14 +52,17 @@ class CleanMemory:
         self.strings: set[str] = set()
         self._entries = entries
         self._max_chars = min(max_chars, MAX_CHARS)
-        shapes = Lookalikes(prefilter.triggers)
-        self.lookalike: Callable[[str], object] = (
-            shapes.match if shapes.max_length <= max_chars else _never
-        )
+        # A value longer than max_chars is replaced whole, whatever its shape.
+        shapes = Lookalikes(prefilter.triggers, max_length=max_chars)
+        self.lookalike: Callable[[str], bool] = shapes.match
+        self.skeletons: frozenset[bytes] = shapes.skeletons
 
     def __contains__(self, text: str) -> bool:
         """Whether ``text`` is known clean (remembered, or a look-alike)."""
-        return text in self.strings or bool(self.lookalike(text))
+        return (
+            text in self.strings
+            or text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons
+        )
 
     def __len__(self) -> int:
         """How many strings are remembered."""

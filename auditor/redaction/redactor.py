@@ -41,6 +41,7 @@ from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.patterns.keyed import value_of
 from auditor.patterns.keys import Scope, normalize_key
 from auditor.patterns.library import Group, PatternLibrary, resolve, splice
+from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
 from auditor.patterns.shapes import SHAPE_KEYS
@@ -213,15 +214,18 @@ class Redactor:
             # (usually nothing) is judged by `_judge`.
             if event_dict.keys() <= self._simple_keys:
                 memory = self._memory
-                clean = memory.strings
-                lookalike = memory.lookalike
+                clean, shapes = memory.strings, memory.skeletons
                 allow = self._allow_raw
                 novel: list[str] | None = None
                 owners: list[object]
                 for key, value in event_dict.items():
                     kind = type(value)
                     if kind is str:
-                        if value in clean or key in allow or lookalike(value):
+                        if (
+                            value in clean
+                            or key in allow
+                            or value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+                        ):
                             continue
                         if novel is None:
                             novel, owners = [value], [key]
@@ -344,9 +348,8 @@ class Redactor:
         if not self._collect(value, found, 1):
             return False
         memory = self._memory
-        clean, lookalike = memory.strings, memory.lookalike
         for text in found:
-            if text not in clean and not lookalike(text):
+            if text not in memory:
                 novel.append(text)
                 owners.append(_NESTED)
         return True
