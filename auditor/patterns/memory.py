@@ -94,21 +94,33 @@ class CleanMemory:
             if len(text) <= limit:
                 strings.add(text)
 
-    def remember_trigger_free(self, texts: Collection[str]) -> None:
+    def remember_trigger_free(self, texts: Collection[str], joined: str | None = None) -> None:
         """Note strings in which the prefilter found no trigger at all, and their folds.
 
         Callers must pass only strings the prefilter of this memory's library cleared.
+        ``joined``, when the caller has it, is the texts joined by newlines (saves work).
         """
-        self.remember(texts)
+        if joined is None:
+            joined = "\n".join(texts)
+        if len(joined) > self._max_chars:
+            self.remember(texts)
+            folds = [t.encode("utf-8", "surrogatepass").translate(PLAIN_FOLD) for t in texts]
+            folds = [f for f in folds if len(f) <= self._max_chars]
+        else:
+            # All short: remembered in C. Split after folding, the pieces are the texts'
+            # folds (or, for a text with a newline, folds of its lines: no trigger in
+            # those either).
+            strings = self.strings
+            if len(strings) + len(texts) > self._entries:
+                strings.clear()
+            if len(texts) <= self._entries:
+                strings.update(texts)
+            folds = joined.encode("utf-8", "surrogatepass").translate(PLAIN_FOLD).split(b"\n")
         folded = self.folded
-        if len(folded) + len(texts) > self._entries:
+        if len(folded) + len(folds) > self._entries:
             folded.clear()
-            if len(texts) > self._entries:
-                return
-        limit = self._max_chars
-        for text in texts:
-            if len(text) <= limit:
-                folded.add(text.encode("utf-8", "surrogatepass").translate(PLAIN_FOLD))
+        if len(folds) <= self._entries:
+            folded.update(folds)
 
     def clear(self) -> None:
         """Forget every remembered string."""

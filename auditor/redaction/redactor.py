@@ -281,11 +281,11 @@ class Redactor:
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
         if not self._quick(joined):
-            self._memory.remember_trigger_free(strings)
+            self._memory.remember_trigger_free(strings, joined)
             return event_dict, None
         found = self._identify(strings)
         if not found:
-            self._memory.remember_trigger_free(strings)
+            self._memory.remember_trigger_free(strings, joined)
             return event_dict, None
         if any(owners[index] is _NESTED for index in found):
             return self._redact_event(logger, method_name, event_dict)
