@@ -7,6 +7,11 @@ The walk is copy-on-write: a container is rebuilt only when something under it w
 replaced, so a clean structure comes back as the very same object. It is bounded: a depth
 limit, an item limit per container, a length limit per string, and cycle detection; what
 exceeds a limit goes to the visitor's ``limit`` instead of being walked.
+
+By default the strings of a structure are scanned together, between two walks (one
+prefilter pass for a large document). The Redactor walks its small events once instead,
+skipping strings its `auditor.patterns.memory.CleanMemory` already found clean; a
+property test checks that both modes find the same.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from auditor.fingerprints import FINGERPRINT_HEX_DIGITS, Fingerprinter
 from auditor.patterns.keys import DEFAULT_KEY_RULES, KeyRule, key_rules
 from auditor.patterns.library import ALL_KINDS
 from auditor.patterns.matches import Kind
+from auditor.patterns.memory import DEFAULT_ENTRIES
 from auditor.patterns.rules import Rule
 
 DEFAULT_ALLOW_KEYS: Final = frozenset(
@@ -68,7 +69,7 @@ class RedactorConfig:
     fingerprint_digits: int = 8
     jwt_facts: tuple[str, ...] = SAFE_JWT_FACTS
     extra_rules: tuple[Rule, ...] = ()
-    memory_entries: int = 65_536
+    memory_entries: int = DEFAULT_ENTRIES
 
     def key_table(self) -> Mapping[str, KeyRule]:
         """``keys`` plus ``extra_keys``."""
