@@ -5,9 +5,9 @@ thread, baseline and variants alternating chunk by chunk, best of ``--rounds``):
 
 1. A ladder over the clean events: the bare pipeline, then processors that each do a
    little more of what the Redactor's common path does (be called; test the keys; loop
-   over the values; look strings up in the memory; test look-alike shapes and folded
-   twins), then the Redactor itself. Each step's ratio shows what that work costs where
-   it runs, between structlog's other processors and the JSON renderer.
+   over the values; look strings up in the memory; test look-alike shapes), then the
+   Redactor itself. Each step's ratio shows what that work costs where it runs, between
+   structlog's other processors and the JSON renderer.
 2. Paths over the whole corpus, in one pass: how many events leave by each path of the
    Redactor and what each costs on average (timed around the call; it reaches into the
    Redactor's private methods to tell the paths apart, so it is a diagnostic, not a
@@ -30,7 +30,6 @@ from redaction import CHUNK, _cpu_seconds, _pipeline
 
 from auditor.fingerprints import Fingerprinter
 from auditor.patterns.lookalikes import SKELETON
-from auditor.patterns.prefilter import PLAIN_FOLD
 from auditor.redaction import Redactor, RedactorConfig
 from auditor.redaction import redactor as redactor_module
 
@@ -46,7 +45,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
     keys = seen._simple_keys  # noqa: SLF001 - a diagnostic reads the Redactor's state
     allow = seen._allow_raw  # noqa: SLF001
     memory = seen.memory
-    clean_set, shapes, folded = memory.strings, memory.skeletons, memory.folded
+    clean_set, shapes = memory.strings, memory.skeletons
 
     def called(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
         return event_dict
@@ -82,8 +81,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
                 if kind is str:
                     if value in clean_set or key in allow:
                         continue
-                    raw = value.encode("utf-8", "surrogatepass")
-                    if raw.translate(SKELETON) in shapes or raw.translate(PLAIN_FOLD) in folded:
+                    if value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes:
                         continue
                 elif kind not in _SCALARS:
                     break
@@ -94,7 +92,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
         "+ the keys tested against known keys": lambda: keys_tested,
         "+ a loop over the values (types)": lambda: values_looped,
         "+ each string looked up in the memory": lambda: memory_tested,
-        "+ look-alike and folded-twin tests": lambda: shapes_tested,
+        "+ look-alike tests": lambda: shapes_tested,
         "the Redactor (fresh, as in the benchmark)": lambda: Redactor(config),
     }
 

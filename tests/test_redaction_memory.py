@@ -51,18 +51,9 @@ def test_a_remembered_string_is_not_scanned_again_but_its_event_still_is() -> No
     assert "555-0143" not in out["detail"]
 
 
-def test_a_string_like_a_clean_one_but_for_digits_and_case_needs_no_scan() -> None:
-    redactor = _redactor()
-    redactor(None, "info", {"event": "x", "ref": "Encounter/4711"})
-    assert "Encounter/4711" in redactor.memory
-    assert "ENCOUNTER/9021" in redactor.memory  # the same folded text: no trigger either
-    assert "Encounter/90210" not in redactor.memory  # one digit more is another text
-    assert "Encounter/4711/x" not in redactor.memory
-
-
-def test_a_string_whose_trigger_the_rules_cleared_is_not_generalised() -> None:
-    # "ssn 000-00-0000" holds triggers; the rules clear it (no SSN has area 000). Its
-    # folded twin "ssn 536-22-8714" is a real SSN, so only the exact string is remembered.
+def test_a_remembered_string_says_nothing_about_strings_like_it() -> None:
+    # "ssn 000-00-0000" holds triggers; the rules clear it (no SSN has area 000). The same
+    # text up to its digits, "ssn 536-22-8714", is a real SSN: only exact strings count.
     redactor = _redactor()
     assert redactor(None, "info", {"event": "ssn 000-00-0000"})["event"] == "ssn 000-00-0000"
     assert "ssn 000-00-0000" in redactor.memory
@@ -78,10 +69,8 @@ def test_the_memory_is_bounded_and_forgotten_whole_when_full() -> None:
     assert memory.strings == {"d"}
     memory.remember(["x" * (MAX_CHARS + 1)])
     assert len(memory) == 1
-    memory.remember_trigger_free(["a1", "b2", "c3"])
-    assert memory.folded == {b"a0", b"b0", b"c0"}
-    memory.remember_trigger_free(["d4"])
-    assert memory.folded == {b"d0"}
+    memory.remember(["e", "f"], joined="e\nf")
+    assert memory.strings == {"d", "e", "f"}
 
 
 def test_memory_entries_zero_remembers_nothing() -> None:

@@ -44,7 +44,6 @@ from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
-from auditor.patterns.prefilter import PLAIN_FOLD
 from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.patterns.walk import LimitReason, Walker
 from auditor.redaction.config import RedactorConfig
@@ -207,7 +206,7 @@ class Redactor:
 
     # --- structlog ------------------------------------------------------------------------
 
-    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901, PLR0912 - the hot path, inline on purpose
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
         """Redact one event; structlog's processor signature."""
         try:
             # The common case, inline: known plain keys, strings and scalars only, and
@@ -215,18 +214,19 @@ class Redactor:
             # (usually nothing) is judged by `_judge`.
             if event_dict.keys() <= self._simple_keys:
                 memory = self._memory
-                clean, shapes, folded = memory.strings, memory.skeletons, memory.folded
+                clean, shapes = memory.strings, memory.skeletons
                 allow = self._allow_raw
                 novel: list[str] | None = None
                 owners: list[object]
                 for key, value in event_dict.items():
                     kind = type(value)
                     if kind is str:
-                        if value in clean or key in allow:
+                        if (
+                            value in clean
+                            or key in allow
+                            or value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+                        ):
                             continue
-                        raw = value.encode("utf-8", "surrogatepass")
-                        if raw.translate(SKELETON) in shapes or raw.translate(PLAIN_FOLD) in folded:
-                            continue  # a look-alike, or the same as a clean one but for digits
                         if novel is None:
                             novel, owners = [value], [key]
                         else:
@@ -281,11 +281,11 @@ class Redactor:
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
         if not self._quick(joined):
-            self._memory.remember_trigger_free(strings, joined)
+            self._memory.remember(strings, joined)
             return event_dict, None
         found = self._identify(strings)
         if not found:
-            self._memory.remember_trigger_free(strings, joined)
+            self._memory.remember(strings, joined)
             return event_dict, None
         if any(owners[index] is _NESTED for index in found):
             return self._redact_event(logger, method_name, event_dict)
@@ -429,7 +429,7 @@ class Redactor:
         visitor = _Marking(self)
         rules = self._lib.rules
         memory = self._memory
-        memory.remember_trigger_free([t for index, t in enumerate(strings) if index not in found])
+        memory.remember([text for index, text in enumerate(strings) if index not in found])
         for index, names in found.items():
             text = strings[index]
             matches = [m for name in names for m in rules[name].find(text)]
