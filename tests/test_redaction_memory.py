@@ -162,3 +162,22 @@ def test_no_secret_survives_a_memory_warmed_with_its_look_alikes(secret, before,
     value = secret.removeprefix("Bearer ").removeprefix("access_token=")
     assert value not in repr(out)
     assert text not in WARM.memory
+
+
+def test_without_the_fast_extra_the_same_values_are_redacted(monkeypatch) -> None:
+    from auditor.patterns import prefilter
+
+    accelerated = _redactor()
+    assert accelerated.library.prefilter.accelerated
+    monkeypatch.setattr(prefilter, "BytesAhoCorasick", None)
+    plain = _redactor()
+    assert not plain.library.prefilter.accelerated
+    events = [
+        {"event": "x", "note": "ssn 536-22-8714", "request_id": UUID},
+        {"event": "callback requested at (617) 555-0143", "hook": "patient-view"},
+        {"event": "x", "url": "https://fhir.example.org/r4/Observation?access_token=8f3kQ9zLr2Vx"},
+        {"event": "x", "headers": {"Authorization": "Bearer 8f3kQ9zLr2VxA7mN1pTq"}},
+        {"event": "cards.returned", "hook": "patient-view", "cards": 2},
+    ]
+    for event in events:
+        assert plain(None, "info", dict(event)) == accelerated(None, "info", dict(event))
