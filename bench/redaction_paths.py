@@ -39,9 +39,13 @@ _SCALARS = redactor_module._SCALARS  # noqa: SLF001 - the Redactor's own scalar 
 
 
 def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[], Processor]]:  # noqa: C901 - one processor per step
+    # A memory and key table as the Redactor's would be: learnt through the pipeline, so
+    # they know every key it adds (``timestamp`` too; a table without it sends every
+    # event out at the key test, and the steps after it measure nothing).
     seen = Redactor(config)
-    for event in clean:  # a memory and key table as the Redactor's would be
-        seen(None, "info", {"event": event.event, **event.kw, "level": "info"})
+    learn = _pipeline(seen).info
+    for event in clean:
+        learn(event.event, **event.kw)
     keys = seen._simple_keys  # noqa: SLF001 - a diagnostic reads the Redactor's state
     allow = seen._allow_raw  # noqa: SLF001
     memory = seen.memory
@@ -93,8 +97,19 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
         "+ a loop over the values (types)": lambda: values_looped,
         "+ each string looked up in the memory": lambda: memory_tested,
         "+ look-alike tests": lambda: shapes_tested,
+        "the Redactor after a pass over these events (every value seen)": lambda: _warm(
+            config, clean
+        ),
         "the Redactor (fresh, as in the benchmark)": lambda: Redactor(config),
     }
+
+
+def _warm(config: RedactorConfig, events: list[Event]) -> Processor:
+    redactor = Redactor(config)
+    learn = _pipeline(redactor).info
+    for event in events:
+        learn(event.event, **event.kw)
+    return redactor
 
 
 def _compare(
@@ -148,7 +163,7 @@ def _paths(config: RedactorConfig, events: list[Event]) -> None:
     try:
         redactor = Redactor(config)
         cost, count = Counter[str](), Counter[str]()
-        clock = time.perf_counter_ns
+        clock = time.thread_time_ns  # CPU time: other processes on the machine do not count
 
         def timed(logger: object, name: str, event_dict: EventDict) -> EventDict:
             taken.clear()

@@ -39,7 +39,7 @@ from structlog.processors import format_exc_info
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.patterns.keyed import value_of
-from auditor.patterns.keys import Scope, normalize_key
+from auditor.patterns.keys import KeyRule, Scope, normalize_key
 from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
@@ -149,6 +149,8 @@ class Redactor:
         "_max_depth",
         "_max_items",
         "_memory",
+        "_pair_rules",
+        "_prefixes",
         "_quick",
         "_simple_keys",
         "_walker_keys",
@@ -177,6 +179,10 @@ class Redactor:
         """Keys known to be plain or allowlisted: an event with only these needs no walk."""
         self._allow_raw: set[object] = set()
         self._walker_keys: dict[str, object] = {}
+        self._pair_rules: dict[str, KeyRule | None] = {}
+        """The rule of a header name in a (name, value) pair, None for other names."""
+        self._prefixes: dict[Kind, str] = {}
+        """The start of a marker, by kind."""
         self._facts: dict[str, str | None] = {}
         """JWT claim values already judged safe to show (issuers and key ids repeat)."""
         self._quick = self._lib.prefilter.quick
@@ -348,10 +354,12 @@ class Redactor:
         if not self._collect(value, found, 1):
             return False
         memory = self._memory
+        clean, shapes = memory.strings, memory.skeletons
         for text in found:
-            if text not in memory:
-                novel.append(text)
-                owners.append(_NESTED)
+            if text in clean or text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes:
+                continue
+            novel.append(text)
+            owners.append(_NESTED)
         return True
 
     def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of value
@@ -397,15 +405,24 @@ class Redactor:
         name, value = pair
         if type(name) is not str:
             return False  # bytes and other names are not collected: the walk sees them
+        rules = self._pair_rules
+        rule = rules[name] if name in rules else self._pair_rule(name)
+        if rule is None:
+            return False
+        return type(value) is not str or value_of(rule.shape, value) is not None
+
+    def _pair_rule(self, name: str) -> KeyRule | None:
+        """The rule `_is_sensitive_pair` judges a pair named ``name`` by, remembered."""
         state = self._key_state.get(name)
         if state is None:
             state = self._state(name)
-        if state != _ATTENTION:
-            return False
-        rule = self._lib.keys.get(normalize_key(name))
-        if rule is None or rule.scope is Scope.TEXT:
-            return False
-        return type(value) is not str or value_of(rule.shape, value) is not None
+        rule = self._lib.keys.get(normalize_key(name)) if state == _ATTENTION else None
+        if rule is not None and rule.scope is Scope.TEXT:
+            rule = None
+        if len(self._pair_rules) >= _KEY_CACHE_LIMIT:
+            self._pair_rules.clear()
+        self._pair_rules[name] = rule
+        return rule
 
     def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
         kind = type(value)
@@ -530,14 +547,22 @@ class Redactor:
 
     def marker(self, kind: Kind, value: str, facts: Any = None) -> str:
         """The replacement for one value: kind, short keyed fingerprint, safe JWT facts."""
+        prefix = self._prefixes.get(kind)
+        if prefix is None:
+            prefix = self._prefixes[kind] = f"[REDACTED:{kind.value} fp="
         fp = self._fingerprint.short(value, self._digits)
-        parts = [f"[REDACTED:{kind.value} fp={fp}"]
-        if kind is TokenKind.JWT and facts:
-            for name in self._jwt_facts:
-                fact = facts.get(name)
+        if kind is not TokenKind.JWT or not facts:
+            return f"{prefix}{fp}]"
+        parts = [f"{prefix}{fp}"]
+        known = self._facts
+        for name in self._jwt_facts:
+            fact = facts.get(name)
+            # Issuers, key ids and algorithms repeat: one lookup for a str seen before.
+            shown = known.get(fact, self) if type(fact) is str else self
+            if shown is self:
                 shown = self._fact_text(fact)
-                if shown is not None:
-                    parts.append(f"{name}={shown}")
+            if shown is not None:
+                parts.append(f"{name}={shown}")
         return " ".join(parts) + "]"
 
     def _fact_text(self, fact: Fact | None) -> str | None:
