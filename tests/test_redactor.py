@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import re
 from collections import namedtuple
 from typing import Any
@@ -295,3 +297,31 @@ def test_patient_id_and_prefetch_are_redacted_by_key(redactor) -> None:
     assert MARKER.fullmatch(out["context"]["patientId"])
     assert MARKER.fullmatch(out["prefetch"])
     assert str(PhiKind.FHIR_RESOURCE) in out["prefetch"]
+
+
+def _jws(claims: dict[str, Any]) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    signature = base64.urlsafe_b64encode(bytes(range(64))).rstrip(b"=").decode()
+    return f"{part({'alg': 'ES256', 'typ': 'JWT', 'kid': 'k-1'})}.{part(claims)}.{signature}"
+
+
+@pytest.mark.parametrize(
+    ("iss", "shown"),
+    [
+        # URL characters stay readable (quote leaves them as they are).
+        ("https://ehr.example.org/fhir?x=1&y=~a_b", "https://ehr.example.org/fhir?x=1&y=~a_b"),
+        # A space or a bracket would break the marker: percent-encoded.
+        ("https://ehr example]", "https://ehr%20example%5D"),
+        # Non-ASCII is percent-encoded as UTF-8.
+        ("https://hôpital.example", "https://h%C3%B4pital.example"),
+        # A double quote or backslash too (they would read as JSON syntax to a human).
+        ('x"y\\z', "x%22y%5Cz"),
+    ],
+)
+def test_a_jwt_claim_is_shown_percent_encoded_where_it_needs_to_be(
+    redactor: Redactor, iss: str, shown: str
+) -> None:
+    out = _run(redactor, event=f"rejected {_jws({'iss': iss, 'exp': 1764324300})}")
+    assert f" iss={shown} " in out["event"]

@@ -27,6 +27,7 @@ object or an unusual value, take the slower paths.
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -64,6 +65,9 @@ _FAILED_KEEP: Final = ("timestamp", "level", "logger")
 _MAX_KEPT_CHARS: Final = 64
 _FACT_SAFE_CHARS: Final = ":/?#@!$&'()*+,;=~.-_"
 _MAX_FACT_CHARS: Final = 128
+_QUOTED_AS_IS: Final = re.compile(r"[A-Za-z0-9_.~" + re.escape(_FACT_SAFE_CHARS) + "]*").fullmatch
+"""Text that ``quote(text, safe=_FACT_SAFE_CHARS)`` returns unchanged (its own safe
+characters and those it never quotes), so the call can be skipped."""
 
 EventDict = MutableMapping[str, Any]
 
@@ -577,7 +581,7 @@ class Redactor:
         # break the marker. Short, percent-encoded, and clean by our own rules.
         shown = None
         if len(fact) <= _MAX_FACT_CHARS and (fact in self._memory or not self._lib.contains(fact)):
-            shown = quote(fact, safe=_FACT_SAFE_CHARS)
+            shown = fact if _QUOTED_AS_IS(fact) else quote(fact, safe=_FACT_SAFE_CHARS)
         if len(self._facts) >= _KEY_CACHE_LIMIT:
             self._facts.clear()
         self._facts[fact] = shown
