@@ -181,3 +181,14 @@ def test_without_the_fast_extra_the_same_values_are_redacted(monkeypatch) -> Non
     ]
     for event in events:
         assert plain(None, "info", dict(event)) == accelerated(None, "info", dict(event))
+
+
+def test_a_list_of_remembered_strings_is_skipped_but_a_new_item_in_it_is_scanned() -> None:
+    redactor = _redactor()
+    event = {"event": "prefetch.fetched", "resource_types": ["Observation", "Condition"]}
+    redactor(None, "info", dict(event))
+    assert {"Observation", "Condition"} <= redactor.memory.strings
+    clean = {"event": "prefetch.fetched", "resource_types": ["Condition", "Observation"]}
+    assert redactor(None, "info", clean) is clean
+    out = redactor(None, "info", {"event": "x", "tags": ["Observation", "ssn 536-22-8714"]})
+    assert "536-22-8714" not in repr(out)

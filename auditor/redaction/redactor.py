@@ -216,7 +216,7 @@ class Redactor:
 
     # --- structlog ------------------------------------------------------------------------
 
-    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901, PLR0912 - the hot path, inline on purpose
         """Redact one event; structlog's processor signature."""
         try:
             # The common case, inline: known plain keys, strings and scalars only, and
@@ -243,6 +243,8 @@ class Redactor:
                             novel.append(value)
                             owners.append(key)
                     elif kind not in _SCALARS and key not in allow:
+                        if (kind is list or kind is tuple) and self._known_strings(value):
+                            continue
                         if novel is None:
                             novel, owners = [], []
                         if not self._collect_novel(value, novel, owners):
@@ -351,6 +353,22 @@ class Redactor:
                     return None
                 owners.extend([_NESTED] * (len(strings) - start))
         return strings, owners
+
+    def _known_strings(self, items: list[object] | tuple[object, ...]) -> bool:
+        """Whether a top-level list or tuple holds only strings known clean (no pair)."""
+        if len(items) > self._max_items:
+            return False
+        if len(items) == 2 and self._is_sensitive_pair(items):  # noqa: PLR2004 - a (name, value) pair
+            return False
+        memory = self._memory
+        clean, shapes = memory.strings, memory.skeletons
+        for item in items:
+            if type(item) is not str or (
+                item not in clean
+                and item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
+            ):
+                return False
+        return True
 
     def _collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
         """`_collect` a top-level nested value's strings that are not known clean."""
