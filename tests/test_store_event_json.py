@@ -36,6 +36,8 @@ CASES = [
     ),
     # Unicode and escapes survive both ways.
     event(2, detail='quote " backslash \\ tab \t é 漢字 😀', attributes={"ключ": "значение"}),
+    # Integers past 64 bits (JSON has no limit; orjson has) are kept exactly.
+    event(5, attributes={"big": -(2**63) - 1, "bigger": 2**70}),
     # Several audiences, no token at all, no client, no service.
     event(3, aud=("https://a.example/x", "https://b.example/y")),
     event(4, token=False, iss=None, service=None, peer=None),

@@ -35,7 +35,12 @@ try:
 
     def json_text(value: object) -> str:
         """Compact JSON with sorted keys, as the store keeps JSON columns."""
-        return orjson.dumps(value, option=_ORJSON_OPTIONS, default=str).decode()
+        try:
+            return orjson.dumps(value, option=_ORJSON_OPTIONS, default=str).decode()
+        except orjson.JSONEncodeError:
+            # orjson stops at 64-bit integers; JSON has no such limit, and an event may
+            # carry a bigger one in its attributes. The slow path keeps it exact.
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 except ImportError:  # pragma: no cover - orjson comes with the pipeline extra
 
