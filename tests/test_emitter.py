@@ -199,6 +199,14 @@ def test_an_unserializable_log_record_is_counted_not_raised(unreachable):
         assert emitter.stats().dropped_unserializable == 1
 
 
+def test_a_log_record_with_an_integer_past_64_bits_is_shipped_exactly(unreachable):
+    # orjson refuses such integers; the record must not be lost for it.
+    with KafkaEmitter(unreachable) as emitter:
+        emitter.emit_log({"event": "counted", "n": 2**70})
+        assert emitter.stats().dropped_unserializable == 0
+        assert emitter.stats().accepted == 1
+
+
 def test_log_events_of_the_emitters_own_threads_are_not_shipped(unreachable):
     with KafkaEmitter(unreachable) as emitter:
         shipper = LogShipper(emitter)

@@ -31,6 +31,7 @@ counted as ``dropped_spool_full``.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -225,7 +226,7 @@ class KafkaEmitter:
         The record is serialized now, so the caller may change its dict afterwards.
         """
         try:
-            value = orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+            value = _log_json(record)
         except Exception:  # noqa: BLE001 - as above: count it, never raise into the caller
             self._count_unserializable()
             return
@@ -653,3 +654,11 @@ def _trace_headers() -> tuple[tuple[str, bytes], ...]:
     if not carrier:
         return ()
     return tuple((name, value.encode()) for name, value in carrier.items())
+
+
+def _log_json(record: Mapping[str, Any]) -> bytes:
+    """The record as JSON; integers past 64 bits (orjson refuses them) by the stdlib."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(record, default=str, separators=(",", ":")).encode()
