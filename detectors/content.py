@@ -46,7 +46,7 @@ from auditor.patterns import (
     normalize_key,
 )
 from auditor.patterns.keyed import value_of
-from auditor.patterns.library import ALL_KINDS
+from auditor.patterns.library import ALL_KINDS, Group
 from auditor.patterns.matches import Kind
 from auditor.protocols import ScanContext
 from auditor.redaction.config import DEFAULT_ALLOW_KEYS
@@ -319,33 +319,41 @@ class ContentScanner:
         The walk would do the same, at the cost of visiting the structure twice. Paths
         are found only for a record that holds something.
         """
+        found = self._triggers.segments(texts)
         known = self._known_clean
-        if known or keyed:
+        if found and (keyed or known):
             # Keyed values are not scanned as text; strings the rules already found clean
             # (a FHIR search URL with ``?code=``, logged again and again) are not looked
-            # at twice. Both are blanked out, so indexes stay those of ``texts``.
-            scanned = [
-                "" if (index in keyed or text in known) else text
-                for index, text in enumerate(texts)
-            ]
-        else:
-            scanned = texts
-        found = self._triggers.segments(scanned)
+            # at twice. Dropped after the search, not blanked before it: the automaton
+            # reads every string for less than a set lookup of each costs, and no trigger
+            # reaches into the next string, so the other strings' answers are the same.
+            found = {
+                index: names
+                for index, names in found.items()
+                if index not in keyed and texts[index] not in known
+            }
         if not found and not keyed:
+            return None
+        groups_for = self.library.groups_for
+        texted: list[tuple[int, list[Group]]] = []
+        for index, names in found.items():
+            text = texts[index]
+            groups = groups_for(text, names)
+            if groups:
+                texted.append((index, groups))
+            else:
+                self._remember((text,))
+        if not texted and not keyed:
+            # Triggers, but nothing the rules confirm (a redacted ``Bearer [REDACTED:…]``
+            # under ``authorization``): done before any path is built.
             return None
         gatherer = self._gatherer()
         paths: list[JsonPath] = []
         self._flattener.paths(content, (), paths)
         for index, rule in keyed.items():
             gatherer.field(self._keyed_match(rule, texts[index], paths[index]), texts[index])
-        groups_for = self.library.groups_for
-        for index, names in found.items():
-            text = scanned[index]
-            groups = groups_for(text, names)
-            if groups:
-                gatherer.add_text(text, groups, paths[index])
-            else:
-                self._remember((text,))
+        for index, groups in texted:
+            gatherer.add_text(texts[index], groups, paths[index])
         return gatherer if gatherer.hits else None
 
     def _keyed_match(self, rule: KeyRule, text: str, path: JsonPath) -> FieldMatch:

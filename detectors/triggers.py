@@ -19,10 +19,11 @@ from typing import Any, Final
 from auditor.patterns import PatternLibrary, fold
 
 BytesAhoCorasick: Any
+Implementation: Any
 try:
-    from ahocorasick_rs import BytesAhoCorasick
+    from ahocorasick_rs import BytesAhoCorasick, Implementation
 except ModuleNotFoundError:  # pragma: no cover - the fast extra is optional
-    BytesAhoCorasick = None
+    BytesAhoCorasick = Implementation = None
 
 _NOTHING: Final[dict[int, set[str]]] = {}
 
@@ -44,7 +45,13 @@ class TriggerSearch:
                 triggers.setdefault(fold(trigger), set()).add(rule.name)
         patterns = list(triggers)
         self._rules: tuple[frozenset[str], ...] = tuple(frozenset(triggers[p]) for p in patterns)
-        self._automaton: Any = BytesAhoCorasick(patterns) if BytesAhoCorasick is not None else None
+        # A DFA: some 200 short literals make a small table, and an overlapping search
+        # (every trigger, not the leftmost) runs twice as fast as over the default NFA.
+        self._automaton: Any = (
+            BytesAhoCorasick(patterns, implementation=Implementation.DFA)
+            if BytesAhoCorasick is not None
+            else None
+        )
 
     @property
     def accelerated(self) -> bool:

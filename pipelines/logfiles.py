@@ -24,6 +24,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from itertools import count, repeat
 from pathlib import Path
 from typing import IO, Final, NamedTuple
 
@@ -34,7 +35,7 @@ STDIN: Final = "-"
 STDIN_NAME: Final = "<stdin>"
 MAX_LINE_BYTES: Final = 16 << 20
 _GZIP_MAGIC: Final = b"\x1f\x8b"
-_CHUNK: Final = 1 << 20
+BLOCK_BYTES: Final = 1 << 20
 _BUFFER: Final = 1 << 16
 
 ErrorHandler = Callable[[str, str], None]
@@ -69,6 +70,7 @@ class LogFiles:
         paths: What to read, in order.
         stdin: The stream standing for ``-`` (default: this process's stdin).
         max_line_bytes: Longer lines are cut (see `SourceLine.truncated`).
+        block_bytes: How much is read at a time (lines are split a block at a time).
         on_error: Receives unreadable inputs; without it they raise `InputError`.
     """
 
@@ -78,17 +80,19 @@ class LogFiles:
         *,
         stdin: IO[bytes] | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        block_bytes: int = BLOCK_BYTES,
         on_error: ErrorHandler | None = None,
     ) -> None:
-        if max_line_bytes < 1:
-            raise ValueError("max_line_bytes must be at least 1")
+        if max_line_bytes < 1 or block_bytes < 1:
+            raise ValueError("max_line_bytes and block_bytes must be at least 1")
+        self._block = block_bytes
         self._paths = list(paths) or [STDIN]
         self._stdin = stdin
         self._max = max_line_bytes
         self._on_error = on_error
         self.files_read = 0
         self.bytes_read = 0
-        """Uncompressed bytes yielded so far (for progress reports)."""
+        """Uncompressed bytes read so far (for progress reports)."""
 
     def _error(self, path: str, message: str) -> None:
         if self._on_error is None:
@@ -153,18 +157,44 @@ class LogFiles:
         return buffered
 
     def _lines(self, stream: IO[bytes], name: str) -> Iterator[SourceLine]:
-        limit = self._max
+        """The lines of ``stream``, read a block at a time and split in C.
+
+        ``read1`` returns what one read gives (a pipe's lines as they come, not a full
+        block). A line's start is held until its end is read, at most ``limit`` bytes of
+        it: a longer one is yielded cut, then skipped to its end.
+        """
+        limit, block = self._max, self._block
         number = 0
-        readline = stream.readline
-        while line := readline(limit + 1):
-            number += 1
-            self.bytes_read += len(line)
-            if len(line) > limit and not line.endswith(b"\n"):
-                while (rest := readline(_CHUNK)) and not rest.endswith(b"\n"):
-                    self.bytes_read += len(rest)
-                self.bytes_read += len(rest)
-                yield SourceLine(name, number, line[:limit], truncated=True)
-                continue
-            if line.endswith(b"\n"):
-                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-            yield SourceLine(name, number, line)
+        read = stream.read1  # type: ignore[attr-defined]
+        rest = b""
+        skipping = False
+        while chunk := read(block):
+            self.bytes_read += len(chunk)
+            if skipping:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    continue
+                chunk = chunk[end + 1 :]
+                skipping = False
+            data = rest + chunk if rest else chunk
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            if len(data) <= limit and b"\r" not in data:
+                # The common block: no line can be too long, none ends with \r.
+                yield from map(SourceLine, repeat(name), count(number + 1), lines)
+                number += len(lines)
+            else:
+                for line in lines:
+                    number += 1
+                    if len(line) > limit:
+                        yield SourceLine(name, number, line[:limit], truncated=True)
+                    else:
+                        yield SourceLine(name, number, line[:-1] if line[-1:] == b"\r" else line)
+            if len(rest) > limit:
+                number += 1
+                yield SourceLine(name, number, rest[:limit], truncated=True)
+                rest = b""
+                skipping = True
+        if rest:
+            # A last line without its newline: as read (a \r there ends no line).
+            yield SourceLine(name, number + 1, rest)

@@ -6,6 +6,8 @@ import gzip
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.errors import InputError
 from pipelines.logfiles import LogFiles, SourceLine
@@ -88,3 +90,34 @@ def test_unreadable_inputs_go_to_the_handler_and_reading_goes_on(tmp_path) -> No
     assert [line.data for line in source][-1] == b"fine"
     assert [path for path, _ in errors] == [str(tmp_path / "missing.log"), str(corrupt)]
     assert source.files_read == 2
+
+
+def _reference(data: bytes, limit: int) -> list[tuple[bytes, bool]]:
+    """What the lines of ``data`` are, said plainly: split at newlines, a terminated
+    line loses one CR before its newline, a line longer than ``limit`` is cut."""
+    pieces = data.split(b"\n")
+    last = pieces.pop()
+    out = []
+    for piece in pieces:
+        if len(piece) > limit:
+            out.append((piece[:limit], True))
+        else:
+            out.append((piece.removesuffix(b"\r"), False))
+    if last:
+        out.append((last[:limit], len(last) > limit))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.one_of(st.binary(max_size=12), st.sampled_from([b"\n", b"\r\n", b"\r", b"\xff"]))
+    ).map(b"".join),
+    limit=st.integers(1, 16),
+    block=st.integers(1, 20),
+)
+def test_lines_do_not_depend_on_where_blocks_end(data: bytes, limit: int, block: int) -> None:
+    # Lines are split a block at a time: a line, a CRLF or an over-long line may straddle
+    # any number of blocks, and a tiny block puts every boundary everywhere.
+    source = LogFiles(["-"], stdin=io.BytesIO(data), max_line_bytes=limit, block_bytes=block)
+    assert [(line.data, line.truncated) for line in source] == _reference(data, limit)
