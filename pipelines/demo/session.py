@@ -1,10 +1,12 @@
 """One run of ``auditor demo``: simulate, detect and store, report, score.
 
-The stages meet at seams another part of the product owns: the embedded pipeline
-(:func:`pipelines.demo.embedded.run_embedded`, until ``auditor run --input`` replaces it)
-and the HTML report (``dashboards.report.write_report``). The report lives in the
-``dashboards`` layer, which ``pipelines`` may not import; the demo names it by module
-path and loads it when it runs, as the ``auditor`` command table does for its commands.
+Detection and storage are the production pipeline itself: ``run_embedded`` (what
+``auditor run --input`` runs) by default, ``run_kafka`` with both stages (what
+``auditor run --kafka --db`` runs) with ``--kafka``. The scorecard is read back from the
+DuckDB file, so it judges what was committed. The HTML report
+(``dashboards.report.write_report``) lives in the ``dashboards`` layer, which ``pipelines``
+may not import; the demo names it by module path and loads it when it runs, as the
+``auditor`` command table does for its commands.
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from auditor.errors import InputError, MissingExtraError
 from auditor.fingerprints import ENV_KEY, ENV_KEY_FILE, Fingerprinter
-from auditor.protocols import ContentDetector
-from auditor.vocabulary import DetectorName, RunMode
-from detectors import StreamDetectorsConfig
-from pipelines.demo.embedded import EmbeddedRun, run_chunks, run_embedded
+from auditor.models import Finding
 from pipelines.demo.summary import write_summary
+from pipelines.settings import PipelineSettings
 from pipelines.simulate import (
     JsonLinesOutput,
     Simulation,
@@ -37,17 +37,22 @@ from pipelines.simulate import (
 )
 from pipelines.simulate.scoring import score
 from pipelines.store import open_store
+from pipelines.topology import run_embedded
 
 DEMO_START: Final = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
 """10:00 in the hospitals' time zone: a busy Monday morning."""
 DEMO_DURATION: Final = timedelta(minutes=40)
 """Long enough for validation_anomaly to learn each client's baseline (15 minutes) before
 the rate spike, and for a key rotation clear of JWK Set refetches."""
-STREAM_DETECTORS: Final = frozenset(
-    {DetectorName.REPLAY_BURST, DetectorName.VALIDATION_ANOMALY, DetectorName.POLICY}
-)
 
 ReportWriter = Callable[..., Path]
+
+_FINDINGS_QUERY: Final = """
+SELECT finding_id, detector, rule, kind, severity, observed_at, title, client_iss,
+       service_id, fingerprint, location, origin, event_ids, evidence, safeguard, reference,
+       window_start, window_end, count, revision, facts_json
+FROM findings
+"""
 
 
 def html_report_writer() -> ReportWriter:
@@ -64,28 +69,28 @@ def html_report_writer() -> ReportWriter:
     return writer
 
 
-def content_detectors(
-    fingerprinter: Fingerprinter, jku_allowlist: Iterable[str] = ()
-) -> list[ContentDetector]:
-    """``leaked_token`` and ``phi_in_logs`` (issue 3), when this build has them.
+def demo_pipeline() -> PipelineSettings:
+    """The pipeline settings of the simulated site: its detectors' configuration.
 
-    Until they land, the demo says so instead of scoring them; they are looked up by
-    name so the rest of the demo runs without them.
+    Alerts are decided and stored as in production, but not written as log lines: the
+    demo prints its own summary.
     """
-    package = importlib.import_module("detectors")
-    names = ("ContentConfig", "LeakedTokenDetector", "PhiInLogsDetector")
-    if not all(hasattr(package, name) for name in names):
-        return []
-    config = package.ContentConfig(
-        fingerprinter=fingerprinter, jku_allowlist=frozenset(jku_allowlist)
+    return PipelineSettings.model_validate(
+        {"detectors": detector_config(), "alerts": {"log": False}}
     )
-    return [package.LeakedTokenDetector(config), package.PhiInLogsDetector(config)]
 
 
-def approved_jku(settings: Mapping[str, Any]) -> list[str]:
-    """Every ``jku`` the site's policy approves (for the leaked-JWT triage)."""
-    clients = settings.get("policy", {}).get("clients", {})
-    return sorted({jku for client in clients.values() for jku in client["approved_jku"]})
+def stored_findings(db: Path) -> list[Finding]:
+    """Every finding in the store at ``db``, at its latest stored revision."""
+    with open_store(db) as store:
+        rows = store.query(_FINDINGS_QUERY).to_pylist()
+    findings = []
+    for row in rows:
+        facts = row.pop("facts_json")
+        row["facts"] = json.loads(facts) if facts else {}
+        row["event_ids"] = tuple(row["event_ids"] or ())
+        findings.append(Finding.model_validate({k: v for k, v in row.items() if v is not None}))
+    return findings
 
 
 class Demo:
@@ -136,27 +141,20 @@ class Demo:
             incidents=all_incidents(),
             fingerprinter=fingerprinter,
         )
-        content = content_detectors(fingerprinter, approved_jku(detector_config()))
-        running = STREAM_DETECTORS | {d.name for d in content}
         with tempfile.TemporaryDirectory(prefix="auditor-demo-") as scratch:
-            simulation, stored = self._simulate_and_detect(
-                config, content, fingerprinter, Path(scratch)
-            )
+            simulation = self._simulate_and_detect(config, fingerprinter, Path(scratch))
+        findings = stored_findings(self.db)
+        with open_store(self.db) as store:
+            events = store.query("SELECT count(*) FROM events").column(0)[0].as_py()
         report = self._stage("report", lambda: self._write_report(config))
-        card = score(
-            [label for label in simulation.labels if label.expected.detector in running],
-            stored.findings,
-        )
-        unscored = [label for label in simulation.labels if label.expected.detector not in running]
-        full = score(simulation.labels, stored.findings) if unscored else card
+        card = score(simulation.labels, findings)
         write_summary(
             self.out,
             simulation=simulation,
             start=config.start,
-            stored_events=stored.events,
-            findings=len(stored.findings),
-            card=full,
-            running=running,
+            stored_events=events,
+            findings=len(findings),
+            card=card,
             db=self.db,
             report=report,
             timings=self.timings,
@@ -197,37 +195,27 @@ class Demo:
         return seed_fingerprinter(self.seed)
 
     def _simulate_and_detect(
-        self,
-        config: SimulationConfig,
-        content: list[ContentDetector],
-        fingerprinter: Fingerprinter,
-        scratch: Path,
-    ) -> tuple[SimulationResult, EmbeddedRun]:
-        settings = detector_config()
-        common: dict[str, Any] = {
-            "db": self.db,
-            "detectors": StreamDetectorsConfig.model_validate(settings),
-            "content": content,
-            "fingerprinter": fingerprinter,
-            "config": {"demo": True, "seed": self.seed, "detectors": settings},
-        }
+        self, config: SimulationConfig, fingerprinter: Fingerprinter, scratch: Path
+    ) -> SimulationResult:
+        """Simulate, then run the pipeline over the traffic into the demo database."""
+        pipeline = demo_pipeline()
+        record = {"demo": True, "seed": self.seed, "detectors": detector_config()}
         if self.kafka or self.config:
             from pipelines.demo import through_kafka
 
-            kafka = through_kafka.demo_settings(self.kafka, self.config, scratch / "spool")
-            simulation, published = self._stage(
-                "simulate into Kafka", lambda: through_kafka.publish(config, kafka)
+            settings = through_kafka.demo_settings(
+                self.kafka, self.config, scratch / "spool", pipeline
             )
-            stored = self._stage(
-                "detect and store (reading Kafka)",
-                lambda: run_chunks(
-                    through_kafka.published_chunks(published),
-                    mode=RunMode.KAFKA,
-                    inputs=published.topics,
-                    **common,
+            simulation, starts = self._stage(
+                "simulate into Kafka", lambda: through_kafka.publish(config, settings)
+            )
+            self._stage(
+                "detect and store (auditor run --kafka)",
+                lambda: through_kafka.detect_and_store(
+                    settings, starts, self.db, fingerprinter=fingerprinter, record_config=record
                 ),
             )
-            return simulation, stored
+            return simulation
         traffic = self.traffic or scratch / "traffic.jsonl"
 
         def simulate() -> SimulationResult:
@@ -235,11 +223,13 @@ class Demo:
                 return Simulation(config, JsonLinesOutput(stream)).run()
 
         simulation = self._stage("simulate", simulate)
-        stored = self._stage(
-            "detect and store",
-            lambda: run_embedded(traffic, inputs=[f"simulate:seed={self.seed}"], **common),
+        self._stage(
+            "detect and store (auditor run --input)",
+            lambda: run_embedded(
+                [traffic], self.db, pipeline, fingerprinter=fingerprinter, record_config=record
+            ),
         )
-        return simulation, stored
+        return simulation
 
     def _write_report(self, config: SimulationConfig) -> Path | None:
         try:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from auditor.vocabulary import DetectorName
 from pipelines.simulate import Label, SimulationResult
 from pipelines.simulate.cast import EHRS, SERVICES
 from pipelines.simulate.scoring import Detection, Scorecard
 
 _RULE = "-" * 72
-_NOT_RUN = "(detector not in this build)"
 
 
 def _short(iss: str | None) -> str:
@@ -26,9 +23,7 @@ def _when(label: Label) -> str:
     return f"{label.start:%H:%M:%S}-{label.end:%H:%M:%S}"
 
 
-def _verdict(detection: Detection, running: Collection[DetectorName]) -> str:
-    if detection.label.expected.detector not in running:
-        return "not run"
+def _verdict(detection: Detection) -> str:
     return "detected" if detection.detected else "MISSED"
 
 
@@ -40,7 +35,6 @@ def write_summary(
     stored_events: int,
     findings: int,
     card: Scorecard,
-    running: Collection[DetectorName],
     db: Path,
     report: Path | None,
     timings: dict[str, float],
@@ -60,9 +54,6 @@ def write_summary(
     w(f"{'detector':<20}{'incidents':>10}{'detected':>10}{'missed':>8}{'false alarms':>14}\n")
     totals = [0, 0, 0, 0]
     for tally in card.by_detector():
-        if tally.detector not in running:
-            w(f"{tally.detector.value:<20}{tally.incidents:>10}  {_NOT_RUN}\n")
-            continue
         row = (tally.incidents, tally.detected, tally.missed, tally.false_alarms)
         totals = [a + b for a, b in zip(totals, row, strict=True)]
         w(f"{tally.detector.value:<20}{row[0]:>10}{row[1]:>10}{row[2]:>8}{row[3]:>14}\n")
@@ -79,7 +70,7 @@ def write_summary(
         expected = label.expected
         found = f"{len(detection.findings)} finding(s)" if detection.findings else ""
         w(
-            f"{_verdict(detection, running):<9} {label.name:<26} {_short(label.client):<18} "
+            f"{_verdict(detection):<9} {label.name:<26} {_short(label.client):<18} "
             f"{_when(label)}  {expected.detector.value}/{expected.rule or expected.kind}  {found}\n"
         )
     for finding in card.false_alarms:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final
 
-from auditor.fingerprints import default_fingerprinter
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.redaction import Redactor, RedactorConfig
 from detectors import ContentConfig, ContentScanner, stream_detectors
 from pipelines.runtime import RuntimeConfig, StreamRuntime
@@ -53,16 +53,20 @@ def runtime_config(settings: PipelineSettings) -> RuntimeConfig:
     )
 
 
-def default_content_detectors(settings: PipelineSettings) -> tuple[ContentScan, ...]:
+def default_content_detectors(
+    settings: PipelineSettings, fingerprinter: Fingerprinter | None = None
+) -> tuple[ContentScan, ...]:
     """``leaked_token`` and ``phi_in_logs``, as one ``ContentScanner`` (one pass per record).
 
-    Keyed with the process's fingerprint key; a leaked JWT's ``jku`` is judged against
-    every ``jku`` the policy approves.
+    Keyed with ``fingerprinter`` (the process's fingerprint key by default); a leaked JWT's
+    ``jku`` is judged against every ``jku`` the policy approves.
     """
     approved = frozenset(
         jku for client in settings.detectors.policy.clients.values() for jku in client.approved_jku
     )
-    config = ContentConfig(fingerprinter=default_fingerprinter(), jku_allowlist=approved)
+    config = ContentConfig(
+        fingerprinter=fingerprinter or default_fingerprinter(), jku_allowlist=approved
+    )
     return (ContentScanner(config),)
 
 
@@ -72,9 +76,13 @@ def build_detect_stage(
     *,
     content: Sequence[ContentScan] | None = None,
     redactor: Redactor | None = None,
+    fingerprinter: Fingerprinter | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> DetectStage:
     """A detect stage with every detector, configured from ``settings``.
+
+    ``fingerprinter`` keys the content detectors' fingerprints and the scrubber's markers
+    (the process's key by default).
 
     Raises:
         ConfigurationError: The detectors' or runtime's configuration is invalid.
@@ -82,8 +90,8 @@ def build_detect_stage(
     runtime = StreamRuntime(stream_detectors(settings.detectors), runtime_config(settings))
     return DetectStage(
         runtime=runtime,
-        content=default_content_detectors(settings) if content is None else content,
-        scrubber=EventScrubber(redactor or Redactor(RedactorConfig())),
+        content=default_content_detectors(settings, fingerprinter) if content is None else content,
+        scrubber=EventScrubber(redactor or Redactor(RedactorConfig(fingerprinter=fingerprinter))),
         decoder=RecordDecoder(settings.limits),
         alerts=AlertPolicy(settings.alerts),
         telemetry=telemetry,

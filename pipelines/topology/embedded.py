@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import structlog
 
-from auditor.fingerprints import default_fingerprinter
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.models import Finding
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
@@ -58,6 +58,7 @@ def run_embedded(
     progress: Progress | None = None,
     record_config: Mapping[str, Any] | None = None,
     collect_findings: bool = False,
+    fingerprinter: Fingerprinter | None = None,
 ) -> RunSummary:
     """Run the pipeline over files into the DuckDB store at ``db_path``.
 
@@ -75,6 +76,8 @@ def run_embedded(
             removed by the store); the settings by default.
         collect_findings: Return the latest revision of every finding in the summary
             (kept in memory: for tests and demos, not for large archives).
+        fingerprinter: The key of the run's fingerprints (content findings, redaction
+            markers, the run's recorded key id); the process's key by default.
 
     Raises:
         InputError: An input is missing or unreadable.
@@ -86,7 +89,10 @@ def run_embedded(
     owned_telemetry = telemetry is None
     telemetry = telemetry or PipelineTelemetry.from_settings(settings.telemetry)
     try:
-        stage = build_detect_stage(settings, telemetry, content=content)
+        fingerprinter = fingerprinter or default_fingerprinter()
+        stage = build_detect_stage(
+            settings, telemetry, content=content, fingerprinter=fingerprinter
+        )
         dispatcher = AlertDispatcher(settings.alerts, telemetry)
         try:
             with collector_tuned():
@@ -100,6 +106,7 @@ def run_embedded(
                     stop or threading.Event(),
                     progress or Progress(None),
                     record_config,
+                    fingerprinter.key_id,
                     collect_findings=collect_findings,
                 ).execute()
         finally:
@@ -123,6 +130,7 @@ class _Run:
         stop: threading.Event,
         progress: Progress,
         record_config: Mapping[str, Any] | None,
+        key_id: str,
         *,
         collect_findings: bool,
     ) -> None:
@@ -135,6 +143,7 @@ class _Run:
         self.stop = stop
         self.progress = progress
         self.record_config = record_config
+        self.key_id = key_id
         self.resumable = not any(item.is_stdin for item in files)
         self.summary = RunSummary(run_id=None, mode=RunMode.EMBEDDED.value)
         self.collected: list[Finding] | None = [] if collect_findings else None
@@ -149,7 +158,7 @@ class _Run:
                 config=self.record_config
                 if self.record_config is not None
                 else self.settings.model_dump(mode="json"),
-                fingerprint_key_id=default_fingerprinter().key_id,
+                fingerprint_key_id=self.key_id,
             )
             self.summary.run_id = run_id
             start, stored = self._resume(writer)

@@ -31,6 +31,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from auditor.fingerprints import Fingerprinter
 from auditor.models import AuthzEvent, Finding
 from auditor.redaction import Redactor, RedactorConfig
 from pipelines.kafka import open_consumer
@@ -69,6 +70,8 @@ class StoreWorker:
         idle_exit_s: Return after this long with nothing to read once ``upstream_done`` is
             set (or at once, with no upstream in this process); ``None`` runs until stopped.
         upstream_done: Set by a detect stage in the same process when it has finished.
+        fingerprinter: Keys the markers of redacted event fields (the process's key by
+            default; the detect stage's must be the same).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class StoreWorker:
         progress: Progress,
         idle_exit_s: float | None = None,
         upstream_done: threading.Event | None = None,
+        fingerprinter: Fingerprinter | None = None,
     ) -> None:
         pipeline = settings.pipeline
         self._settings = settings
@@ -102,7 +106,7 @@ class StoreWorker:
         self._dead = topics.deadletters.name
         self._alerts = topics.alerts.name
         self._decoder = RecordDecoder(pipeline.limits)
-        self._scrubber = EventScrubber(Redactor(RedactorConfig()))
+        self._scrubber = EventScrubber(Redactor(RedactorConfig(fingerprinter=fingerprinter)))
         self._lag: dict[str, int] = {}
         self._consumer: KafkaConsumer = open_consumer(
             settings,

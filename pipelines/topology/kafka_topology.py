@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import structlog
 
 from auditor.errors import ConfigurationError
-from auditor.fingerprints import default_fingerprinter
+from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.settings import AuditorSettings
 from pipelines.store import StoreWriter
@@ -56,6 +57,7 @@ def run_kafka(
     progress: Progress | None = None,
     idle_exit_s: float | None = None,
     record_config: Mapping[str, Any] | None = None,
+    fingerprinter: Fingerprinter | None = None,
 ) -> RunSummary:
     """Run the detect stage, the store stage, or both, until ``stop`` is set (or idle).
 
@@ -69,6 +71,8 @@ def run_kafka(
         progress: Progress lines.
         idle_exit_s: Return once caught up and idle this long (batch runs, tests).
         record_config: The configuration recorded with the run; the settings by default.
+        fingerprinter: The key of the run's fingerprints; the process's key by default
+            (every detect process of a group and the store must share it).
 
     Raises:
         ConfigurationError: ``--db`` missing for a store stage, or given to a detect-only one.
@@ -83,17 +87,18 @@ def run_kafka(
     stop = stop or threading.Event()
     progress = progress or Progress(None)
     summary = RunSummary(run_id=None, mode=RunMode.KAFKA.value)
+    keyed = _Keyed(content, fingerprinter or default_fingerprinter())
     started = time.monotonic()
     try:
         with collector_tuned():
             if stage == "detect":
-                _detect(settings, content, telemetry, stop, summary, progress, idle_exit_s, None)
+                _detect(settings, keyed, telemetry, stop, summary, progress, idle_exit_s, None)
             else:
                 _with_store(
                     settings,
                     Path(db_path or ""),
                     stage,
-                    content,
+                    keyed,
                     telemetry,
                     stop,
                     summary,
@@ -109,9 +114,17 @@ def run_kafka(
     return summary
 
 
+@dataclass(frozen=True, slots=True)
+class _Keyed:
+    """The content detectors (``None``: the shipped ones) and the run's fingerprint key."""
+
+    content: Sequence[ContentScan] | None
+    fingerprinter: Fingerprinter
+
+
 def _detect(  # noqa: PLR0917 - private; both callers pass every argument
     settings: AuditorSettings,
-    content: Sequence[ContentScan] | None,
+    keyed: _Keyed,
     telemetry: PipelineTelemetry,
     stop: threading.Event,
     summary: RunSummary,
@@ -120,7 +133,12 @@ def _detect(  # noqa: PLR0917 - private; both callers pass every argument
     done: threading.Event | None,
 ) -> None:
     try:
-        stage = build_detect_stage(settings.pipeline, telemetry, content=content)
+        stage = build_detect_stage(
+            settings.pipeline,
+            telemetry,
+            content=keyed.content,
+            fingerprinter=keyed.fingerprinter,
+        )
         DetectWorker(
             settings,
             stage,
@@ -139,7 +157,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
     settings: AuditorSettings,
     db: Path,
     stage: Stage,
-    content: Sequence[ContentScan] | None,
+    keyed: _Keyed,
     telemetry: PipelineTelemetry,
     stop: threading.Event,
     summary: RunSummary,
@@ -155,7 +173,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
             config=record_config
             if record_config is not None
             else settings.model_dump(mode="json", exclude={"emitter"}),
-            fingerprint_key_id=default_fingerprinter().key_id,
+            fingerprint_key_id=keyed.fingerprinter.key_id,
         )
         summary.run_id = run_id
         stored = RunSummary(run_id=run_id, mode=RunMode.KAFKA.value)
@@ -171,6 +189,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
                 progress=progress if stage == "store" else Progress(None),
                 idle_exit_s=idle_exit_s,
                 upstream_done=detect_done,
+                fingerprinter=keyed.fingerprinter,
             )
             if stage == "store":
                 store.run()
@@ -181,7 +200,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
                     detect_done,
                     lambda: _detect(
                         settings,
-                        content,
+                        keyed,
                         telemetry,
                         stop,
                         summary,

@@ -1,7 +1,9 @@
-"""End to end: demo traffic with every incident type through the embedded pipeline into DuckDB.
+"""End to end: demo traffic with every incident type through the production pipeline.
 
-Every injected incident must be reported by the detector its label expects (matched on
-client, time window, detector, kind and rule), and the clean traffic must raise nothing.
+The traffic goes through ``run_embedded`` (what ``auditor run --input`` and ``auditor demo``
+run) into DuckDB, and the findings are read back from the file. Every injected incident
+must be reported by the detector its label expects (matched on client, time window,
+detector, kind and rule), and the clean traffic must raise nothing.
 """
 
 from __future__ import annotations
@@ -9,35 +11,23 @@ from __future__ import annotations
 import pytest
 
 from auditor.cli.main import main
-from pipelines.demo.embedded import EmbeddedRun, run_embedded
-from pipelines.demo.session import (
-    DEMO_DURATION,
-    DEMO_START,
-    STREAM_DETECTORS,
-    approved_jku,
-    content_detectors,
-)
+from pipelines.demo.session import DEMO_DURATION, DEMO_START, demo_pipeline, stored_findings
 from pipelines.simulate import (
     JsonLinesOutput,
     Simulation,
     SimulationConfig,
     SimulationResult,
     all_incidents,
-    detector_config,
 )
 from pipelines.simulate.scoring import Scorecard, score
 from pipelines.store import open_store
+from pipelines.topology import RunSummary, run_embedded
 from tests.simulate.simulation_support import TEST_KEY
 
 pytestmark = pytest.mark.slow
 
-CONTENT = content_detectors(TEST_KEY, approved_jku(detector_config()))
-RUNNING = STREAM_DETECTORS | {d.name for d in CONTENT}
 
-
-def _simulate_and_store(tmp_path, incidents) -> tuple[SimulationResult, EmbeddedRun]:
-    from detectors import StreamDetectorsConfig
-
+def _simulate_and_store(tmp_path, incidents) -> tuple[SimulationResult, RunSummary, list]:
     traffic = tmp_path / "traffic.jsonl"
     config = SimulationConfig(
         seed=21,
@@ -49,20 +39,17 @@ def _simulate_and_store(tmp_path, incidents) -> tuple[SimulationResult, Embedded
     )
     with traffic.open("wb") as stream:
         simulation = Simulation(config, JsonLinesOutput(stream)).run()
-    stored = run_embedded(
-        traffic,
-        db=tmp_path / "audit.duckdb",
-        detectors=StreamDetectorsConfig.model_validate(detector_config()),
-        content=CONTENT,
-        fingerprinter=TEST_KEY,
-    )
-    return simulation, stored
+    db = tmp_path / "audit.duckdb"
+    stored = run_embedded([traffic], db, demo_pipeline(), fingerprinter=TEST_KEY)
+    return simulation, stored, stored_findings(db)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[SimulationResult, EmbeddedRun, Scorecard]:
-    simulation, stored = _simulate_and_store(tmp_path_factory.mktemp("e2e"), all_incidents())
-    return simulation, stored, score(simulation.labels, stored.findings)
+def demo(tmp_path_factory) -> tuple[SimulationResult, RunSummary, Scorecard]:
+    simulation, stored, findings = _simulate_and_store(
+        tmp_path_factory.mktemp("e2e"), all_incidents()
+    )
+    return simulation, stored, score(simulation.labels, findings)
 
 
 @pytest.mark.parametrize("incident", [spec.name for spec in all_incidents()])
@@ -70,8 +57,6 @@ def test_the_incident_is_reported_by_the_detector_its_label_expects(demo, incide
     _, _, card = demo
     [detection] = [d for d in card.detections if d.label.name == incident]
     expected = detection.label.expected
-    if expected.detector not in RUNNING:
-        pytest.skip(f"{expected.detector.value} is not in this build yet (issue 3)")
     assert detection.detected, (
         f"{incident}: no {expected.detector}/{expected.rule or expected.kind}"
     )
@@ -84,15 +69,15 @@ def test_no_finding_falls_outside_an_injected_incident(demo):
 
 def test_every_event_and_every_log_record_was_read_and_none_set_aside(demo):
     simulation, stored, _ = demo
-    assert stored.events == simulation.events
-    assert stored.logs == simulation.logs
-    assert stored.dead_letters == 0
+    assert stored.counters.events_in == simulation.events
+    assert stored.counters.logs_in == simulation.logs
+    assert stored.counters.dead_letters == 0
 
 
 def test_clean_traffic_raises_no_finding(tmp_path):
-    simulation, stored = _simulate_and_store(tmp_path, ())
+    simulation, _, findings = _simulate_and_store(tmp_path, ())
     assert simulation.calls > 1000
-    assert [(f.detector.value, f.rule, f.client_iss) for f in stored.findings] == []
+    assert [(f.detector.value, f.rule, f.client_iss) for f in findings] == []
 
 
 def test_the_demo_command_scores_the_run_and_writes_the_database_and_report(tmp_path, capsys):
