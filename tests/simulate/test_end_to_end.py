@@ -12,6 +12,7 @@ import pytest
 
 from auditor.cli.main import main
 from pipelines.demo.session import DEMO_DURATION, DEMO_START, demo_pipeline, stored_findings
+from pipelines.kafka import open_producer
 from pipelines.simulate import (
     JsonLinesOutput,
     Simulation,
@@ -116,11 +117,21 @@ def test_a_second_demo_replaces_its_own_database_but_never_another(tmp_path, cap
 
 def test_the_demo_goes_through_a_real_broker_with_kafka(kafka_settings, tmp_path, capsys):
     topics = kafka_settings.topics
+    roles = ("authz", "logs", "findings", "alerts", "deadletters", "state")
     config = tmp_path / "auditor.toml"
     config.write_text(
-        f'[topics.authz]\nname = "{topics.authz.name}"\n'
-        f'[topics.logs]\nname = "{topics.logs.name}"\n'
+        "".join(
+            f'[topics.{role}]\nname = "{getattr(topics, role).name}"\n'
+            f"partitions = {getattr(topics, role).partitions}\n"
+            for role in roles
+        )
     )
+    # Earlier traffic on the topics (here a line that is not an event) is not the demo's:
+    # the pipeline starts where this run's records begin, so it never dead-letters it.
+    producer = open_producer(kafka_settings)
+    producer.send(topics.authz.name, value=b'{"kind": "authz", "not": "an event"}')
+    producer.flush()
+    producer.close()
     bootstrap = kafka_settings.kafka.bootstrap_servers[0]
     db = tmp_path / "audit.duckdb"
     argv = ["demo", "--kafka", bootstrap, "--config", str(config), "--db", str(db),
@@ -128,8 +139,11 @@ def test_the_demo_goes_through_a_real_broker_with_kafka(kafka_settings, tmp_path
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "simulate into Kafka" in out
+    assert "auditor run --kafka" in out
     with open_store(db) as store:
         [run] = store.query("SELECT mode, inputs, events_in FROM runs").to_pylist()
+        dead = store.query("SELECT count(*) FROM dead_letters").column(0)[0].as_py()
     assert run["mode"] == "kafka"
     assert run["inputs"] == [topics.authz.name, topics.logs.name]
     assert run["events_in"] > 1_000
+    assert dead == 0
