@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final, TextIO, TypeVar
 
 from auditor.errors import InputError, MissingExtraError
 from auditor.fingerprints import ENV_KEY, ENV_KEY_FILE, Fingerprinter
@@ -46,6 +46,7 @@ DEMO_DURATION: Final = timedelta(minutes=40)
 the rate spike, and for a key rotation clear of JWK Set refetches."""
 
 ReportWriter = Callable[..., Path]
+T = TypeVar("T")
 
 _FINDINGS_QUERY: Final = """
 SELECT finding_id, detector, rule, kind, severity, observed_at, title, client_iss,
@@ -161,7 +162,7 @@ class Demo:
         )
         return 0 if card.perfect else 1
 
-    def _stage(self, name: str, action: Callable[[], Any]) -> Any:
+    def _stage(self, name: str, action: Callable[[], T]) -> T:
         self.out.write(f"auditor demo: {name} ...\n")
         self.out.flush()
         began = time.perf_counter()

@@ -22,6 +22,7 @@ from pipeline_support import (
     write_lines,
 )
 
+from auditor.fingerprints import Fingerprinter
 from auditor.models import AuthzEvent
 from detectors import StreamDetectorsConfig
 from pipelines.settings import PipelineSettings
@@ -282,3 +283,22 @@ def test_a_missing_input_fails_before_anything_is_written(tmp_path):
     with pytest.raises(InputError, match="not a file"):
         run_embedded([tmp_path / "nope.jsonl"], tmp_path / "audit.duckdb")
     assert not (tmp_path / "audit.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    "secret", [b"run-key-one-0123456789abcdef", b"run-key-two-0123456789abcdef"]
+)
+def test_a_run_keyed_with_its_own_fingerprinter_uses_that_key_throughout(secret, tmp_path):
+    # Library callers (the demo, a simulation) key a run without touching the process's key:
+    # the run records that key's id, and content findings are fingerprinted with it.
+    key = Fingerprinter(secret)
+    bearer = "canaryBearer" + "x7Qk2" * 8
+    line = log_line("upstream call", headers={"authorization": f"Bearer {bearer}"})
+    source = write_lines(tmp_path / "app.jsonl", [line])
+    db = tmp_path / "audit.duckdb"
+    run_embedded([source], db, PipelineSettings(alerts={"log": False}), fingerprinter=key)
+    [run] = stored(db, "SELECT fingerprint_key_id FROM runs")
+    assert run["fingerprint_key_id"] == key.key_id
+    fingerprints = [r["fingerprint"] for r in stored(db, "SELECT fingerprint FROM findings")]
+    assert fingerprints
+    assert all(f.startswith(f"{key.key_id}:") for f in fingerprints)
