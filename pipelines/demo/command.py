@@ -3,10 +3,11 @@
 auditor demo [--db audit.duckdb] [--report audit-report.html] [--kafka HOST:PORT]
              [--seed N] [--rate R] [--traffic FILE]
 
-Simulates 40 minutes of CDS Hooks traffic with every incident type, runs the embedded
-pipeline over it into a DuckDB file, writes the HTML compliance report, and prints how
-each injected incident was detected (or not) and what to try next. With ``--kafka`` the
-traffic goes through a real broker first and the pipeline reads it back from there.
+Simulates 40 minutes of CDS Hooks traffic with every incident type, runs the production
+pipeline over it into a DuckDB file (embedded, as ``auditor run --input`` does), writes the
+HTML compliance report, and prints how each injected incident was detected (or not) and
+what to try next. With ``--kafka`` the traffic goes through a real broker and the detect
+and store stages of ``auditor run --kafka`` read it back from there.
 
 Each run starts a fresh demo database: an existing file made by an earlier demo is
 replaced; a file holding anything else is refused (pass another ``--db``).
