@@ -79,16 +79,20 @@ def write_summary(
             f"{finding.observed_at:%H:%M:%S}: {finding.title}\n"
         )
     w(f"\n{_RULE}\nTry next\n{_RULE}\n")
+    steps: list[tuple[str, str]] = []
     if report is not None:
-        w(f"open {report}                      # the compliance report for the period\n")
-    w(
-        f"auditor query --list                                  # the compliance questions\n"
-        f"auditor query leaked_tokens --db {db}\n"
-        f"auditor query replay_incidents --db {db}\n"
-        f"auditor query unreviewed_findings --db {db}\n"
-        f"auditor dashboard --db {db}                # browse and review findings\n"
-        f"auditor export --format ocsf --db {db} --events all --since 2026-01-01\n"
-        f"auditor simulate --help                               # make your own traffic\n"
-    )
+        steps.append((f"open {report}", "the compliance report for the period"))
+    steps += [
+        ("auditor query --list", "the compliance questions"),
+        (f"auditor query leaked_tokens --db {db}", ""),
+        (f"auditor query replay_incidents --db {db}", ""),
+        (f"auditor query unreviewed_findings --db {db}", ""),
+        (f"auditor dashboard --db {db}", "browse and review findings"),
+        (f"auditor export --format ocsf --db {db} --events all --since 2026-01-01", ""),
+        ("auditor simulate --help", "make your own traffic"),
+    ]
+    width = max(len(command) for command, note in steps if note) + 2
+    for command, note in steps:
+        w(f"{command:<{width}}# {note}\n" if note else f"{command}\n")
     spent = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
     w(f"\n({spent})\n")
