@@ -125,10 +125,9 @@ class JtiTable:
         """The interned index of a peer address (0 when absent or the table is full)."""
         return _intern(self.peers, self.peer_index, ip)
 
-    def add(
+    def add(  # noqa: PLR0917 - one positional call on the hot path, no keyword packing
         self,
         key: int,
-        *,
         event_id: int,
         hook_instance: str | None,
         accepted: bool,

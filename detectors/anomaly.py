@@ -139,12 +139,15 @@ class ValidationAnomalyDetector:
             self._roll(state, now, out)
         if now >= state.episode_deadline:
             self._end_episodes(state, now, out)
-        state.first_seen = min(state.first_seen, now)
-        state.last_seen = max(state.last_seen, now)
+        # Comparisons, not min()/max() calls: this runs for every service-side event.
+        if now < state.first_seen:  # noqa: PLR1730 - see above
+            state.first_seen = now
+        if now > state.last_seen:  # noqa: PLR1730 - see above
+            state.last_seen = now
         if event.source.role == "service":
             state.requests += 1
         reason = event.reason
-        if event.outcome is _FAILURE and reason is not None:
+        if reason is not None and event.outcome is _FAILURE:
             self._failure(state, event, reason, now, out)
         return state, out
 

@@ -157,12 +157,13 @@ class ReplayBurstDetector:
         """An empty jti table."""
         return ReplayState()
 
-    def step(
+    def step(  # noqa: C901 - the first presentation is inlined: the per-event hot path
         self, state: ReplayState, event: AuthzEvent, now: float
     ) -> tuple[ReplayState, list[Finding]]:
         """Record a presentation (or an issued token's lifetime) and report what it reveals."""
         out: list[Finding] = []
-        state.last_seen = max(state.last_seen, now)
+        if now > state.last_seen:  # noqa: PLR1730 - cheaper than calling max() per event
+            state.last_seen = now
         if state.iss is None:
             state.iss = event.client_iss
         token = event.token
@@ -176,16 +177,39 @@ class ReplayBurstDetector:
             return state, out
         accepted = event.outcome is _SUCCESS
         service = event.service
-        if service is not None and service.url is not None:
-            aud = token.aud
-            if aud and service.url not in aud:
-                self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
+        service_url = service.url if service is not None else None
+        aud = token.aud
+        if service_url is not None and aud and service_url not in aud:
+            self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
         key = jti_key(jti)
-        record = state.table.seen.get(key)
-        if record is None:
-            self._first_presentation(state, event, now=now, key=key, accepted=accepted, out=out)
-        else:
+        table = state.table
+        record = table.seen.get(key)
+        if record is not None:
             self._again(state, event, now=now, key=key, record=record, accepted=accepted, out=out)
+            return state, out
+        # A first presentation, the usual case: inlined, positional calls only.
+        exp = token.exp
+        if exp is not None and now > exp + self._skew:
+            return state, out  # presented after its lifetime: an expiry, not remembered
+        iat = token.iat
+        if iat is not None and exp is not None and exp - iat > self._shortest_cap:
+            self._check_lifetime(state, event, now=now, role="service", out=out)
+        if len(table.seen) >= self._cap:
+            self._forget_earliest(state, event, now=now, out=out)
+        peer = event.peer
+        horizon = now + self._retention
+        if exp is not None and exp < horizon:
+            horizon = exp
+        table.add(
+            key,
+            event.event_id.int,
+            event.hook_instance,
+            accepted,
+            (service.id or service_url) if service is not None else None,
+            peer.ip if peer is not None else None,
+            now,
+            horizon + self._skew,
+        )
         return state, out
 
     def deadline(self, state: ReplayState) -> float | None:
@@ -224,43 +248,6 @@ class ReplayBurstDetector:
         return len(state.table) + len(state.bursts) + len(state.aggregates)
 
     # -- presentations ------------------------------------------------------------------
-
-    def _first_presentation(
-        self,
-        state: ReplayState,
-        event: AuthzEvent,
-        *,
-        now: float,
-        key: int,
-        accepted: bool,
-        out: list[Finding],
-    ) -> None:
-        token = event.token
-        assert token is not None
-        exp = token.exp
-        if exp is not None and now > exp + self._skew:
-            return  # presented after its lifetime: an expiry, not something to remember
-        iat = token.iat
-        if iat is not None and exp is not None and exp - iat > self._shortest_cap:
-            self._check_lifetime(state, event, now=now, role="service", out=out)
-        table = state.table
-        if len(table.seen) >= self._cap:
-            self._forget_earliest(state, event, now=now, out=out)
-        service = event.service
-        peer = event.peer
-        horizon = now + self._retention
-        if exp is not None and exp < horizon:
-            horizon = exp
-        table.add(
-            key,
-            event_id=event.event_id.int,
-            hook_instance=event.hook_instance,
-            accepted=accepted,
-            service=(service.id or service.url) if service is not None else None,
-            peer=peer.ip if peer is not None else None,
-            time=now,
-            horizon=horizon + self._skew,
-        )
 
     def _again(
         self,
