@@ -58,6 +58,9 @@ _VALIDATED = AuthzAction.TOKEN_VALIDATED
 _REJECTED = AuthzAction.TOKEN_REJECTED
 _TLS_FAILED = AuthzAction.TLS_FAILED
 _RATE_LIMITED_ACTION = AuthzAction.RATELIMIT_EXCEEDED
+# Module constants: reading a member off an enum class costs ~0.1 us on Python 3.11, and
+# ``key`` runs for every event.
+_RATE_LIMITED = FailureReason.RATE_LIMITED
 _SUCCESS = Outcome.SUCCESS
 _TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
 _MAX_SCOPES_LISTED = 8
@@ -136,7 +139,7 @@ class PolicyDetector:
             key = f"peer:{peer.ip}"
         action = event.action
         if self._rate is not None and (
-            action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
+            action is _RATE_LIMITED_ACTION or event.reason is _RATE_LIMITED
         ):
             return key
         if self._counts_requests and (action is _VALIDATED or action is _REJECTED):
@@ -161,7 +164,7 @@ class PolicyDetector:
             self._record(state, rule, event, detail=detail, facts=facts, now=now, out=out)
         action = event.action
         if self._rate is not None and (
-            action is _RATE_LIMITED_ACTION or event.reason is FailureReason.RATE_LIMITED
+            action is _RATE_LIMITED_ACTION or event.reason is _RATE_LIMITED
         ):
             self._rate_limited(state, event, now, out)
         if self._config.request_burst is not None and (action is _VALIDATED or action is _REJECTED):
