@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import binascii
 import json
-from base64 import urlsafe_b64decode
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from pydantic_core import from_json
 
 from auditor.patterns.matches import Fact
 
@@ -31,28 +32,50 @@ MAX_FACT_CHARS: Final = 256
 _MAX_AUD_VALUES: Final = 8
 
 
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+
+
 def b64url_decode(part: str) -> bytes | None:
-    """Decode one base64url segment (padding optional); ``None`` when it is not one."""
+    """Decode one base64url segment (padding optional); ``None`` when it is not one.
+
+    The same as ``base64.urlsafe_b64decode`` (non-alphabet bytes are skipped, as there),
+    without its generic argument handling.
+    """
     try:
-        return urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        data = (part + "=" * (-len(part) % 4)).encode("ascii").translate(_FROM_URLSAFE)
+        return binascii.a2b_base64(data)
     except (binascii.Error, ValueError):
         return None
+
+
+def json_object(raw: bytes) -> dict[str, object] | None:
+    """``raw`` parsed as JSON when it is an object, else ``None``: what ``json.loads`` says.
+
+    pydantic-core's parser (a dependency of pydantic, so always installed) runs ~5x faster
+    than ``json.loads`` and agrees with it on every document it accepts; what it refuses
+    (a lone surrogate, a byte-order mark, bad syntax) is left to ``json.loads``. It is
+    told not to keep strings in its process-wide cache: claims are not to linger.
+    """
+    try:
+        value = from_json(raw, cache_strings=False)
+    except ValueError:
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
+    return value if type(value) is dict else None
 
 
 def _json_object(part: str, limit: int) -> dict[str, object] | None:
     if len(part) > limit:
         return None
     raw = b64url_decode(part)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    return None if raw is None else json_object(raw)
 
 
 def _fact(value: object) -> Fact | None:
+    if type(value) is str:  # the common case first: alg, typ, kid, iss, jti
+        return value if len(value) <= MAX_FACT_CHARS else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -109,6 +132,6 @@ def inspect_jwt(token: str) -> JwtInfo | None:
     facts: dict[str, Fact] = {}
     for source, names in ((header, HEADER_FACTS), (claims or {}, CLAIM_FACTS)):
         for name in names:
-            if name in source and (value := _fact(source[name])) is not None:
-                facts[name] = value
+            if (value := source.get(name)) is not None and (fact := _fact(value)) is not None:
+                facts[name] = fact
     return JwtInfo(form=form, facts=facts, claims_readable=claims is not None)

@@ -182,9 +182,14 @@ EXAMPLE_JWE: Final = _example_jwt({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid
 
 # --- tokens -------------------------------------------------------------------------------
 
-_B64URL_RUN_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
-
-JWT_RE: Final = re.compile(_B64URL_RUN_START + r"eyJ[A-Za-z0-9_-]{4,}+(?:\.[A-Za-z0-9_-]*+){1,5}+")
+# The boundary is checked after the literal ``eyJ`` (a lookbehind over it and the byte
+# before it), not before: a pattern that starts with a literal is searched with a fast
+# scan for it, one that starts with a lookbehind tries every position (~40 ns each; 38 us
+# on the base64 text of a JWT, where the prefilter's folded ``eyj`` trips this rule).
+JWT_RE: Final = re.compile(
+    r"eyJ(?:(?<![A-Za-z0-9_-]eyJ)|(?<=%[0-9A-Fa-f]{2}eyJ))"
+    r"[A-Za-z0-9_-]{4,}+(?:\.[A-Za-z0-9_-]*+){1,5}+"
+)
 
 
 def _check_jwt(m: re.Match[str], _text: str) -> Match | None:
