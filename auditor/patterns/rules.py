@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from auditor.patterns.jwt import inspect_jwt
+from auditor.patterns.jwt import JwtInfo, inspect_jwt
 from auditor.patterns.matches import SAFEGUARD_OF_KIND, Fact, Kind, Match
 from auditor.patterns.prefilter import ANCHOR_BYTES
 from auditor.patterns.validators import (
@@ -192,30 +192,41 @@ JWT_RE: Final = re.compile(
 )
 
 
-def _check_jwt(m: re.Match[str], _text: str) -> Match | None:
-    parts = m.group().split(".")
+def _read_jwt(candidate: str) -> tuple[str, JwtInfo] | None:
+    """The token at the start of a `JWT_RE` match and what it says, if it is one."""
+    parts = candidate.split(".")
     # Try the longest form first; a sentence may end with a dot right after a token.
     for count in (5, 3, 2):
         if len(parts) < count:
             continue
-        token = ".".join(parts[:count])
+        token = candidate if len(parts) == count else ".".join(parts[:count])
         info = inspect_jwt(token)
         if info is None or (count == 5 and info.form != "jwe"):  # noqa: PLR2004
             continue
-        rule = "jwt.jwe" if info.form == "jwe" else "jwt.jws"
-        confidence = 1.0 if info.claims_readable or info.form == "jwe" else 0.9
-        end = m.start() + len(token)
-        return _match(
-            TokenKind.JWT,
-            rule,
-            m.start(),
-            end,
-            token,
-            P_JWT,
-            facts=dict(info.facts),
-            confidence=confidence,
-        )
+        return token, info
     return None
+
+
+def _jwt_confidence(info: JwtInfo) -> float:
+    return 1.0 if info.claims_readable or info.form == "jwe" else 0.9
+
+
+def _check_jwt(m: re.Match[str], _text: str) -> Match | None:
+    found = _read_jwt(m.group())
+    if found is None:
+        return None
+    token, info = found
+    start = m.start()
+    return _match(
+        TokenKind.JWT,
+        "jwt.jwe" if info.form == "jwe" else "jwt.jws",
+        start,
+        start + len(token),
+        token,
+        P_JWT,
+        facts=dict(info.facts),
+        confidence=_jwt_confidence(info),
+    )
 
 
 JWT_RULE: Final = TextRule(
@@ -256,16 +267,23 @@ def _check_jwt_b64(m: re.Match[str], _text: str) -> Match | None:
     if raw is None:
         return None
     inner_text = raw.decode("latin-1")
-    for inner in JWT_RULE.find(inner_text):
+    # The first token `JWT_RULE` would find in the decoded text, without building its match.
+    pos = 0
+    while (inner := JWT_RE.search(inner_text, pos)) is not None:
+        found = _read_jwt(inner.group())
+        if found is None:
+            pos = inner.start() + 1
+            continue
+        token, info = found
         return _match(
             TokenKind.JWT,
             "jwt.base64",
             m.start(),
             m.end(),
-            inner.value,
+            token,
             P_JWT,
-            facts=dict(inner.facts),
-            confidence=inner.confidence,
+            facts=dict(info.facts),
+            confidence=_jwt_confidence(info),
         )
     return None
 
