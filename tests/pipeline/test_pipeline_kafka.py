@@ -127,7 +127,9 @@ def _running(
         raise failure[0]
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 40.0) -> None:
+def _wait_until(
+    condition: Callable[[], bool], timeout: float = 40.0, context: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -136,7 +138,7 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 40.0) -> None:
         except Exception:  # noqa: BLE001, S110 - the store may be between runs
             pass
         time.sleep(0.3)
-    raise AssertionError("timed out waiting for the pipeline")
+    raise AssertionError(f"timed out waiting for the pipeline\n{context()}")
 
 
 def test_events_logs_and_poison_flow_through_to_the_store(kafka_settings, tmp_path):
@@ -207,13 +209,17 @@ def test_two_detect_processes_share_the_partitions_and_store_everything_once(
     try:
         with _running(settings, db, content=()):
             # Both members are in the group once the other process holds only a share.
-            _wait_until(lambda: any(_assigned(line, partitions) for line in logged))
+            _wait_until(
+                lambda: any(_assigned(line, partitions) for line in logged),
+                context=lambda: "the other process logged:\n" + "".join(logged),
+            )
             _produce(settings, events)
             _wait_until(lambda: _finding_ids(db) == _expected_ids(events))
             other.send_signal(signal.SIGTERM)  # leaves the group cleanly
             out, _err = other.communicate(timeout=60)
     finally:
         other.kill()
+        other.wait(30)
     assert other.returncode == 0, "".join(logged)
     theirs = int(out.split("authz events ")[1].split()[0].replace(",", ""))
     assert 0 < theirs < len(events)
@@ -258,15 +264,20 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(kafka_settings, tmp_
             assert proc.stderr is not None
             reader = threading.Thread(target=logged.extend, args=(proc.stderr,))
             reader.start()
-            # A random point of the run's work, counted from when it holds its partitions
-            # (a kill while the interpreter still starts would test nothing of ours, and
-            # how long a start takes depends on the machine's load).
-            _wait_until(lambda lines=logged: any('"detect.assigned"' in x for x in lines))
-            time.sleep(rng.uniform(0.2, 2.5))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            reader.join(10)
-            proc.stderr.close()
+            try:
+                # A random point of the run's work, counted from when it holds its
+                # partitions (a kill while the interpreter still starts would test nothing
+                # of ours, and how long a start takes depends on the machine's load).
+                _wait_until(
+                    lambda lines=logged: any('"detect.assigned"' in x for x in lines),
+                    context=lambda lines=logged: "".join(lines),
+                )
+                time.sleep(rng.uniform(0.2, 2.5))
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                reader.join(10)
+                proc.stderr.close()
             kills += 1
     finally:
         feeding.join()
