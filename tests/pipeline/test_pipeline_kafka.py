@@ -209,8 +209,10 @@ def test_two_detect_processes_share_the_partitions_and_store_everything_once(
     try:
         with _running(settings, db, content=()):
             # Both members are in the group once the other process holds only a share.
+            # A join waits for every member to rejoin: slow on a loaded machine.
             _wait_until(
                 lambda: any(_assigned(line, partitions) for line in logged),
+                timeout=90.0,
                 context=lambda: "the other process logged:\n" + "".join(logged),
             )
             _produce(settings, events)
