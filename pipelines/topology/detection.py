@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from auditor.errors import RejectedRecord
 from auditor.models import AuthzEvent, Finding
@@ -56,6 +56,24 @@ class ContentScan(Protocol):
 
 """What a chunk holds: the authz topic, the logs topic, or file lines (either kind)."""
 
+
+@runtime_checkable
+class GatheringScan(Protocol):
+    """A content scan that can say, before any context is built, that content is clean.
+
+    ``detectors.ContentScanner.gather`` returns ``None`` when the whole record was examined
+    and holds nothing: the common case, in which the stage neither builds a ``ScanContext``
+    nor calls ``scan``. ``gather`` depends on the content alone, so the same content is
+    clean again (the stage remembers events' free text found clean).
+    """
+
+    def gather(self, content: object) -> object | None:
+        """``None`` when ``content`` was examined whole and holds nothing."""
+        ...
+
+
+_KNOWN_CLEAN_LIMIT: Final = 4096
+_KNOWN_CLEAN_CHARS: Final = 2048
 _TIME_KEYS = ("timestamp", "time", "@timestamp")
 _SERVICE_KEYS = ("service_id", "service")
 
@@ -155,6 +173,11 @@ class DetectStage:
     ) -> None:
         self.runtime = runtime
         self._content = tuple(content)
+        self._gathering = tuple(c for c in self._content if isinstance(c, GatheringScan))
+        self._prefilter = bool(self._content) and len(self._gathering) == len(self._content)
+        self._clean: set[tuple[tuple[str, Any], ...]] = set()
+        """Events' free text found clean (no attributes): service and FHIR server URLs and
+        the like repeat from event to event, and the same content gathers the same way."""
         self._scrubber = scrubber
         self._decoder = decoder
         self._alerts = alerts
@@ -206,10 +229,10 @@ class DetectStage:
                 out.events.append((stored, origin))
                 to_detect.append(scrubber.for_detection(stored))
                 if text and scan:
-                    found = self._scan(text, _event_context(item, origin), chunk, index, out)
+                    found = self._scan_event(item, text, origin, chunk, index, out)
             else:
                 logs += 1
-                if scan:
+                if scan and not self._clean_content(item):
                     context = _log_context(item, origin, chunk.arrival(index))
                     found = self._scan(item, context, chunk, index, out)
             if found:
@@ -293,6 +316,39 @@ class DetectStage:
             telemetry.dead_letters(Counter(d.reason.value for d in out.dead_letters))
         telemetry.late_events(late)
 
+    def _clean_content(self, content: object) -> bool:
+        """Whether every content detector examined ``content`` whole and found nothing.
+
+        Only when all of them can say so before a context is built (``GatheringScan``);
+        a detector that fails here is left to ``_scan``, which reports it.
+        """
+        if not self._prefilter:
+            return False
+        try:
+            return all(scan.gather(content) is None for scan in self._gathering)
+        except Exception:  # noqa: BLE001 - _scan runs the detector again and dead-letters it
+            return False
+
+    def _scan_event(  # noqa: PLR0917 - private; the hot loop's locals, passed on
+        self,
+        event: AuthzEvent,
+        text: dict[str, Any],
+        origin: str,
+        chunk: Chunk,
+        index: int,
+        out: DetectOutput,
+    ) -> list[Finding]:
+        key = None if "attributes" in text else tuple(text.items())
+        if key is not None and key in self._clean:
+            return []
+        if self._clean_content(text):
+            if key is not None and sum(len(value) for _, value in key) <= _KNOWN_CLEAN_CHARS:
+                if len(self._clean) >= _KNOWN_CLEAN_LIMIT:
+                    self._clean.clear()
+                self._clean.add(key)
+            return []
+        return self._scan(text, _event_context(event, origin), chunk, index, out)
+
     def _scan(
         self, content: object, context: ScanContext, chunk: Chunk, index: int, out: DetectOutput
     ) -> list[Finding]:
@@ -373,4 +429,4 @@ def _log_time(record: LogRecord) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-__all__ = ["Chunk", "ContentScan", "DetectOutput", "DetectStage", "InputKind"]
+__all__ = ["Chunk", "ContentScan", "DetectOutput", "DetectStage", "GatheringScan", "InputKind"]

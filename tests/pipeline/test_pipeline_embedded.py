@@ -302,3 +302,35 @@ def test_a_run_keyed_with_its_own_fingerprinter_uses_that_key_throughout(secret,
     fingerprints = [r["fingerprint"] for r in stored(db, "SELECT fingerprint FROM findings")]
     assert fingerprints
     assert all(f.startswith(f"{key.key_id}:") for f in fingerprints)
+
+
+def test_a_leak_after_free_text_already_found_clean_is_still_found(tmp_path):
+    # The stage remembers events' free text found clean (the same URLs event after event)
+    # and skips scanning it again; an event that adds a leak to that text is new content.
+    canaries = Canaries.make()
+    url = "https://fhir.example.org/r4"
+    clean = [event(t, fhir_server=url) for t in range(3)]
+    leaky = event(3, fhir_server=url, detail=f"token was {canaries.jwt}")
+    summary = run_embedded(
+        [write_lines(tmp_path / "in.jsonl", [authz_line(e) for e in [*clean, leaky]])],
+        tmp_path / "audit.duckdb",
+        PipelineSettings(alerts={"log": False}),
+        collect_findings=True,
+    )
+    leaks = [f for f in summary.findings or () if f.detector.value == "leaked_token"]
+    assert {e for f in leaks for e in f.event_ids} == {str(leaky.event_id)}
+
+
+def test_a_leaking_url_repeated_is_found_in_every_event_that_carries_it(tmp_path):
+    # Only clean text is remembered: a leak is reported for each event, not once.
+    canaries = Canaries.make()
+    url = f"https://fhir.example.org/r4?access_token={canaries.bearer}"
+    events = [event(t, fhir_server=url) for t in range(3)]
+    summary = run_embedded(
+        [write_lines(tmp_path / "in.jsonl", [authz_line(e) for e in events])],
+        tmp_path / "audit.duckdb",
+        PipelineSettings(alerts={"log": False}),
+        collect_findings=True,
+    )
+    leaks = [f for f in summary.findings or () if f.detector.value == "leaked_token"]
+    assert {e for f in leaks for e in f.event_ids} == {str(e.event_id) for e in events}
