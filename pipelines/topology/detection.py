@@ -129,6 +129,7 @@ class DetectOutput:
 
     Attributes:
         events: Redacted authz events with their origins, for the store.
+        event_positions: The input position of each of ``events``.
         findings: Every finding revision released.
         dead_letters: Metadata of the records set aside.
         alerts: The alerts the findings raise.
@@ -138,6 +139,7 @@ class DetectOutput:
     """
 
     events: list[tuple[AuthzEvent, str]] = field(default_factory=list)
+    event_positions: list[int] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -221,12 +223,14 @@ class DetectStage:
             if isinstance(item, Rejected):
                 out.dead_letters.append(self._dead_letter(chunk, index, item))
                 continue
-            origin = chunk.origin(chunk.positions[index])
+            position = chunk.positions[index]
+            origin = chunk.origin(position)
             found: list[Finding] = []
             if isinstance(item, AuthzEvent):
                 text = scrubber.free_text(item)
                 stored = scrubber.scrub(item, text) or item
                 out.events.append((stored, origin))
+                out.event_positions.append(position)
                 to_detect.append(scrubber.for_detection(stored))
                 if text and scan:
                     found = self._scan_event(item, text, origin, chunk, index, out)

@@ -42,6 +42,7 @@ from pipelines.settings import AuditorSettings
 from pipelines.store import DeadLetter
 from pipelines.topology.detection import Chunk, DetectOutput, DetectStage, InputKind
 from pipelines.topology.dispatch import AlertDispatcher
+from pipelines.topology.handoff import EventHandoff
 from pipelines.topology.kafka_state import CheckpointUnavailable, Outage, Pointer, StateTopic
 from pipelines.topology.progress import Progress, RunSummary
 from pipelines.topology.telemetry import PipelineTelemetry, header_carrier
@@ -111,6 +112,7 @@ class DetectWorker:
         progress: Progress lines.
         idle_exit_s: Return after this long without records once caught up (batch runs
             and tests); ``None`` runs until stopped.
+        handoff: Where the redacted events go for a store stage in this process.
     """
 
     def __init__(
@@ -123,8 +125,10 @@ class DetectWorker:
         summary: RunSummary,
         progress: Progress,
         idle_exit_s: float | None = None,
+        handoff: EventHandoff | None = None,
     ) -> None:
         self._settings = settings
+        self._handoff = handoff
         self._pipeline = settings.pipeline
         self._stage = stage
         self._telemetry = telemetry
@@ -274,6 +278,11 @@ class DetectWorker:
         if replay:
             self._summary.replayed += len(records)
             return
+        if self._handoff is not None and out.events:
+            self._handoff.offer(
+                (tp.topic, tp.partition),
+                zip(out.event_positions, (event for event, _ in out.events), strict=True),
+            )
         self._publish(out)
 
     def _send(self, topic: str, key: bytes, value: bytes) -> None:

@@ -45,6 +45,7 @@ from pipelines.store import (
     StoreWriter,
 )
 from pipelines.topology.decoding import RecordDecoder
+from pipelines.topology.handoff import EventHandoff
 from pipelines.topology.kafka_state import Outage
 from pipelines.topology.progress import Progress, RunSummary
 from pipelines.topology.scrubbing import EventScrubber
@@ -72,6 +73,7 @@ class StoreWorker:
         upstream_done: Set by a detect stage in the same process when it has finished.
         fingerprinter: Keys the markers of redacted event fields (the process's key by
             default; the detect stage's must be the same).
+        handoff: Events a detect stage in this process already decoded and redacted.
     """
 
     def __init__(
@@ -87,8 +89,10 @@ class StoreWorker:
         idle_exit_s: float | None = None,
         upstream_done: threading.Event | None = None,
         fingerprinter: Fingerprinter | None = None,
+        handoff: EventHandoff | None = None,
     ) -> None:
         pipeline = settings.pipeline
+        self._handoff = handoff
         self._settings = settings
         self._writer = writer
         self._run_id = run_id
@@ -236,12 +240,18 @@ class StoreWorker:
     def _events(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> list[EventJson]:
         out = []
         scrubber = self._scrubber
+        handoff = self._handoff
+        part = (tp.topic, tp.partition)
         for record in records:
-            event = self._decoder.authz(record.value or b"")
-            if not isinstance(event, AuthzEvent):
-                continue  # the detect stage dead-lettered it
-            clean = scrubber.scrub(event, scrubber.free_text(event)) or event
+            clean = handoff.take(part, record.offset) if handoff is not None else None
+            if clean is None:
+                event = self._decoder.authz(record.value or b"")
+                if not isinstance(event, AuthzEvent):
+                    continue  # the detect stage dead-lettered it
+                clean = scrubber.scrub(event, scrubber.free_text(event)) or event
             out.append(event_json(clean, f"{tp.topic}/{tp.partition}@{record.offset}"))
+        if handoff is not None and records:
+            handoff.passed(part, records[-1].offset + 1)
         return out
 
     @staticmethod

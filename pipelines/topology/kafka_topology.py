@@ -36,6 +36,7 @@ from pipelines.settings import AuditorSettings
 from pipelines.store import StoreWriter
 from pipelines.topology.components import build_detect_stage, collector_tuned
 from pipelines.topology.detection import ContentScan
+from pipelines.topology.handoff import EventHandoff
 from pipelines.topology.kafka_detect import DetectWorker
 from pipelines.topology.kafka_store import StoreWorker
 from pipelines.topology.progress import Progress, RunSummary
@@ -131,6 +132,7 @@ def _detect(  # noqa: PLR0917 - private; both callers pass every argument
     progress: Progress,
     idle_exit_s: float | None,
     done: threading.Event | None,
+    handoff: EventHandoff | None = None,
 ) -> None:
     try:
         stage = build_detect_stage(
@@ -147,6 +149,7 @@ def _detect(  # noqa: PLR0917 - private; both callers pass every argument
             summary=summary,
             progress=progress,
             idle_exit_s=idle_exit_s,
+            handoff=handoff,
         ).run()
     finally:
         if done is not None:
@@ -178,6 +181,8 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
         summary.run_id = run_id
         stored = RunSummary(run_id=run_id, mode=RunMode.KAFKA.value)
         detect_done = threading.Event() if stage == "all" else None
+        # Both stages in one process: the store takes the events the detect stage decoded.
+        handoff = EventHandoff() if stage == "all" else None
         try:
             store = StoreWorker(
                 settings,
@@ -190,6 +195,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
                 idle_exit_s=idle_exit_s,
                 upstream_done=detect_done,
                 fingerprinter=keyed.fingerprinter,
+                handoff=handoff,
             )
             if stage == "store":
                 store.run()
@@ -207,6 +213,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
                         progress,
                         idle_exit_s,
                         detect_done,
+                        handoff,
                     ),
                 )
         except BaseException:
