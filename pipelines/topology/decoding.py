@@ -36,7 +36,8 @@ from pipelines.settings import RecordLimits
 LogRecord = dict[str, Any] | str
 """A structured log record (a JSON object) or a text line."""
 
-_AUTHZ_MARKS: Final = (b'"kind":"authz"', b'"kind": "authz"')
+_AUTHZ_MARK: Final = b'"kind":"authz"'
+_AUTHZ_MARK_SPACED: Final = b'"kind": "authz"'
 """How a JSON line says it is an authz event, spelled as JSON encoders write it."""
 _MAX_LISTED: Final = 8
 
@@ -160,9 +161,8 @@ class RecordDecoder:
 
     def line(self, raw: bytes) -> AuthzEvent | LogRecord | Rejected | None:
         """A line of a file: an event, a log record, a refusal, or ``None`` when blank."""
-        refused = self._oversized(raw)
-        if refused is not None:
-            return refused
+        if len(raw) > self._max_bytes:
+            return self._oversized(raw)
         text = raw.strip()
         if not text:
             return None
@@ -171,7 +171,7 @@ class RecordDecoder:
         return self._json_line(text)
 
     def _json_line(self, text: bytes) -> AuthzEvent | LogRecord | Rejected:
-        if any(mark in text for mark in _AUTHZ_MARKS):
+        if _AUTHZ_MARK in text or _AUTHZ_MARK_SPACED in text:
             try:
                 return self._checked_depth(text, AuthzEvent.model_validate_json(text))
             except ValidationError as exc:
