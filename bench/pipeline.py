@@ -359,8 +359,8 @@ def start_pipeline(db: Path, env: dict[str, str], *, split: bool) -> list[subpro
     return procs
 
 
-def stored_latencies(db: Path, expected: int) -> list[int]:
-    """Milliseconds from send to DuckDB commit of each ``alg_none_or_hmac`` finding.
+def stored_latencies(db: Path, expected: int) -> list[dict[str, Any]]:
+    """``finding_id``, ``sent`` and ``stored`` (epoch ms) of each ``alg_none_or_hmac`` finding.
 
     Waits until ``expected`` findings are stored, or nothing new came for 15 s (what is
     missing then is not coming: the bench reports it).
@@ -368,22 +368,45 @@ def stored_latencies(db: Path, expected: int) -> list[int]:
     from pipelines.store import open_store
 
     query = (
-        "SELECT epoch_ms(first_stored_at) - epoch_ms(observed_at) AS ms FROM findings "
-        "WHERE rule = 'alg_none_or_hmac'"
+        "SELECT finding_id, epoch_ms(observed_at) AS sent, epoch_ms(first_stored_at) AS stored "
+        "FROM findings WHERE rule = 'alg_none_or_hmac'"
     )
-    rows: list[int] = []
+    rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + 120  # let a pipeline that fell behind catch up
     progress = time.monotonic()
     while time.monotonic() < deadline and len(rows) < expected:
         time.sleep(2.0)
         with open_store(db) as store:
-            found = store.query(query).column("ms").to_pylist()
+            found = store.query(query).to_pylist()
         if len(found) > len(rows):
             progress = time.monotonic()
         elif time.monotonic() - progress > 15:
             break
         rows = found
     return rows
+
+
+def produced_at(settings: AuditorSettings) -> dict[str, float]:
+    """When the detect stage produced each finding (its record's timestamp, epoch ms)."""
+    topic = settings.topics.findings.name
+    consumer = open_consumer(settings, [topic], f"bench-findings-{uuid.uuid4().hex[:6]}")
+    seen: dict[str, float] = {}
+    quiet = 0
+    while quiet < 3:  # three empty polls: the topic is read
+        polled = consumer.poll(timeout_ms=500)
+        quiet = 0 if polled else quiet + 1
+        for records in polled.values():
+            for record in records:
+                body = orjson.loads(record.value)
+                seen.setdefault(body["finding_id"], record.timestamp)
+    consumer.close()
+    return seen
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p99 of ``values`` (not empty)."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(int(len(ordered) * 0.99), len(ordered) - 1)]
 
 
 def latency(
@@ -439,7 +462,16 @@ def latency(
         proc.terminate()
     for proc in procs:
         proc.wait(60)
-    samples = sorted(ms / 1000 for ms in rows)
+    samples = sorted((row["stored"] - row["sent"]) / 1000 for row in rows)
+    produced = produced_at(settings)
+    hops = [
+        (
+            (produced[r["finding_id"]] - r["sent"]) / 1000,
+            (r["stored"] - produced[r["finding_id"]]) / 1000,
+        )
+        for r in rows
+        if r["finding_id"] in produced
+    ]
     tag = (f"{rate // 1000}k" if rate >= 1000 else str(rate)) + ("_split" if split else "")
     figure(
         f"latency_{tag}_sent_per_s",
@@ -459,6 +491,16 @@ def latency(
             f"max {samples[-1]:.2f}s (allowed lateness {lateness}s included)",
         )
         FIGURES[f"latency_{tag}_p99_s"] = p99
+    if hops:
+        detect50, detect99 = percentiles([detect for detect, _ in hops])
+        store50, store99 = percentiles([store for _, store in hops])
+        say(
+            f"  of which send -> finding on the findings topic (lateness included): "
+            f"p50 {detect50:.2f}s, p99 {detect99:.2f}s; findings topic -> DuckDB commit: "
+            f"p50 {store50:.2f}s, p99 {store99:.2f}s"
+        )
+        FIGURES[f"latency_{tag}_detect_p99_s"] = detect99
+        FIGURES[f"latency_{tag}_store_p99_s"] = store99
 
 
 def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
