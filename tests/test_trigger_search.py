@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.patterns import default_library
-from detectors import triggers
+from auditor.patterns import PatternLibrary, default_library
+from auditor.patterns import prefilter as prefilter_module
 from detectors.triggers import TriggerSearch
 
 LIBRARY = default_library()
@@ -41,9 +41,10 @@ def test_every_rule_example_trips_it(example) -> None:
     assert SEARCH.rules(example) == set(LIBRARY.prefilter.rules(example))
 
 
-def test_without_the_extra_it_asks_the_prefilter(monkeypatch) -> None:
-    monkeypatch.setattr(triggers, "BytesAhoCorasick", None)
-    plain = TriggerSearch(LIBRARY)
+def test_without_the_extra_it_gives_the_same_answers(monkeypatch) -> None:
+    monkeypatch.setattr(prefilter_module, "BytesAhoCorasick", None)
+    plain = TriggerSearch(PatternLibrary())
     assert not plain.accelerated
     strings = ["nothing here", "Authorization: Bearer abc123def456", "ssn 536-22-8714"]
-    assert plain.segments(strings) == LIBRARY.prefilter.segments(strings)
+    assert plain.segments(strings) == SEARCH.segments(strings)
+    assert plain.segments(strings)  # the case table holds triggers: not a vacuous match
