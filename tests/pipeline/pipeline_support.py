@@ -253,6 +253,7 @@ def kafka_env(settings: Any, **pipeline: object) -> dict[str, str]:
         "AUDITOR_FINGERPRINT_KEY": FINGERPRINT_KEY,
         "AUDITOR_KAFKA__BOOTSTRAP_SERVERS": ",".join(settings.kafka.bootstrap_servers),
         "AUDITOR_GROUPS__DETECT": settings.groups.detect,
+        "AUDITOR_GROUPS__STORE": settings.groups.store,
     }
     for role in ("authz", "logs", "findings", "alerts", "deadletters", "state"):
         spec = getattr(settings.topics, role)

@@ -204,7 +204,10 @@ def test_two_detect_processes_share_the_partitions_and_store_everything_once(
         text=True,
         env=kafka_env(settings, **FAST),
     )
-    logged = _lines_of(other)
+    logged: list[str] = []
+    assert other.stderr is not None
+    reader = threading.Thread(target=logged.extend, args=(other.stderr,))
+    reader.start()
     db = tmp_path / "audit.duckdb"
     try:
         with _running(settings, db, content=()):
@@ -222,19 +225,14 @@ def test_two_detect_processes_share_the_partitions_and_store_everything_once(
     finally:
         other.kill()
         other.wait(30)
+        reader.join(10)
+        for pipe in (other.stdout, other.stderr):
+            if pipe is not None:
+                pipe.close()
     assert other.returncode == 0, "".join(logged)
     theirs = int(out.split("authz events ")[1].split()[0].replace(",", ""))
     assert 0 < theirs < len(events)
     assert sorted(_event_ids(db)) == sorted(str(e.event_id) for e in events)
-
-
-def _lines_of(proc: subprocess.Popen[str]) -> list[str]:
-    """Lines of the process's stderr, collected on a thread as they come."""
-    lines: list[str] = []
-    assert proc.stderr is not None
-    stream = proc.stderr
-    threading.Thread(target=lambda: lines.extend(stream), daemon=True).start()
-    return lines
 
 
 def _assigned(line: str, total: int) -> bool:
