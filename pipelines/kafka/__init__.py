@@ -11,10 +11,13 @@ from pipelines.kafka.clients import (
     open_consumer,
     open_producer,
 )
+from pipelines.kafka.membership import REBALANCE_POLL_MS, MemberWatch
 
 __all__ = [
     "CONSUMER_DEFAULTS",
     "PRODUCER_DEFAULTS",
+    "REBALANCE_POLL_MS",
+    "MemberWatch",
     "TopicInfo",
     "TopicsReport",
     "ensure_topics",

@@ -36,7 +36,7 @@ from kafka.structs import MemberState, OffsetAndMetadata
 
 from auditor.errors import UnavailableError
 from auditor.models import Finding
-from pipelines.kafka import open_consumer, open_producer
+from pipelines.kafka import MemberWatch, open_consumer, open_producer
 from pipelines.runtime import SnapshotError
 from pipelines.settings import AuditorSettings
 from pipelines.store import DeadLetter
@@ -170,6 +170,7 @@ class DetectWorker:
             heartbeat_interval_ms=max(self._pipeline.session_timeout_ms // 4, 250),
             group_instance_id=self._pipeline.instance_id,
         )
+        self._member = MemberWatch(self._consumer, self._pipeline.poll_ms)
         telemetry.watch_lag("detect", lambda: dict(self._lag))
 
     # -- the loop ------------------------------------------------------------------------
@@ -185,9 +186,10 @@ class DetectWorker:
             while not self._stop.is_set():
                 try:
                     polled = self._consumer.poll(
-                        timeout_ms=self._pipeline.poll_ms,
+                        timeout_ms=self._member.poll_timeout(),
                         max_records=self._pipeline.batch_records,
                     )
+                    self._member.check()
                     now = time.monotonic()
                     skip = self._apply_rebalance()
                     if polled:
