@@ -88,6 +88,12 @@ def open_consumer(
                 "create them with 'auditor topics create'"
             )
         consumer.subscribe(names, listener=listener)
+        # And once more after subscribing: kafka-python builds the group's metadata snapshot
+        # of the subscribed topics only from a metadata response that arrives after the
+        # subscription. Without it the first join assigns against an empty snapshot, and
+        # the response that follows forces a second rebalance at once (commits in between
+        # fail with RebalanceInProgress; see also pipelines/kafka/membership.py).
+        consumer.topics()
     return consumer
 
 
