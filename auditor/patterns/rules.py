@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from auditor.patterns.jwt import JwtInfo, inspect_jwt
-from auditor.patterns.matches import SAFEGUARD_OF_KIND, Fact, Kind, Match
+from auditor.patterns.matches import NO_FACTS, SAFEGUARD_OF_KIND, Fact, Kind, Match
 from auditor.patterns.prefilter import ANCHOR_BYTES
 from auditor.patterns.validators import (
     EXAMPLE_SSNS,
@@ -137,15 +137,15 @@ def _match(  # noqa: PLR0917 - a record, built in one place
     confidence: float = 1.0,
 ) -> Match:
     return Match(
-        kind=kind,
-        rule=rule,
-        start=start,
-        end=end,
-        value=value,
-        facts=facts or {},
-        safeguard=safeguard or SAFEGUARD_OF_KIND.get(kind),
-        confidence=confidence,
-        priority=priority,
+        kind,
+        rule,
+        start,
+        end,
+        value,
+        facts or NO_FACTS,
+        safeguard or SAFEGUARD_OF_KIND.get(kind),
+        confidence,
+        priority,
     )
 
 

@@ -104,14 +104,14 @@ class Collector:
         for m in (m for group in groups for m in group.members):
             self.result.matches.append(
                 FieldMatch(
-                    path=path,
-                    kind=m.kind,
-                    rule=m.rule,
-                    value=m.value,
-                    span=(m.start, m.end),
-                    facts=m.facts,
-                    safeguard=m.safeguard,
-                    confidence=m.confidence,
+                    path,
+                    m.kind,
+                    m.rule,
+                    m.value,
+                    (m.start, m.end),
+                    m.facts,
+                    m.safeguard,
+                    m.confidence,
                 )
             )
         return text
@@ -124,13 +124,15 @@ class Collector:
 
 def _member_match(path: JsonPath, member: Member, *, redact: bool = True) -> FieldMatch:
     return FieldMatch(
-        path=path,
-        kind=member.kind,
-        rule=member.rule,
-        value=member.value,
-        facts=member.facts,
-        safeguard=member.safeguard,
-        redact=redact,
+        path,
+        member.kind,
+        member.rule,
+        member.value,
+        None,
+        member.facts,
+        member.safeguard,
+        1.0,
+        redact,
     )
 
 
