@@ -1,11 +1,20 @@
 """From matches to `auditor.models.Finding`s: severity, fingerprint, facts, title, id.
 
 Findings are checked once per record for credentials (every text field and fact of every
-finding of the record, joined, through the token rules of the pattern library — the
-check `auditor.models.Finding` runs field by field, done in one pass) and then built
-without re-validation: their fields are of the contract's types by construction, and a
-contract test validates what the detectors produce. A field that fails the check is
-replaced (the evidence by its marker, a fact dropped), never passed on.
+finding of the record, through the token rules of the pattern library — the check
+`auditor.models.Finding` runs field by field, done in one trigger search over the
+record's distinct texts) and then built without re-validation: their fields are of the
+contract's types by construction, and a contract test validates what the detectors
+produce. A field that fails the check is replaced (the evidence by its marker, a fact
+dropped), never passed on.
+
+Texts found clean are remembered (bounded), as the scanner remembers clean strings:
+titles, JSON paths, field evidence (``authorization: [REDACTED:jwt]``) and JWT claims
+repeat from record to record, and those built from our own parts (a title names a kind,
+a marker names a kind) trip the token rules' triggers (``Bearer token leaked``,
+``[REDACTED:basic_auth]``) every time. Each text is judged alone, exactly as
+`auditor.models.Finding` judges a field, so a remembered text is one that would pass
+there. An origin (``file:line``) is new on every line and is checked, not remembered.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ MAX_LOCATION: Final = 512
 MAX_ORIGIN: Final = 1024
 MAX_FACT_TEXT: Final = 256
 _WITHHELD: Final = "(withheld: it holds a credential)"
+_CLEAN_TEXTS_LIMIT: Final = 4096
+_MAX_REMEMBERED_CHARS: Final = 512
 
 NAMES: Final[Mapping[str, str]] = {
     TokenKind.JWT: "JWT",
@@ -121,6 +132,7 @@ class FindingFactory:
         "_baseline",
         "_checker",
         "_checker_triggers",
+        "_clean_texts",
         "_jku",
         "_min_confidence",
         "fingerprinter",
@@ -142,6 +154,8 @@ class FindingFactory:
         self._min_confidence = min_confidence
         self._checker = PatternLibrary(kinds=_TOKEN_KINDS)
         self._checker_triggers = TriggerSearch(self._checker)
+        # A memo, like re's cache: texts the token rules found nothing in (bounded).
+        self._clean_texts: set[str] = set()
 
     def findings(
         self, hits: list[Hit], context: ScanContext, observed_at: datetime
@@ -162,12 +176,31 @@ class FindingFactory:
                 continue
             seen.add(fid)
             fields.append(built)
-        # Each distinct text once: findings of a record share their origin, often titles.
-        texts = dict.fromkeys(t for f in fields for t in _texts(f))
-        if fields and self._holds_credential("\n".join(texts)):
+        if fields and self._any_credential(fields):
             for f in fields:
                 self._scrub(f)
         return [_construct(f) for f in fields], suppressed
+
+    def _any_credential(self, fields: list[dict[str, object]]) -> bool:
+        """Whether any text of any of ``fields`` holds a credential, each text judged alone.
+
+        Each distinct text once (findings of a record share their origin, often titles),
+        and none found clean before; one trigger search over them all, the rules only on
+        the texts it points at. Texts found clean are remembered, origins excepted.
+        """
+        known = self._clean_texts
+        texts = [t for t in dict.fromkeys(t for f in fields for t in _texts(f)) if t not in known]
+        if not texts:
+            return False
+        groups_for = self._checker.groups_for
+        for index, names in self._checker_triggers.segments(texts).items():
+            if groups_for(texts[index], names):
+                return True
+        origins = {f["origin"] for f in fields}
+        if len(known) + len(texts) > _CLEAN_TEXTS_LIMIT:
+            known.clear()
+        known.update(t for t in texts if len(t) <= _MAX_REMEMBERED_CHARS and t not in origins)
+        return False
 
     def _fields(  # noqa: C901 - one decision after the other
         self, hit: Hit, context: ScanContext, observed_at: datetime
