@@ -189,7 +189,7 @@ class FindingFactory:
         the texts it points at. Texts found clean are remembered, origins excepted.
         """
         known = self._clean_texts
-        texts = [t for t in dict.fromkeys(t for f in fields for t in _texts(f)) if t not in known]
+        texts = list(dict.fromkeys(_unknown_texts(fields, known)))
         if not texts:
             return False
         groups_for = self._checker.groups_for
@@ -367,11 +367,22 @@ def _strings(value: object) -> Iterator[str]:
         yield from (v for v in value if isinstance(v, str))
 
 
-def _texts(f: dict[str, object]) -> Iterator[str]:
-    for name in ("title", "evidence", "location", "origin", "client_iss"):
-        value = f[name]
-        if isinstance(value, str):
-            yield value
-    facts: dict[str, Fact] = f["facts"]  # type: ignore[assignment]
-    for value in facts.values():
-        yield from _strings(value)
+def _unknown_texts(fields: list[dict[str, object]], known: set[str]) -> list[str]:
+    """The text fields and fact strings of ``fields`` that are not in ``known``."""
+    out: list[str] = []
+    for f in fields:
+        for name in _TEXT_FIELDS:
+            value = f[name]
+            if type(value) is str and value not in known:
+                out.append(value)
+        facts: dict[str, Fact] = f["facts"]  # type: ignore[assignment]
+        for value in facts.values():
+            if type(value) is str:
+                if value not in known:
+                    out.append(value)
+            elif type(value) is tuple:
+                out.extend(v for v in value if type(v) is str and v not in known)
+    return out
+
+
+_TEXT_FIELDS: Final = ("title", "evidence", "location", "origin", "client_iss")
