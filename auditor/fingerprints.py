@@ -65,16 +65,19 @@ class Fingerprinter:
 
     def __call__(self, value: str | bytes) -> str:
         """Return ``<key id>:<32 hex digits>`` for ``value``."""
+        return f"{self.key_id}:{self._hex(value)[:FINGERPRINT_HEX_DIGITS]}"
+
+    def short(self, value: str | bytes, digits: int = 8) -> str:
+        """A short form for log markers: the first ``digits`` hex digits of the fingerprint."""
+        return self._hex(value)[: min(digits, FINGERPRINT_HEX_DIGITS)]
+
+    def _hex(self, value: str | bytes) -> str:
         data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
         inner = self._inner.copy()
         inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return f"{self.key_id}:{outer.hexdigest()[:FINGERPRINT_HEX_DIGITS]}"
-
-    def short(self, value: str | bytes, digits: int = 8) -> str:
-        """A short form for log markers: the first ``digits`` hex digits of the fingerprint."""
-        return self(value).rpartition(":")[2][:digits]
+        return outer.hexdigest()
 
     @classmethod
     def ephemeral_key(cls) -> Fingerprinter:

@@ -10,7 +10,7 @@ key). The same table drives structural matching (a dict key) and text matching
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Final
@@ -77,11 +77,11 @@ class KeyRule:
     strong: bool = True
     safeguard: SafeHarbor | None = None
     triggers: tuple[str, ...] | None = None
+    rule: str = field(init=False, repr=False, compare=False)
+    """The stable rule id, ``key.<name>`` (set once: matches read it per value)."""
 
-    @property
-    def rule(self) -> str:
-        """The stable rule id, ``key.<name>``."""
-        return f"key.{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", f"key.{self.name}")
 
     @property
     def normal(self) -> str:

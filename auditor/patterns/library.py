@@ -8,8 +8,7 @@ other catches: the Redactor replaces what `PatternLibrary.find_in_text` and
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from auditor.patterns.keyed import KeyedRule
 from auditor.patterns.keys import DEFAULT_KEY_RULES, KeyRule
@@ -21,9 +20,8 @@ from auditor.patterns.walk import Collector, ScanResult, Walker
 ALL_KINDS: Final = TOKEN_KINDS | PHI_KINDS
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """Overlapping matches in a text, redacted as one span.
+class Group(NamedTuple):
+    """Overlapping matches in a text, redacted as one span (immutable, cheap to build).
 
     Attributes:
         start: Where the first of them starts.

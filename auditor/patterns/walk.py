@@ -443,20 +443,43 @@ class Walker:
             members = shape.members if shape is not None else {}
             child_person = shape.person if shape is not None else in_person
             changes: dict[object, object] = {}
+            # One pass with a memory (the Redactor): a string it already found clean
+            # under a plain key is passed over here, as `string` would, without its path.
+            clean = self._memory.strings if self._memory is not None and not self._batch else None
+            keys_get, max_string = self._keys.get, self._max_string
             for key, value in d.items():
-                key_path = (*path, key if isinstance(key, str | int) else repr(key))
-                member = members.get(key) if isinstance(key, str) else None
-                if member is not None and member.kind in kinds:
-                    new = self._visitor.field(_member_match(key_path, member), value)
-                elif isinstance(key, str) and (rule := self.key_class(key)) is not None:
-                    if rule is _ALLOW:
-                        continue
-                    match = self._keyed(rule, value, key_path)  # type: ignore[arg-type]
-                    if match is not None:
-                        new = self._visitor.field(match, value)
+                if type(key) is str or isinstance(key, str):
+                    member = members.get(key)
+                    if member is not None and member.kind in kinds:
+                        new = self._visitor.field(_member_match((*path, key), member), value)
                     else:
-                        new = self._walk(value, key_path, depth + 1, active, in_person=child_person)
+                        rule = keys_get(key, self)
+                        if rule is self:
+                            rule = self.key_class(key)
+                        if rule is None:
+                            if (
+                                clean is not None
+                                and type(value) is str
+                                and value in clean
+                                and len(value) <= max_string
+                            ):
+                                continue
+                            new = self._walk(
+                                value, (*path, key), depth + 1, active, in_person=child_person
+                            )
+                        elif rule is _ALLOW:
+                            continue
+                        else:
+                            key_path = (*path, key)
+                            match = self._keyed(rule, value, key_path)  # type: ignore[arg-type]
+                            if match is not None:
+                                new = self._visitor.field(match, value)
+                            else:
+                                new = self._walk(
+                                    value, key_path, depth + 1, active, in_person=child_person
+                                )
                 else:
+                    key_path = (*path, key if isinstance(key, int) else repr(key))
                     new = self._walk(value, key_path, depth + 1, active, in_person=child_person)
                 if new is not value:
                     changes[key] = new
