@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from auditor.patterns import Fact, FieldMatch, JsonPath, LimitReason, Match, Walker
 from auditor.vocabulary import TokenKind
@@ -30,9 +30,8 @@ _MAX_LISTED: Final = 8
 _MAX_NAME_CHARS: Final = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A match and its redacted evidence; ``path`` is ``None`` for a plain text record."""
+class Hit(NamedTuple):
+    """A match and its redacted evidence; ``text_record`` for a plain text record."""
 
     match: FieldMatch
     evidence: str
