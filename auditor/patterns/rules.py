@@ -314,9 +314,7 @@ _SCHEME_SEP = r"(?:[ \t]++|%20|\+)"
 # the character before it): a search that starts with the word skips ahead to it, one
 # that starts with a lookbehind tries every position (twice the time on these lines).
 BEARER_RE: Final = re.compile(
-    r"(?i:bearer)(?<![A-Za-z0-9_-].{6})"
-    + _SCHEME_SEP
-    + r"(?P<cred>[A-Za-z0-9._~+/-]{1,4096}+=*+)"
+    r"(?i:bearer)(?<![A-Za-z0-9_-].{6})" + _SCHEME_SEP + r"(?P<cred>[A-Za-z0-9._~+/-]{1,4096}+=*+)"
 )
 
 
