@@ -83,7 +83,8 @@ class Version:
         argv = [sys.executable, "-c", _CHILD, str(events)]
         if cpu is not None:
             argv = ["taskset", "-c", str(cpu), *argv]
-        env = {**os.environ, "PYTHONPATH": f"{tree}:{tree / 'bench'}"}
+        # One hash seed for both: set and dict layouts (the memory is a set) alike.
+        env = {**os.environ, "PYTHONPATH": f"{tree}:{tree / 'bench'}", "PYTHONHASHSEED": "0"}
         self._child = subprocess.Popen(  # noqa: S603 - our own code, fixed arguments
             argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tree
         )
