@@ -30,6 +30,7 @@ CONSUMER_DEFAULTS: Final[dict[str, Any]] = {
     "heartbeat_interval_ms": 3_000,
     "max_poll_interval_ms": 300_000,
     "check_crcs": True,  # cheap with the crc32c package installed
+    "reconnect_backoff_max_ms": 2_000,  # back within 2 s of a broker's return (default 30 s)
 }
 """What ``open_consumer`` sets unless overridden."""
 
@@ -41,6 +42,7 @@ PRODUCER_DEFAULTS: Final[dict[str, Any]] = {
     "batch_size": 64 << 10,
     "max_in_flight_requests_per_connection": 5,  # the most idempotence keeps in order
     "allow_auto_create_topics": False,
+    "reconnect_backoff_max_ms": 2_000,  # back within 2 s of a broker's return (default 30 s)
 }
 """What ``open_producer`` sets unless overridden."""
 
