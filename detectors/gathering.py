@@ -155,16 +155,7 @@ class Gatherer:
                 if not worth_reporting(m, self._settings.min_confidence):
                     continue
                 evidence = excerpt(text, masked, m.start, context)
-                found = FieldMatch(
-                    path or (),
-                    m.kind,
-                    m.rule,
-                    m.value,
-                    (m.start, m.end),
-                    m.facts,
-                    m.safeguard,
-                    m.confidence,
-                )
+                found = FieldMatch.inside(path or (), m)
                 self.hits.append(Hit(found, evidence, text_record=path is None))
 
     def _full(self) -> bool:

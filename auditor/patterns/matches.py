@@ -108,6 +108,20 @@ class FieldMatch(NamedTuple):
     confidence: float = 1.0
     redact: bool = True
 
+    @classmethod
+    def inside(cls, path: JsonPath, match: Match) -> FieldMatch:
+        """A text rule's ``match`` in the string at ``path``, with its span."""
+        return cls(
+            path,
+            match.kind,
+            match.rule,
+            match.value,
+            (match.start, match.end),
+            match.facts,
+            match.safeguard,
+            match.confidence,
+        )
+
     @property
     def location(self) -> str:
         """The JSON path, plus the character span when the match is inside a string."""

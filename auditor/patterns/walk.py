@@ -102,18 +102,7 @@ class Collector:
     def text(self, path: JsonPath, text: str, groups: list[Group]) -> object:
         """Record each match a detector reports, with its span in the string."""
         for m in (m for group in groups for m in group.members):
-            self.result.matches.append(
-                FieldMatch(
-                    path,
-                    m.kind,
-                    m.rule,
-                    m.value,
-                    (m.start, m.end),
-                    m.facts,
-                    m.safeguard,
-                    m.confidence,
-                )
-            )
+            self.result.matches.append(FieldMatch.inside(path, m))
         return text
 
     def limit(self, path: JsonPath, reason: LimitReason, original: object) -> object:
