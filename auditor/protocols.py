@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from auditor.vocabulary import DetectorName
 
 StateT = TypeVar("StateT")
@@ -56,6 +56,11 @@ class ContentDetector(Protocol):
 class StreamDetector(Protocol[StateT]):
     """A stateful detector over authz events: ``(state, event) -> (state, findings)``.
 
+    Detectors read each event through an ``AuthzView``, which the runtime builds once per
+    event: three detectors read the same dozen fields in ``key`` and again in ``step``, and
+    a field of the pydantic event costs several times a slot of the view (the reason the
+    contract takes a view, not the event). The event stays reachable as ``view.event``.
+
     The runtime (``pipelines.runtime``) owns the state, one value per key and partition.
     It releases events in event-time order once the partition's watermark has passed them,
     so for events within the allowed lateness the detector sees the same sequence whatever
@@ -68,7 +73,8 @@ class StreamDetector(Protocol[StateT]):
     per event. Implementations are immutable (configured once, validated at construction)
     and pure: no I/O, no wall clock, no randomness, and they never raise on a valid event.
     ``step`` and ``advance`` may update the state they are given in place and return it —
-    the runtime hands over the only reference — but must not touch the event. State must be
+    the runtime hands over the only reference — but must not touch the view or the event.
+    When nothing is found they may return an empty tuple rather than a new list. State must be
     picklable: the runtime snapshots it for restarts and partition moves, and refuses a
     snapshot whose ``state_version`` differs from the detector's.
     """
@@ -76,7 +82,7 @@ class StreamDetector(Protocol[StateT]):
     name: DetectorName
     state_version: int
 
-    def key(self, event: AuthzEvent) -> str | None:
+    def key(self, event: AuthzView) -> str | None:
         """The state key of ``event``, or ``None`` when this detector ignores it.
 
         Called once per event on the hot path; cheap, never raises.
@@ -87,15 +93,13 @@ class StreamDetector(Protocol[StateT]):
         """A fresh state for a key never seen before (or evicted)."""
         ...
 
-    def step(
-        self, state: StateT, event: AuthzEvent, now: float
-    ) -> tuple[StateT, Sequence[Finding]]:
+    def step(self, state: StateT, event: AuthzView, now: float) -> tuple[StateT, Sequence[Finding]]:
         """Fold one event into the state of its key.
 
         Args:
             state: The key's state; the detector may update it in place.
-            event: The event (never modified).
-            now: The event's time in seconds since the epoch.
+            event: The view of the event (never modified).
+            now: The event's time in seconds since the epoch (``event.time``).
         """
         ...
 

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditor.models import AuthzEvent, ClientRef, Peer, ServiceRef, Source, TokenClaims
+from auditor.models import AuthzEvent, AuthzView, ClientRef, Peer, ServiceRef, Source, TokenClaims
 from auditor.vocabulary import AuthzAction, Outcome
 from detectors import (
     PolicyDetector,
@@ -256,10 +256,11 @@ def build_jti_states(count: int, seed: int, *, traced: bool) -> tuple[dict[str, 
         tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0] if traced else 0
     for event in _presentations(count, seed):
-        key = detector.key(event)
+        view = AuthzView(event)
+        key = detector.key(view)
         assert key is not None
         state = states.get(key) or detector.initial_state()
-        states[key], _ = detector.step(state, event, event.time.timestamp())
+        states[key], _ = detector.step(state, view, view.time)
     held = tracemalloc.get_traced_memory()[0] - before if traced else 0
     if traced:
         tracemalloc.stop()

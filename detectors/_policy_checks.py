@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from auditor.models import AuthzEvent, FactValue, TlsInfo
+from auditor.models import AuthzView, FactValue, TlsInfo
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome, PolicyRule
 from detectors.config import PolicyConfig, ServicePolicy, is_forged_alg
 from detectors.scopes import classify_scope
@@ -84,19 +84,19 @@ class PolicyChecks:
         self._hosts = {name: _host_matcher(p) for name, p in config.services.items()}
         self._default_hosts = _host_matcher(config.default_service)
 
-    def violations(self, event: AuthzEvent) -> list[Found]:  # noqa: C901 - one table of rules
+    def violations(self, event: AuthzView) -> list[Found]:  # noqa: C901 - one table of rules
         """The rules ``event`` breaks, with the detail that identifies each incident."""
         if event.tls is None and self._plainly_conformant(event):
             return []
         found: list[Found] = []
         action = event.action
-        if event.source.role == "service":
+        if event.role == "service":
             if event.outcome is _SUCCESS:
-                if action is _VALIDATED and event.token is not None:
+                if action is _VALIDATED and event.has_token:
                     self._check_token(event, found)
                 self._check_request(event, found, client_side=False, accepted=True)
         elif action is _ISSUED:
-            if event.token is not None:
+            if event.has_token:
                 self._check_token(event, found)
         elif action is _SENT:
             self._check_request(event, found, client_side=True, accepted=False)
@@ -109,8 +109,8 @@ class PolicyChecks:
             return [item for item in found if item[0] not in self._disabled]
         return found
 
-    def _plainly_conformant(  # noqa: C901, PLR0911, PLR0912 - one flat pass, no helper calls
-        self, event: AuthzEvent
+    def _plainly_conformant(  # noqa: C901, PLR0911 - one flat pass, no helper calls
+        self, event: AuthzView
     ) -> bool:
         """Whether ``event`` (without TLS details) visibly breaks no rule: the usual case.
 
@@ -121,7 +121,7 @@ class PolicyChecks:
         action = event.action
         if action is _TLS_FAILED or event.reason is _TLS_ERROR:
             return False
-        if event.source.role == "service":
+        if event.role == "service":
             if event.outcome is not _SUCCESS:
                 return True
             checks_token = action is _VALIDATED
@@ -132,33 +132,28 @@ class PolicyChecks:
             checks_token, client_side = False, True
         else:
             return True
-        token = event.token
-        if checks_token and token is not None:
-            client = event.client
-            if not (
-                token.alg in self._algorithms
-                and token.typ == "JWT"
-                and token.kid is not None
-                and token.aud
-                and token.exp is not None
-                and token.iat is not None
-                and token.jti is not None
-                and (token.jku is None or not self._clients)
-                and client is not None
-                and client.iss
-            ):
-                return False
+        if (
+            checks_token
+            and event.has_token
+            and not (
+                event.alg in self._algorithms
+                and event.typ == "JWT"
+                and event.kid is not None
+                and event.aud
+                and event.exp is not None
+                and event.iat is not None
+                and event.jti is not None
+                and (event.jku is None or not self._clients)
+                and event.iss
+            )
+        ):
+            return False
         if action is _ISSUED:
             return True
         if client_side:
-            service = event.service
-            if (
-                service is not None
-                and token is not None
-                and service.url is not None
-                and token.aud
-                and service.url not in token.aud
-            ):
+            url = event.service_url
+            aud = event.aud
+            if url is not None and aud and url not in aud:
                 return False
         if self._clients or event.fhir_server is not None or event.fhir_authorization:
             return False
@@ -180,25 +175,22 @@ class PolicyChecks:
         if tls.error is not None and action is not _TLS_FAILED:
             found.append((PolicyRule.TLS_FAILURE, "", {"action": action.value}))
 
-    def _check_token(self, event: AuthzEvent, found: list[Found]) -> None:
-        token = event.token
-        assert token is not None
-        alg = token.alg
+    def _check_token(self, event: AuthzView, found: list[Found]) -> None:
+        alg = event.alg
         if alg is not None and alg not in self._algorithms:
             # The allowlist holds no forged algorithm (validated), so this is rare.
             if is_forged_alg(alg):
                 found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))
             else:
                 found.append((PolicyRule.ALG_NOT_ALLOWED, alg[:32], {"alg": alg[:32]}))
-        client = event.client
-        iss = client.iss if client is not None else None
+        iss = event.iss
         kid, typ, aud, exp, iat, jti = (
-            token.kid,
-            token.typ,
-            token.aud,
-            token.exp,
-            token.iat,
-            token.jti,
+            event.kid,
+            event.typ,
+            event.aud,
+            event.exp,
+            event.iat,
+            event.jti,
         )
         if (
             alg is None
@@ -226,7 +218,7 @@ class PolicyChecks:
             )
         if typ is not None and typ != "JWT" and typ.upper() != "JWT":
             found.append((PolicyRule.TYP_NOT_JWT, typ[:64], {"typ": typ[:64]}))
-        jku = token.jku
+        jku = event.jku
         clients = self._clients
         if jku is not None and clients:
             policy = clients.get(iss or "")
@@ -235,17 +227,17 @@ class PolicyChecks:
                 found.append((PolicyRule.JKU_NOT_APPROVED, host, {"jku_host": host}))
 
     def _check_request(
-        self, event: AuthzEvent, found: list[Found], *, client_side: bool, accepted: bool
+        self, event: AuthzView, found: list[Found], *, client_side: bool, accepted: bool
     ) -> None:
-        service = event.service
-        if client_side and service is not None and service.url is not None:
-            token = event.token
-            if token is not None and token.aud and service.url not in token.aud:
-                audiences = tuple(a[:200] for a in token.aud[:_MAX_LISTED])
+        url = event.service_url
+        if client_side and url is not None:
+            aud = event.aud
+            if aud and url not in aud:
+                audiences = tuple(a[:200] for a in aud[:_MAX_LISTED])
                 found.append((PolicyRule.AUD_NOT_ENDPOINT, "", {"audiences": audiences}))
-        if self._clients and event.client is not None:
+        if self._clients and event.iss is not None:
             self._check_allowlists(event, accepted, found)
-        service_id = (service.id if service is not None else None) or ""
+        service_id = event.service_id or ""
         if event.fhir_server is not None or event.fhir_authorization:
             self._check_fhir_server(event, service_id, found)
         if event.scopes:
@@ -260,10 +252,10 @@ class PolicyChecks:
         if cap is not None and size is not None and size > cap:
             found.append((PolicyRule.PAYLOAD_OVER_CAP, "", {"cap_bytes": cap, "bytes": size}))
 
-    def _check_allowlists(self, event: AuthzEvent, accepted: bool, found: list[Found]) -> None:
+    def _check_allowlists(self, event: AuthzView, accepted: bool, found: list[Found]) -> None:
         config = self._config
-        policy = config.clients.get(event.client_iss or "")
-        service = event.service
+        policy = config.clients.get(event.iss or "")
+        service = event.event.service  # present even when it names neither id nor url
         if policy is None:
             if accepted and config.flag_unknown_clients:
                 found.append((PolicyRule.ISSUER_NOT_ALLOWLISTED, "", {}))
@@ -273,7 +265,7 @@ class PolicyChecks:
                 name = service.id or service.url or "?"
                 found.append((PolicyRule.SERVICE_NOT_ALLOWLISTED, name, {"service": name}))
 
-    def _check_fhir_server(self, event: AuthzEvent, service_id: str, found: list[Found]) -> None:
+    def _check_fhir_server(self, event: AuthzView, service_id: str, found: list[Found]) -> None:
         fhir_server = event.fhir_server
         with_auth = event.fhir_authorization is True
         if fhir_server is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from auditor.models import AuthzEvent, FactValue, Finding
+from auditor.models import AuthzView, FactValue, Finding
 from auditor.vocabulary import ReplayRule, Severity
 from detectors._incidents import Incident, emit, sorted_tuple
 from detectors._jti_table import small_hash
@@ -54,7 +54,7 @@ class Aggregate:
     peak: float = 0.0
 
 
-def add_replay(burst: Burst, event: AuthzEvent, *, now: float, evh: int, accepted: bool) -> None:
+def add_replay(burst: Burst, event: AuthzView, *, now: float, evh: int, accepted: bool) -> None:
     """Count one replayed presentation into its burst."""
     burst.incident.record(now, event.event_id)
     if len(burst.seen_events) < _MAX_EVENTS_REMEMBERED:
@@ -68,7 +68,7 @@ def add_replay(burst: Burst, event: AuthzEvent, *, now: float, evh: int, accepte
             burst.incident.escalated = True
     else:
         burst.rejected += 1
-    token = event.token
+    token = event.event.token
     if burst.fingerprint is None and token is not None:
         burst.fingerprint = token.fingerprint
 

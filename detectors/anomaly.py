@@ -32,9 +32,10 @@ that an attacker inventing issuers cannot grow the state without bound. Per key:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzView, Finding
 from auditor.vocabulary import AnomalyRule, DetectorName, FailureReason, Outcome, Severity
 from detectors._anomaly_incidents import Series, episode_finding, spike_finding
 from detectors._episodes import Episode, Trigger
@@ -60,6 +61,7 @@ _SKEW = RULES[AnomalyRule.CLOCK_SKEW_DRIFT.value]
 _EXPIRED = RULES[AnomalyRule.SUSTAINED_EXPIRED_TOKENS.value]
 
 _FAILURE = Outcome.FAILURE
+_NOTHING: tuple[Finding, ...] = ()  # returned when nothing is found: no list per event
 _NEGLIGIBLE = 0.01  # a baseline of one failure per hundred windows is no baseline
 _SKEW_REASONS = frozenset({FailureReason.IAT_IN_FUTURE, FailureReason.NOT_YET_VALID})
 
@@ -112,39 +114,58 @@ class ValidationAnomalyDetector:
     def __repr__(self) -> str:
         return f"ValidationAnomalyDetector({self._config!r})"
 
-    def key(self, event: AuthzEvent) -> str | None:
+    def key(self, event: AuthzView) -> str | None:
         """``iss`` of service-side events and client failures; the peer when iss is untrusted."""
-        if event.source.role != "service" and event.outcome is not _FAILURE:
+        if event.role != "service" and event.outcome is not _FAILURE:
             return None
-        client = event.client
-        if client is None or (event.reason is not None and event.reason in self._untrusted):
-            peer = event.peer
-            return f"peer:{peer.ip if peer is not None and peer.ip else '?'}"
-        return client.iss
+        iss = event.iss
+        reason = event.reason
+        if iss is None or (reason is not None and reason in self._untrusted):
+            return f"peer:{event.peer_ip or '?'}"
+        return iss
 
     def initial_state(self) -> AnomalyState:
         """A key with no history."""
         return AnomalyState()
 
     def step(
-        self, state: AnomalyState, event: AuthzEvent, now: float
-    ) -> tuple[AnomalyState, list[Finding]]:
+        self, state: AnomalyState, event: AuthzView, now: float
+    ) -> tuple[AnomalyState, Sequence[Finding]]:
         """Count the event in its window; report new reasons and bursts as they happen."""
-        out: list[Finding] = []
         if state.key is None:
             state.key = self.key(event)
             state.window_start = now - now % self._config.window
             state.window_end = state.window_start + self._config.window
-        elif now >= state.window_end:
-            self._roll(state, now, out)
-        if now >= state.episode_deadline:
-            self._end_episodes(state, now, out)
+        elif now >= state.window_end or now >= state.episode_deadline:
+            return self._step_after_deadline(state, event, now)
         # Comparisons, not min()/max() calls: this runs for every service-side event.
         if now < state.first_seen:  # noqa: PLR1730 - see above
             state.first_seen = now
         if now > state.last_seen:  # noqa: PLR1730 - see above
             state.last_seen = now
-        if event.source.role == "service":
+        if event.role == "service":
+            state.requests += 1
+        reason = event.reason
+        if reason is not None and event.outcome is _FAILURE:
+            out: list[Finding] = []
+            self._failure(state, event, reason, now, out)
+            return state, out
+        return state, _NOTHING
+
+    def _step_after_deadline(
+        self, state: AnomalyState, event: AuthzView, now: float
+    ) -> tuple[AnomalyState, list[Finding]]:
+        """``step`` for an event that closes a window or an episode first."""
+        out: list[Finding] = []
+        if now >= state.window_end:
+            self._roll(state, now, out)
+        if now >= state.episode_deadline:
+            self._end_episodes(state, now, out)
+        if now < state.first_seen:  # noqa: PLR1730 - as in step
+            state.first_seen = now
+        if now > state.last_seen:  # noqa: PLR1730 - as in step
+            state.last_seen = now
+        if event.role == "service":
             state.requests += 1
         reason = event.reason
         if reason is not None and event.outcome is _FAILURE:
@@ -270,13 +291,12 @@ class ValidationAnomalyDetector:
     def _failure(
         self,
         state: AnomalyState,
-        event: AuthzEvent,
+        event: AuthzView,
         reason: FailureReason,
         now: float,
         out: list[Finding],
     ) -> None:
-        service = event.service
-        service_name = (service.id or service.url or "?") if service is not None else "?"
+        service_name = event.service_id or event.service_url or "?"
         name = (service_name, reason.value)
         series = state.series.get(name)
         if series is None:
@@ -303,13 +323,12 @@ class ValidationAnomalyDetector:
     def _failure_episodes(
         self,
         state: AnomalyState,
-        event: AuthzEvent,
+        event: AuthzView,
         reason: FailureReason,
         now: float,
         out: list[Finding],
     ) -> None:
-        token = event.token
-        alg = token.alg if token is not None else None
+        alg = event.alg
         forged = alg is not None and is_forged_alg(alg)
         if forged or reason in self._config.signature_reasons:
             episode = self._episode(state, _SIGNATURE.rule, now)
@@ -321,22 +340,25 @@ class ValidationAnomalyDetector:
         if reason in _SKEW_REASONS:
             episode = self._episode(state, _SKEW.rule, now)
             episode.tally(reason.value)
-            claim = None
-            if token is not None:
-                claim = token.iat if reason is FailureReason.IAT_IN_FUTURE else token.nbf
+            claim: int | None = None
+            if reason is FailureReason.IAT_IN_FUTURE:
+                claim = event.iat
+            else:  # nbf, rare enough to be read off the event itself
+                token = event.event.token
+                claim = token.nbf if token is not None else None
             if claim is not None:
                 episode.measure(claim - now)
             self._grow(state, _SKEW, episode, event, now=now, out=out)
         if reason is FailureReason.EXPIRED:
             episode = self._episode(state, _EXPIRED.rule, now)
-            if token is not None and token.exp is not None:
-                episode.measure(now - token.exp)
+            if event.exp is not None:
+                episode.measure(now - event.exp)
             self._grow(state, _EXPIRED, episode, event, now=now, out=out)
 
     def _new_reason(
         self,
         state: AnomalyState,
-        event: AuthzEvent,
+        event: AuthzView,
         *,
         reason: FailureReason,
         service: str,
@@ -373,14 +395,13 @@ class ValidationAnomalyDetector:
         state: AnomalyState,
         spec: RuleSpec,
         episode: Episode,
-        event: AuthzEvent,
+        event: AuthzView,
         *,
         now: float,
         out: list[Finding],
     ) -> None:
         trigger = self._triggers[spec.rule]
-        peer = event.peer
-        escalated = episode.note("peers", peer.ip if peer is not None else None)
+        escalated = episode.note("peers", event.peer_ip)
         escalated |= episode.note("services", event.service_id)
         if episode.add(now, event.event_id, trigger):
             episode.open(incident_id(spec, state.key, anchor_time(episode.first)), trigger)

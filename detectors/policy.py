@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from auditor.models import AuthzEvent, FactValue, Finding
+from auditor.models import AuthzView, FactValue, Finding
 from auditor.vocabulary import (
     AuthzAction,
     DetectorName,
@@ -123,20 +123,18 @@ class PolicyDetector:
     def __repr__(self) -> str:
         return f"PolicyDetector({self._config!r})"
 
-    def key(self, event: AuthzEvent) -> str | None:
+    def key(self, event: AuthzView) -> str | None:
         """The client's ``iss`` — or the peer, for TLS failures without a client.
 
         Only for events that break a rule or feed a rate counter: conformant traffic
         needs no state, so the runtime skips it.
         """
-        client = event.client
-        if client is not None:
-            key = client.iss
-        else:
-            peer = event.peer
-            if event.action is not _TLS_FAILED or peer is None or not peer.ip:
+        key = event.iss
+        if key is None:
+            ip = event.peer_ip
+            if event.action is not _TLS_FAILED or not ip:
                 return None
-            key = f"peer:{peer.ip}"
+            key = f"peer:{ip}"
         action = event.action
         if self._rate is not None and (
             action is _RATE_LIMITED_ACTION or event.reason is _RATE_LIMITED
@@ -151,12 +149,12 @@ class PolicyDetector:
         return PolicyState()
 
     def step(
-        self, state: PolicyState, event: AuthzEvent, now: float
+        self, state: PolicyState, event: AuthzView, now: float
     ) -> tuple[PolicyState, list[Finding]]:
         """Open or grow the incidents of the rules the event breaks; count rates."""
         out: list[Finding] = []
         if state.iss is None:
-            state.iss = event.client_iss
+            state.iss = event.iss
         state.last_seen = max(state.last_seen, now)
         if state.violation_deadline <= now:
             self._close_violations(state, now, out)
@@ -213,14 +211,14 @@ class PolicyDetector:
         self,
         state: PolicyState,
         rule: PolicyRule,
-        event: AuthzEvent,
+        event: AuthzView,
         *,
         detail: str,
         facts: dict[str, FactValue],
         now: float,
         out: list[Finding],
     ) -> None:
-        role = event.source.role
+        role = event.role
         service = event.service_id
         key = (rule.value, role, service or "", detail)
         violation = state.violations.get(key)
@@ -287,7 +285,7 @@ class PolicyDetector:
     # -- rates ----------------------------------------------------------------------------
 
     def _rate_limited(
-        self, state: PolicyState, event: AuthzEvent, now: float, out: list[Finding]
+        self, state: PolicyState, event: AuthzView, now: float, out: list[Finding]
     ) -> None:
         trigger = self._rate
         assert trigger is not None
@@ -300,8 +298,7 @@ class PolicyDetector:
         if episode is None:
             episode = state.rate = Episode.start(now, trigger)
         escalated = episode.note("services", event.service_id)
-        peer = event.peer
-        escalated |= episode.note("peers", peer.ip if peer is not None else None)
+        escalated |= episode.note("peers", event.peer_ip)
         if episode.add(now, event.event_id, trigger):
             spec = RULES[PolicyRule.RATE_LIMIT_BURST.value]
             episode.open(incident_id(spec, state.iss, anchor_time(episode.first)), trigger)
@@ -347,7 +344,7 @@ class PolicyDetector:
         return burst.window if burst is not None else math.inf
 
     def _count_request(
-        self, state: PolicyState, event: AuthzEvent, now: float, out: list[Finding]
+        self, state: PolicyState, event: AuthzView, now: float, out: list[Finding]
     ) -> None:
         window = self._request_window()
         if math.isnan(state.window_start):

@@ -29,9 +29,10 @@ table is capped per client; at the cap the earliest-expiring jtis are forgotten 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzView, Finding
 from auditor.vocabulary import (
     AuthzAction,
     DetectorName,
@@ -78,6 +79,7 @@ _PRESENTED = frozenset(
     }
 )
 _SUCCESS = Outcome.SUCCESS
+_NOTHING: tuple[Finding, ...] = ()  # returned when nothing is found: no list per event
 
 _SPEC_REPLAY = RULES[ReplayRule.JTI_REPLAY.value]
 _SPEC_AUDIENCE = RULES[ReplayRule.WRONG_AUDIENCE.value]
@@ -130,7 +132,7 @@ class ReplayBurstDetector:
     def __repr__(self) -> str:
         return f"ReplayBurstDetector({self._config!r})"
 
-    def key(self, event: AuthzEvent) -> str | None:
+    def key(self, event: AuthzView) -> str | None:
         """``iss`` of service-side presentations with trusted claims.
 
         Also of issued tokens that live too long; conformant issuance needs no state.
@@ -140,76 +142,70 @@ class ReplayBurstDetector:
             reason = event.reason
             if reason is not None and reason not in self._trusted:
                 return None
-            token = event.token
-            client = event.client
-            if token is None or client is None or token.jti is None:
+            if event.jti is None:  # no token, or a token without a jti
                 return None
-            return client.iss if event.source.role == "service" else None
+            return event.iss if event.role == "service" else None
         if action is _ISSUED:
-            token = event.token
-            client = event.client
-            if client is None or token is None or token.exp is None or token.iat is None:
+            exp = event.exp
+            iat = event.iat
+            if exp is None or iat is None:
                 return None
-            return client.iss if token.exp - token.iat > self._shortest_cap else None
+            return event.iss if exp - iat > self._shortest_cap else None
         return None
 
     def initial_state(self) -> ReplayState:
         """An empty jti table."""
         return ReplayState()
 
-    def step(  # noqa: C901 - the first presentation is inlined: the per-event hot path
-        self, state: ReplayState, event: AuthzEvent, now: float
-    ) -> tuple[ReplayState, list[Finding]]:
+    def step(
+        self, state: ReplayState, event: AuthzView, now: float
+    ) -> tuple[ReplayState, Sequence[Finding]]:
         """Record a presentation (or an issued token's lifetime) and report what it reveals."""
-        out: list[Finding] = []
         if now > state.last_seen:  # noqa: PLR1730 - cheaper than calling max() per event
             state.last_seen = now
         if state.iss is None:
-            state.iss = event.client_iss
-        token = event.token
-        if token is None:  # pragma: no cover - key() let only tokens through
-            return state, out
+            state.iss = event.iss
         if event.action is _ISSUED:
+            out: list[Finding] = []
             self._check_lifetime(state, event, now=now, role="client", out=out)
             return state, out
-        jti = token.jti
+        jti = event.jti
         if jti is None:  # pragma: no cover - key() let only jtis through
-            return state, out
-        accepted = event.outcome is _SUCCESS
-        service = event.service
-        service_url = service.url if service is not None else None
-        aud = token.aud
-        if service_url is not None and aud and service_url not in aud:
-            self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
+            return state, _NOTHING
         key = jti_key(jti)
         table = state.table
-        record = table.seen.get(key)
-        if record is not None:
-            self._again(state, event, now=now, key=key, record=record, accepted=accepted, out=out)
-            return state, out
-        # A first presentation, the usual case: inlined, positional calls only.
-        exp = token.exp
-        if exp is not None and now > exp + self._skew:
-            return state, out  # presented after its lifetime: an expiry, not remembered
-        iat = token.iat
-        if iat is not None and exp is not None and exp - iat > self._shortest_cap:
-            self._check_lifetime(state, event, now=now, role="service", out=out)
-        if len(table.seen) >= self._cap:
-            self._forget_earliest(state, event, now=now, out=out)
-        peer = event.peer
-        horizon = now + self._retention
-        if exp is not None and exp < horizon:
-            horizon = exp
-        table.add(
-            key,
-            event.event_id.int,
-            event.hook_instance,
-            accepted,
-            (service.id or service_url) if service is not None else None,
-            peer.ip if peer is not None else None,
-            now,
-            horizon + self._skew,
-        )
+        service_url = event.service_url
+        aud = event.aud
+        exp = event.exp
+        iat = event.iat
+        if (
+            (service_url is None or not aud or service_url in aud)
+            and key not in table.seen
+            and (
+                exp is None
+                or (now <= exp + self._skew and (iat is None or exp - iat <= self._shortest_cap))
+            )
+            and len(table.seen) < self._cap
+        ):
+            # The usual case, decided in one pass with nothing allocated: the first
+            # presentation of a live token at the right audience and of a lifetime within
+            # the caps, in a table with room. ``_present`` takes every other case.
+            horizon = now + self._retention
+            if exp is not None and exp < horizon:
+                horizon = exp
+            table.add(
+                key,
+                event.event_id.int,
+                event.hook_instance,
+                event.outcome is _SUCCESS,
+                event.service_id or service_url,
+                event.peer_ip,
+                now,
+                horizon + self._skew,
+            )
+            return state, _NOTHING
+        out = []
+        self._present(state, event, now, key, out)
         return state, out
 
     def deadline(self, state: ReplayState) -> float | None:
@@ -249,10 +245,49 @@ class ReplayBurstDetector:
 
     # -- presentations ------------------------------------------------------------------
 
+    def _present(
+        self, state: ReplayState, event: AuthzView, now: float, key: int, out: list[Finding]
+    ) -> None:
+        """A presentation off the usual path, checked in the order of the findings.
+
+        Wrong audience, seen before, expired, long-lived, or a full table.
+        """
+        accepted = event.outcome is _SUCCESS
+        service_url = event.service_url
+        aud = event.aud
+        if service_url is not None and aud and service_url not in aud:
+            self._wrong_audience(state, event, now=now, accepted=accepted, out=out)
+        table = state.table
+        record = table.seen.get(key)
+        if record is not None:
+            self._again(state, event, now=now, key=key, record=record, accepted=accepted, out=out)
+            return
+        exp = event.exp
+        if exp is not None and now > exp + self._skew:
+            return  # presented after its lifetime: an expiry, not remembered
+        iat = event.iat
+        if iat is not None and exp is not None and exp - iat > self._shortest_cap:
+            self._check_lifetime(state, event, now=now, role="service", out=out)
+        if len(table.seen) >= self._cap:
+            self._forget_earliest(state, event, now=now, out=out)
+        horizon = now + self._retention
+        if exp is not None and exp < horizon:
+            horizon = exp
+        table.add(
+            key,
+            event.event_id.int,
+            event.hook_instance,
+            accepted,
+            event.service_id or service_url,
+            event.peer_ip,
+            now,
+            horizon + self._skew,
+        )
+
     def _again(
         self,
         state: ReplayState,
-        event: AuthzEvent,
+        event: AuthzView,
         *,
         now: float,
         key: int,
@@ -268,10 +303,8 @@ class ReplayBurstDetector:
         if burst is not None and evh in burst.seen_events:
             return
         table = state.table
-        service = event.service
-        peer = event.peer
-        service_name = (service.id or service.url) if service is not None else None
-        peer_ip = peer.ip if peer is not None else None
+        service_name = event.service_id or event.service_url
+        peer_ip = event.peer_ip
         s_idx, p_idx = table.service_id(service_name), table.peer_id(peer_ip)
         if accepted and not first.accepted:
             table.seen[key] = record | ACCEPTED_BIT
@@ -289,7 +322,7 @@ class ReplayBurstDetector:
             return
         if burst is None:
             incident = Incident(
-                incident_id(_SPEC_REPLAY, event.client_iss, key, anchor_time(first.time)),
+                incident_id(_SPEC_REPLAY, event.iss, key, anchor_time(first.time)),
                 first=first.time,
                 last=first.time,
                 count=1,
@@ -324,14 +357,14 @@ class ReplayBurstDetector:
         state: ReplayState,
         key: tuple[str, ...],
         spec_rule: str,
-        event: AuthzEvent,
+        event: AuthzView,
         now: float,
     ) -> Aggregate:
         found = state.aggregates.get(key)
         if found is None:
             spec = RULES[spec_rule]
             incident = Incident(
-                incident_id(spec, event.client_iss, *key, anchor_time(now)), first=now, last=now
+                incident_id(spec, event.iss, *key, anchor_time(now)), first=now, last=now
             )
             found = Aggregate(incident=incident, spec_rule=spec_rule)
             state.aggregates[key] = found
@@ -344,7 +377,7 @@ class ReplayBurstDetector:
     def _wrong_audience(
         self,
         state: ReplayState,
-        event: AuthzEvent,
+        event: AuthzView,
         *,
         now: float,
         accepted: bool,
@@ -356,22 +389,19 @@ class ReplayBurstDetector:
         if accepted and agg.accepted == 0:
             agg.incident.escalated = True
         agg.accepted += int(accepted)
-        token = event.token
-        assert token is not None
-        for aud in token.aud:
+        for aud in event.aud:
             if add_to(agg.values, aud):
                 agg.incident.escalated = True
         if agg.incident.update_due:
             out.append(aggregate_finding(agg, state.iss, closed=False))
 
     def _check_lifetime(
-        self, state: ReplayState, event: AuthzEvent, *, now: float, role: str, out: list[Finding]
+        self, state: ReplayState, event: AuthzView, *, now: float, role: str, out: list[Finding]
     ) -> None:
-        token = event.token
-        assert token is not None
-        lifetime = token.lifetime_seconds
-        if lifetime is None:
+        exp, iat = event.exp, event.iat
+        if exp is None or iat is None:
             return
+        lifetime = exp - iat
         config = self._config
         best, smart = config.best_practice_lifetime_cap, config.smart_lifetime_cap
         if best is not None and lifetime > best:
@@ -389,7 +419,7 @@ class ReplayBurstDetector:
             out.append(aggregate_finding(agg, state.iss, closed=False))
 
     def _forget_earliest(
-        self, state: ReplayState, event: AuthzEvent, *, now: float, out: list[Finding]
+        self, state: ReplayState, event: AuthzView, *, now: float, out: list[Finding]
     ) -> None:
         key = state.table.forget_earliest()
         if key is None:  # pragma: no cover - a full table always has a bucket

@@ -17,7 +17,7 @@ from authz_events import BASE_TS, ISS, OTHER_ISS, event, url_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from auditor.protocols import StreamDetector
 from detectors import (
     RULES,
@@ -174,22 +174,25 @@ def test_the_same_stream_gives_the_same_findings_in_the_same_order(
 @pytest.mark.parametrize("detector", DETECTORS, ids=IDS)
 @settings(max_examples=30, deadline=None)
 @given(events=streams)
-def test_step_is_pure_and_leaves_the_event_untouched(
+def test_step_is_pure_and_leaves_the_event_and_its_view_untouched(
     detector: StreamDetector[Any], events: list[AuthzEvent]
 ) -> None:
     states: dict[str, Any] = {}
     for ev in _in_order(events):
-        key = detector.key(ev)
+        view = AuthzView(ev)
+        key = detector.key(view)
         if key is None:
             continue
         before = pickle.dumps(states.get(key) or detector.initial_state())
         dumped = ev.model_dump_json()
-        now = ev.time.timestamp()
-        state_a, found_a = detector.step(pickle.loads(before), ev, now)  # noqa: S301 - our own bytes
-        state_b, found_b = detector.step(pickle.loads(before), ev, now)  # noqa: S301 - our own bytes
+        seen = {name: getattr(view, name) for name in AuthzView.__slots__}
+        now = view.time
+        state_a, found_a = detector.step(pickle.loads(before), view, now)  # noqa: S301 - our own bytes
+        state_b, found_b = detector.step(pickle.loads(before), view, now)  # noqa: S301 - our own bytes
         assert pickle.dumps(state_a) == pickle.dumps(state_b)
         assert [f.model_dump_json() for f in found_a] == [f.model_dump_json() for f in found_b]
         assert ev.model_dump_json() == dumped
+        assert {name: getattr(view, name) for name in AuthzView.__slots__} == seen
         states[key] = state_a
 
 

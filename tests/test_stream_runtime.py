@@ -9,7 +9,7 @@ import pytest
 from authz_events import ISS, OTHER_ISS, event
 
 from auditor.errors import ConfigurationError
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from auditor.vocabulary import DetectorName
 from detectors import ReplayBurstDetector, ValidationAnomalyDetector
 from pipelines.runtime import RuntimeConfig, SnapshotError, StreamRuntime
@@ -32,8 +32,8 @@ class OrderProbe:
     name = DetectorName.REPLAY_BURST
     state_version = 1
 
-    def key(self, event: AuthzEvent) -> str | None:
-        return event.client_iss
+    def key(self, event: AuthzView) -> str | None:
+        return event.iss
 
     def initial_state(self) -> list[tuple[str, float]]:
         return []
@@ -41,7 +41,7 @@ class OrderProbe:
     def step(
         self,
         state: list[tuple[str, float]],
-        event: AuthzEvent,  # noqa: ARG002 - the protocol's signature; time is what we record
+        event: AuthzView,  # noqa: ARG002 - the protocol's signature; time is what we record
         now: float,
     ) -> tuple[list[tuple[str, float]], list[Finding]]:
         state.append(("step", now))

@@ -10,9 +10,11 @@ from auditor.models.events import (
     TokenClaims,
 )
 from auditor.models.findings import FactValue, Finding, finding_id
+from auditor.models.view import AuthzView
 
 __all__ = [
     "AuthzEvent",
+    "AuthzView",
     "ClientRef",
     "FactValue",
     "Finding",

@@ -39,14 +39,14 @@ from typing import Any
 from uuid import UUID
 
 from auditor.errors import ConfigurationError
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from auditor.protocols import StreamDetector
 from pipelines.runtime.snapshots import SnapshotError, decode_snapshot, encode_snapshot
 from pipelines.runtime.stats import PartitionStats
 
 __all__ = ["RuntimeConfig", "StreamRuntime", "latest_revisions", "run_stream"]
 
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2  # 2: the reorder buffer holds AuthzViews, not AuthzEvents
 _MAX_LATENESS = 86_400.0
 _MIN_KEY_BYTES = 16
 
@@ -92,10 +92,10 @@ class RuntimeConfig:
 
 
 _Keys = list[str | None]
-_Entry = tuple[float, UUID, int, AuthzEvent, _Keys]
+_Entry = tuple[float, UUID, int, AuthzView, _Keys]
 
 
-def _keys_function(detectors: Sequence[StreamDetector[Any]]) -> Callable[[AuthzEvent], _Keys]:
+def _keys_function(detectors: Sequence[StreamDetector[Any]]) -> Callable[[AuthzView], _Keys]:
     """One call that returns every detector's key for an event (the per-event hot path).
 
     Python 3.11 runs a list comprehension as a function call of its own; for the usual
@@ -230,22 +230,23 @@ class StreamRuntime:
         count = 0
         for event in events:
             count += 1
-            t = event.time.timestamp()
-            keys = keys_of(event)
+            view = AuthzView(event)
+            t = view.time
+            keys = keys_of(view)
             if t > future:
                 stats.future_events += 1
                 if keys != ignored:
-                    self._step(p, event, t, keys, out)
+                    self._step(p, view, t, keys, out)
             elif keys == ignored:
                 # No detector wants it: nothing to order, but event time moved on.
                 if t > max_time:  # noqa: PLR1730 - cheaper than calling max() per event
                     max_time = t
             elif t < watermark:
                 stats.late_events += 1
-                self._step(p, event, t, keys, out)
+                self._step(p, view, t, keys, out)
             else:
                 seq += 1
-                push(buffer, (t, event.event_id, seq, event, keys))
+                push(buffer, (t, view.event_id, seq, view, keys))
                 if t > max_time:  # noqa: PLR1730 - cheaper than calling max() per event
                     max_time = t
         stats.events_in += count
@@ -329,14 +330,14 @@ class StreamRuntime:
         last_time, last_id = p.last_time, p.last_id
         released = duplicates = 0
         while buffer and buffer[0][0] < watermark:
-            t, event_id, _, event, keys = pop(buffer)
+            t, event_id, _, view, keys = pop(buffer)
             if t == last_time and event_id == last_id:
                 duplicates += 1
                 continue
             last_time, last_id = t, event_id
             if timers and timers[0][0] <= t:
                 self._fire(p, t, out)
-            step(p, event, t, keys, out)
+            step(p, view, t, keys, out)
             released += 1
         p.last_time, p.last_id = last_time, last_id
         stats.released += released
@@ -347,7 +348,7 @@ class StreamRuntime:
             self._fire(p, watermark, out)
 
     def _step(
-        self, p: _Partition, event: AuthzEvent, t: float, keys: _Keys, out: list[Finding]
+        self, p: _Partition, view: AuthzView, t: float, keys: _Keys, out: list[Finding]
     ) -> None:
         states = p.states
         scheduled = p.scheduled
@@ -360,7 +361,7 @@ class StreamRuntime:
             state = keyed.get(key)
             if state is None:
                 state = initial()
-            state, found = step(state, event, t)
+            state, found = step(state, view, t)
             keyed[key] = state
             if found:
                 out.extend(found)

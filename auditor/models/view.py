@@ -1,0 +1,158 @@
+"""``AuthzView``: the fields of an ``AuthzEvent`` that stream detectors read, extracted once.
+
+Each stream detector reads the same dozen fields of every event (``iss``, ``jti``,
+``aud``, service, action, outcome, reason, ``exp``/``iat``, ``hookInstance``, peer, ``alg``
+...) in its ``key`` and again in its ``step``: three detectors, up to six reads of each.
+A field read from a pydantic model costs several times a slot read (its class is deep and
+its nested parts are models of their own), and the event's time must be turned into epoch
+seconds. So the stream runtime builds one view per event, reading each field once, and
+every detector reads the view; the event itself stays reachable (``event``) for the rare
+paths that need more (TLS details, allowlists, the reports of findings).
+
+Values are exactly the event's (the same objects), flattened: ``None`` where the event or
+the part that holds it is absent. A view is read-only by contract — detectors must not
+assign to it — and picklable (the runtime's snapshots hold the views of buffered events).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from auditor.models.events import AuthzEvent, TlsInfo
+    from auditor.vocabulary import AuthzAction, FailureReason, Outcome
+
+__all__ = ["AuthzView"]
+
+
+class AuthzView:
+    """A flat, read-only projection of one ``AuthzEvent`` for the stream detectors.
+
+    Args:
+        event: The validated event. Its fields are read once, here.
+
+    Attributes:
+        event: The event itself, for what the view does not carry.
+        time: Event time in seconds since the epoch.
+        event_id: ``event.event_id``.
+        action, outcome, reason: As in the event.
+        role: ``event.source.role``.
+        iss: ``event.client.iss``; ``None`` exactly when the event names no client.
+        service_id, service_url: ``event.service.id`` and ``.url``.
+        has_token: Whether the event carries token claims.
+        jti, kid, alg, typ, iat, exp, aud, jku: The token's claims (``aud`` is ``()``
+            without a token, as in a token without ``aud``).
+        hook_instance, fhir_server, fhir_authorization, scopes, payload_bytes, tls: As in
+            the event.
+        peer_ip: ``event.peer.ip``.
+    """
+
+    __slots__ = (
+        "action",
+        "alg",
+        "aud",
+        "event",
+        "event_id",
+        "exp",
+        "fhir_authorization",
+        "fhir_server",
+        "has_token",
+        "hook_instance",
+        "iat",
+        "iss",
+        "jku",
+        "jti",
+        "kid",
+        "outcome",
+        "payload_bytes",
+        "peer_ip",
+        "reason",
+        "role",
+        "scopes",
+        "service_id",
+        "service_url",
+        "time",
+        "tls",
+        "typ",
+    )
+
+    event: AuthzEvent
+    time: float
+    event_id: UUID
+    action: AuthzAction
+    outcome: Outcome
+    reason: FailureReason | None
+    role: Literal["client", "service"]
+    iss: str | None
+    service_id: str | None
+    service_url: str | None
+    has_token: bool
+    jti: str | None
+    kid: str | None
+    alg: str | None
+    typ: str | None
+    iat: int | None
+    exp: int | None
+    aud: tuple[str, ...]
+    jku: str | None
+    hook_instance: str | None
+    fhir_server: str | None
+    fhir_authorization: bool | None
+    scopes: tuple[str, ...]
+    payload_bytes: int | None
+    tls: TlsInfo | None
+    peer_ip: str | None
+
+    def __init__(self, event: AuthzEvent) -> None:
+        # A validated pydantic model keeps its fields in the instance ``__dict__``; reading
+        # that dict directly skips the attribute lookup through the model's class, which
+        # is what makes a model field read slow (tests/test_authz_view.py checks that
+        # every value equals the attribute's).
+        fields = event.__dict__
+        self.event = event
+        self.time = fields["time"].timestamp()
+        self.event_id = fields["event_id"]
+        self.action = fields["action"]
+        self.outcome = fields["outcome"]
+        self.reason = fields["reason"]
+        self.role = fields["source"].__dict__["role"]
+        client = fields["client"]
+        self.iss = None if client is None else client.__dict__["iss"]
+        service = fields["service"]
+        if service is None:
+            self.service_id = self.service_url = None
+        else:
+            part = service.__dict__
+            self.service_id = part["id"]
+            self.service_url = part["url"]
+        token = fields["token"]
+        if token is None:
+            self.has_token = False
+            self.jti = self.kid = self.alg = self.typ = self.jku = None
+            self.iat = self.exp = None
+            self.aud = ()
+        else:
+            claims = token.__dict__
+            self.has_token = True
+            self.jti = claims["jti"]
+            self.kid = claims["kid"]
+            self.alg = claims["alg"]
+            self.typ = claims["typ"]
+            self.iat = claims["iat"]
+            self.exp = claims["exp"]
+            self.aud = claims["aud"]
+            self.jku = claims["jku"]
+        self.hook_instance = fields["hook_instance"]
+        self.fhir_server = fields["fhir_server"]
+        self.fhir_authorization = fields["fhir_authorization"]
+        self.scopes = fields["scopes"]
+        self.payload_bytes = fields["payload_bytes"]
+        self.tls = fields["tls"]
+        peer = fields["peer"]
+        self.peer_ip = None if peer is None else peer.__dict__["ip"]
+
+    def __repr__(self) -> str:
+        # Never the claims or identifiers: a view may end up in a log line or a traceback.
+        return f"AuthzView(action={self.action.value}, time={self.time})"
