@@ -86,7 +86,7 @@ class PolicyChecks:
 
     def violations(self, event: AuthzView) -> list[Found]:  # noqa: C901 - one table of rules
         """The rules ``event`` breaks, with the detail that identifies each incident."""
-        if event.tls is None and self._plainly_conformant(event):
+        if event.tls is None and self.plainly_conformant(event):
             return []
         found: list[Found] = []
         action = event.action
@@ -109,7 +109,7 @@ class PolicyChecks:
             return [item for item in found if item[0] not in self._disabled]
         return found
 
-    def _plainly_conformant(  # noqa: C901, PLR0911 - one flat pass, no helper calls
+    def plainly_conformant(  # noqa: C901, PLR0911 - one flat pass, no helper calls
         self, event: AuthzView
     ) -> bool:
         """Whether ``event`` (without TLS details) visibly breaks no rule: the usual case.

@@ -142,7 +142,10 @@ class PolicyDetector:
             return key
         if self._counts_requests and (action is _VALIDATED or action is _REJECTED):
             return key
-        return key if self._checks.violations(event) else None
+        checks = self._checks
+        if event.tls is None and checks.plainly_conformant(event):
+            return None  # the usual case, without building the (empty) list of violations
+        return key if checks.violations(event) else None
 
     def initial_state(self) -> PolicyState:
         """No violations yet."""

@@ -47,6 +47,7 @@ from detectors._incidents import (
 )
 from detectors._jti_table import (
     ACCEPTED_BIT,
+    BUCKET_SECONDS,
     JtiTable,
     event_hash,
     jti_key,
@@ -211,9 +212,9 @@ class ReplayBurstDetector:
     def deadline(self, state: ReplayState) -> float | None:
         """The next bucket of jtis to expire, incident to close, or idle eviction."""
         due = state.aggregate_deadline
-        expiry = state.table.next_expiry
-        if expiry is not None:
-            due = min(due, expiry)
+        heap = state.table.bucket_heap
+        if heap and heap[0] * BUCKET_SECONDS < due:  # JtiTable.next_expiry, inlined
+            due = heap[0] * BUCKET_SECONDS
         if due == math.inf:
             return state.last_seen + _IDLE_TTL
         return due
