@@ -369,17 +369,28 @@ class StreamRuntime:
             sched = scheduled[index]
             if due is None:
                 sched.pop(key, None)
-            elif sched.get(key) != due:
+                continue
+            current = sched.get(key)
+            if current != due:
                 sched[key] = due
-                heapq.heappush(p.timers, (due, index, key))
+                # A deadline that moves later (an idle key's eviction time, on every event)
+                # needs no new timer: the one already queued re-queues itself when it comes
+                # due (``_fire``). Only a new or earlier deadline is pushed.
+                if current is None or due < current:
+                    heapq.heappush(p.timers, (due, index, key))
 
     def _fire(self, p: _Partition, limit: float, out: list[Finding]) -> None:
         timers = p.timers
         while timers and timers[0][0] <= limit:
             due, index, key = heapq.heappop(timers)
             sched = p.scheduled[index]
-            if sched.get(key) != due:
-                continue  # superseded by a later deadline for the same key
+            current = sched.get(key)
+            if current != due:
+                # Superseded: by an earlier deadline (queued on its own), or by a later one
+                # that ``_step`` left to this timer to queue.
+                if current is not None and current > due:
+                    heapq.heappush(timers, (current, index, key))
+                continue
             del sched[key]
             detector = self._detectors[index]
             keyed = p.states[index]
