@@ -4,7 +4,7 @@ Pure and stateless: ``PolicyChecks.violations(event)`` returns the broken rules 
 detail that identifies each incident (the alg, the host, the missing fields) and the facts
 to report. The detector calls it twice for a violating event (in ``key`` to decide whether
 the event needs state at all, and in ``step``); conformant events — nearly all — are
-checked once and cost no state.
+recognised by ``key``'s own flat pass and never get here.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ class PolicyChecks:
     """The rules of a ``PolicyConfig``, compiled once."""
 
     __slots__ = (
-        "_algorithms",
         "_clients",
         "_config",
         "_default_hosts",
@@ -76,7 +75,6 @@ class PolicyChecks:
     def __init__(self, config: PolicyConfig) -> None:
         self._config = config
         # Read on every event: plain attributes, not lookups through the pydantic model.
-        self._algorithms = config.allowed_algorithms
         self._clients = config.clients
         self._max_payload = config.max_payload_bytes
         self._disabled = config.disabled_rules
@@ -84,10 +82,12 @@ class PolicyChecks:
         self._hosts = {name: _host_matcher(p) for name, p in config.services.items()}
         self._default_hosts = _host_matcher(config.default_service)
 
-    def violations(self, event: AuthzView) -> list[Found]:  # noqa: C901 - one table of rules
-        """The rules ``event`` breaks, with the detail that identifies each incident."""
-        if event.tls is None and self.plainly_conformant(event):
-            return []
+    def violations(self, event: AuthzView) -> list[Found]:
+        """The rules ``event`` breaks, with the detail that identifies each incident.
+
+        Every check, for every event it is given: ``PolicyDetector.key`` recognises the
+        plainly conformant events (nearly all) in one flat pass and never calls this for them.
+        """
         found: list[Found] = []
         action = event.action
         if event.role == "service":
@@ -109,60 +109,6 @@ class PolicyChecks:
             return [item for item in found if item[0] not in self._disabled]
         return found
 
-    def plainly_conformant(  # noqa: C901, PLR0911 - one flat pass, no helper calls
-        self, event: AuthzView
-    ) -> bool:
-        """Whether ``event`` (without TLS details) visibly breaks no rule: the usual case.
-
-        Nearly every event is conformant, and this runs for every event (``policy.key``):
-        one pass over the few fields that matter, no allocation. ``False`` means "look
-        closer" (``violations`` runs every check), never "violates".
-        """
-        action = event.action
-        if action is _TLS_FAILED or event.reason is _TLS_ERROR:
-            return False
-        if event.role == "service":
-            if event.outcome is not _SUCCESS:
-                return True
-            checks_token = action is _VALIDATED
-            client_side = False
-        elif action is _ISSUED:
-            checks_token, client_side = True, False
-        elif action is _SENT:
-            checks_token, client_side = False, True
-        else:
-            return True
-        if (
-            checks_token
-            and event.has_token
-            and not (
-                event.alg in self._algorithms
-                and event.typ == "JWT"
-                and event.kid is not None
-                and event.aud
-                and event.exp is not None
-                and event.iat is not None
-                and event.jti is not None
-                and (event.jku is None or not self._clients)
-                and event.iss
-            )
-        ):
-            return False
-        if action is _ISSUED:
-            return True
-        if client_side:
-            url = event.service_url
-            aud = event.aud
-            if url is not None and aud and url not in aud:
-                return False
-        if self._clients or event.fhir_server is not None or event.fhir_authorization:
-            return False
-        if event.scopes:
-            return False
-        size = event.payload_bytes
-        cap = self._max_payload
-        return size is None or cap is None or size <= cap
-
     def _check_tls(self, tls: TlsInfo, action: AuthzAction, found: list[Found]) -> None:
         if tls.version is not None:
             rank = _tls_rank(tls.version)
@@ -177,7 +123,7 @@ class PolicyChecks:
 
     def _check_token(self, event: AuthzView, found: list[Found]) -> None:
         alg = event.alg
-        if alg is not None and alg not in self._algorithms:
+        if alg is not None and alg not in self._config.allowed_algorithms:
             # The allowlist holds no forged algorithm (validated), so this is rare.
             if is_forged_alg(alg):
                 found.append((PolicyRule.ALG_NONE_OR_HMAC, alg[:32], {"alg": alg[:32]}))

@@ -61,6 +61,7 @@ _RATE_LIMITED_ACTION = AuthzAction.RATELIMIT_EXCEEDED
 # Module constants: reading a member off an enum class costs ~0.1 us on Python 3.11, and
 # ``key`` runs for every event.
 _RATE_LIMITED = FailureReason.RATE_LIMITED
+_TLS_ERROR = FailureReason.TLS_ERROR
 _SUCCESS = Outcome.SUCCESS
 _TLS_VERSIONS = {"1.0": 1.0, "1.1": 1.1, "1.2": 1.2, "1.3": 1.3}
 _MAX_SCOPES_LISTED = 8
@@ -104,7 +105,16 @@ class PolicyDetector:
     name = DetectorName.POLICY
     state_version = 1
 
-    __slots__ = ("_checks", "_config", "_counts_requests", "_disabled", "_rate")
+    __slots__ = (
+        "_algorithms",
+        "_checks",
+        "_clients",
+        "_config",
+        "_counts_requests",
+        "_disabled",
+        "_max_payload",
+        "_rate",
+    )
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self._config = config or PolicyConfig()
@@ -112,6 +122,10 @@ class PolicyDetector:
         self._disabled = c.disabled_rules
         self._checks = PolicyChecks(c)
         self._counts_requests = c.request_burst is not None
+        # Read by ``key`` on every event: plain attributes, not pydantic model lookups.
+        self._algorithms = c.allowed_algorithms
+        self._clients = c.clients
+        self._max_payload = c.max_payload_bytes
         burst = c.rate_limit_burst
         self._rate = None if burst is None else Trigger(burst.count, burst.window, burst.window)
 
@@ -123,29 +137,76 @@ class PolicyDetector:
     def __repr__(self) -> str:
         return f"PolicyDetector({self._config!r})"
 
-    def key(self, event: AuthzView) -> str | None:
+    def key(  # noqa: C901, PLR0911, PLR0912 - one flat pass, no helper calls
+        self, event: AuthzView
+    ) -> str | None:
         """The client's ``iss`` — or the peer, for TLS failures without a client.
 
         Only for events that break a rule or feed a rate counter: conformant traffic
-        needs no state, so the runtime skips it.
+        needs no state, so the runtime skips it. Nearly every event is conformant, and this
+        runs for every event: one pass over the few fields that matter, without a call or
+        an allocation, recognises a plainly conformant one; anything else goes through
+        every check (``PolicyChecks.violations``).
         """
         key = event.iss
+        action = event.action
+        reason = event.reason
         if key is None:
             ip = event.peer_ip
-            if event.action is not _TLS_FAILED or not ip:
+            if action is not _TLS_FAILED or not ip:
                 return None
             key = f"peer:{ip}"
-        action = event.action
-        if self._rate is not None and (
-            action is _RATE_LIMITED_ACTION or event.reason is _RATE_LIMITED
-        ):
+        if self._rate is not None and (action is _RATE_LIMITED_ACTION or reason is _RATE_LIMITED):
             return key
         if self._counts_requests and (action is _VALIDATED or action is _REJECTED):
             return key
-        checks = self._checks
-        if event.tls is None and checks.plainly_conformant(event):
-            return None  # the usual case, without building the (empty) list of violations
-        return key if checks.violations(event) else None
+        if event.tls is not None or action is _TLS_FAILED or reason is _TLS_ERROR:
+            return key if self._checks.violations(event) else None
+        if event.role == "service":
+            if event.outcome is not _SUCCESS:
+                return None
+            checks_token = action is _VALIDATED
+            client_side = False
+        elif action is _ISSUED:
+            checks_token, client_side = True, False
+        elif action is _SENT:
+            checks_token, client_side = False, True
+        else:
+            return None
+        if (
+            checks_token
+            and event.has_token
+            and not (
+                event.alg in self._algorithms
+                and event.typ == "JWT"
+                and event.kid is not None
+                and event.aud
+                and event.exp is not None
+                and event.iat is not None
+                and event.jti is not None
+                and (event.jku is None or not self._clients)
+                and event.iss
+            )
+        ):
+            return key if self._checks.violations(event) else None
+        if action is _ISSUED:
+            return None
+        if client_side:
+            url = event.service_url
+            aud = event.aud
+            if url is not None and aud and url not in aud:
+                return key if self._checks.violations(event) else None
+        size = event.payload_bytes
+        cap = self._max_payload
+        if (
+            self._clients
+            or event.fhir_server is not None
+            or event.fhir_authorization
+            or event.scopes
+            or (size is not None and cap is not None and size > cap)
+        ):
+            return key if self._checks.violations(event) else None
+        return None
 
     def initial_state(self) -> PolicyState:
         """No violations yet."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from authz_events import ISS, OTHER_ISS, event, url_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from detectors import (
     BurstThreshold,
     ClientPolicy,
@@ -14,6 +18,7 @@ from detectors import (
     PolicyDetector,
     ServicePolicy,
 )
+from detectors._policy_checks import PolicyChecks
 from detectors.scopes import classify_scope
 from pipelines.runtime import latest_revisions, run_stream
 
@@ -259,3 +264,48 @@ def test_scopes_without_resource_access_are_not_classified(scope: str) -> None:
 def test_bad_policy_configuration_is_refused(config: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         PolicyConfig.model_validate(config)
+
+
+# What each field read by policy's flat pass in ``key`` may be instead of its conformant
+# default (the defaults of ``event``).
+_DEVIATIONS: dict[str, list[Any]] = {
+    "iss": [OTHER_ISS],
+    "service": ["order-check", None],
+    "aud": [None, (url_of("billing"),)],
+    "alg": ["HS256", "PS256", "none", None],
+    "typ": ["jwt", "at+jwt", None],
+    "kid": [None],
+    "jti": [None],
+    "jku": [JWKS, "https://evil.example/jwks"],
+    "token": [False],
+    "fhir_server": ["https://fhir.example.org/r4", "http://10.0.0.1/r4"],
+    "fhir_authorization": [True, False],
+    "scopes": [("patient/*.read",), ("user/*.write",), ("patient/Observation.read",)],
+    "payload_bytes": [1000, 5_000_000],
+    "tls_version": ["TLSv1.3", "TLSv1.0"],
+}
+
+
+@st.composite
+def _policy_events(draw: st.DrawFn) -> AuthzEvent:
+    """A client's event, conformant but for up to two fields the flat pass reads."""
+    action = draw(
+        st.sampled_from(["token.issued", "request.sent", "token.validated", "token.rejected"])
+    )
+    changed = draw(st.sets(st.sampled_from(sorted(_DEVIATIONS)), max_size=2))
+    fields = {name: draw(st.sampled_from(_DEVIATIONS[name])) for name in sorted(changed)}
+    reason = "expired" if action == "token.rejected" else None
+    return event(0, action=action, reason=reason, **fields)
+
+
+@pytest.mark.parametrize("config", [PolicyConfig(), SITE], ids=["default", "site"])
+@settings(max_examples=200, deadline=None)
+@given(ev=_policy_events())
+def test_a_client_event_that_key_lets_pass_breaks_no_rule(
+    config: PolicyConfig, ev: AuthzEvent
+) -> None:
+    # key() recognises conformant events in a flat pass of its own, without the checks;
+    # whatever it lets pass must be what every check finds nothing in.
+    view = AuthzView(ev)
+    if PolicyDetector(config).key(view) is None:
+        assert PolicyChecks(config).violations(view) == []
