@@ -25,15 +25,14 @@ import hashlib
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from corpus import CorpusBuilder
-from scan_ab import HERE, extract
+from lockstep import HERE, PinnedChild, extract
 
 _CHILD = r"""
 import gc, hashlib, json, pickle, re, sys, time
@@ -75,46 +74,24 @@ class Timed(NamedTuple):
     digest: str
 
 
-class Version:
+class Version(PinnedChild):
     """One version's pipelines in a child process, asked one chunk at a time."""
 
     def __init__(self, name: str, tree: Path, events: Path, cpu: int | None) -> None:
-        self.name = name
-        argv = [sys.executable, "-c", _CHILD, str(events)]
-        if cpu is not None:
-            argv = ["taskset", "-c", str(cpu), *argv]
         # One hash seed for both: set and dict layouts (the memory is a set) alike.
-        env = {**os.environ, "PYTHONPATH": f"{tree}:{tree / 'bench'}", "PYTHONHASHSEED": "0"}
-        self._child = subprocess.Popen(  # noqa: S603 - our own code, fixed arguments
-            argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tree
+        super().__init__(
+            _CHILD, tree, cpu, args=[str(events)], path=["bench"], env={"PYTHONHASHSEED": "0"}
         )
-
-    def ask(self, what: str, start: int, end: int) -> str:
-        """Send one request, return the child's answer line."""
-        stdin, stdout = self._streams()
-        stdin.write(f"{what} {start} {end}\n")
-        stdin.flush()
-        return stdout.readline()
+        self.name = name
 
     def new_round(self) -> None:
         """A fresh Redactor, as each round of ``bench/redaction.py`` has."""
-        self.ask("round", 0, 0)
+        self.ask("round 0 0")
 
     def run(self, start: int, end: int) -> Timed:
         """Time events ``start:end`` through both pipelines."""
-        r = json.loads(self.ask("chunk", start, end))
+        r = json.loads(self.ask(f"chunk {start} {end}"))
         return Timed(float(r["base"]), float(r["red"]), str(r["digest"]))
-
-    def close(self) -> None:
-        """Let the child finish."""
-        stdin, _ = self._streams()
-        stdin.close()
-        self._child.wait()
-
-    def _streams(self) -> tuple[IO[str], IO[str]]:
-        assert self._child.stdin is not None
-        assert self._child.stdout is not None
-        return self._child.stdin, self._child.stdout
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,18 +20,14 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
-from io import BytesIO
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
+from lockstep import HERE, PinnedChild, extract
 from scan_corpus import LabelledCorpus
-
-HERE = Path(__file__).resolve().parent.parent
 
 _CHILD = r"""
 import hashlib, io, json, sys, time
@@ -53,18 +49,6 @@ for request in sys.stdin:
 """
 
 
-def extract(revision: str, into: Path) -> Path:
-    """The files of ``revision`` of this repository, under ``into``."""
-    archive = subprocess.run(  # noqa: S603 - git with a revision we were given
-        ["git", "-C", str(HERE), "archive", revision],  # noqa: S607 - git from PATH
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 class Scanned(NamedTuple):
     """One chunk scanned by one version."""
 
@@ -74,37 +58,17 @@ class Scanned(NamedTuple):
     digest: str
 
 
-class Version:
+class Version(PinnedChild):
     """One version's scanning loop in a child process, asked one chunk at a time."""
 
     def __init__(self, name: str, tree: Path, cpu: int | None) -> None:
+        super().__init__(_CHILD, tree, cpu)
         self.name = name
-        argv = [sys.executable, "-c", _CHILD]
-        if cpu is not None:
-            argv = ["taskset", "-c", str(cpu), *argv]
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        self._child = subprocess.Popen(  # noqa: S603 - our own code, fixed arguments
-            argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tree
-        )
 
     def scan(self, chunk: Path) -> Scanned:
         """Scan one chunk; its CPU seconds, lines, findings and output digest."""
-        stdin, stdout = self._streams()
-        stdin.write(f"{chunk}\n")
-        stdin.flush()
-        r = json.loads(stdout.readline())
+        r = json.loads(self.ask(str(chunk)))
         return Scanned(float(r["cpu"]), int(r["lines"]), int(r["findings"]), str(r["digest"]))
-
-    def close(self) -> None:
-        """Let the child finish."""
-        stdin, _ = self._streams()
-        stdin.close()
-        self._child.wait()
-
-    def _streams(self) -> tuple[IO[str], IO[str]]:
-        assert self._child.stdin is not None
-        assert self._child.stdout is not None
-        return self._child.stdin, self._child.stdout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
