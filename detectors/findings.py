@@ -368,20 +368,20 @@ def _strings(value: object) -> Iterator[str]:
 
 
 def _unknown_texts(fields: list[dict[str, object]], known: set[str]) -> list[str]:
-    """The text fields and fact strings of ``fields`` that are not in ``known``."""
+    """The text fields and fact strings of ``fields`` that are not in ``known``.
+
+    ``isinstance``, not ``type() is``: a ``str`` subclass is text all the same and must
+    be judged (the same test as ``_strings`` and the scrubbing that follows).
+    """
     out: list[str] = []
     for f in fields:
         for name in _TEXT_FIELDS:
             value = f[name]
-            if type(value) is str and value not in known:
+            if isinstance(value, str) and value not in known:
                 out.append(value)
         facts: dict[str, Fact] = f["facts"]  # type: ignore[assignment]
         for value in facts.values():
-            if type(value) is str:
-                if value not in known:
-                    out.append(value)
-            elif type(value) is tuple:
-                out.extend(v for v in value if type(v) is str and v not in known)
+            out.extend(v for v in _strings(value) if v not in known)
     return out
 
 

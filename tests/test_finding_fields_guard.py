@@ -74,3 +74,17 @@ def test_the_same_texts_are_judged_alike_whether_remembered_or_not() -> None:
     again = learnt.examine(record, context()).findings
     fresh = scanner().examine(record, context()).findings
     assert dumped(again) == dumped(first) == dumped(fresh)
+
+
+class _Name(str):
+    """A ``str`` subclass, as a caller's own path or name type may be."""
+
+    __slots__ = ()
+
+
+def test_a_credential_in_a_str_subclass_is_judged_like_any_text() -> None:
+    detector = scanner()
+    origin = _Name(f"cb?access_token={BEARER}.log:3")
+    findings = detector.examine("ssn 536-22-8714", context(origin=origin)).findings
+    assert findings
+    assert BEARER not in dumped(findings)
