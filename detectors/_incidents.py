@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from auditor.models import FactValue, Finding, finding_id
 from auditor.vocabulary import Severity
+from detectors.building import checked_finding
 from detectors.rules import RuleSpec
 
 MAX_EVENT_IDS = 10
@@ -121,26 +122,31 @@ def emit(
     }
     if facts:
         all_facts.update(facts)
-    return Finding(
-        finding_id=incident.finding_id,
-        detector=spec.detector,
-        rule=spec.rule,
-        kind=spec.kind.value,
-        severity=severity or spec.severity,
-        observed_at=to_datetime(incident.last),
-        title=title[:300],
-        client_iss=client_iss,
-        service_id=service_id,
-        fingerprint=fingerprint,
-        location=location,
-        event_ids=tuple(incident.event_ids),
-        safeguard=spec.safeguard,
-        reference=spec.reference,
-        window_start=to_datetime(incident.first),
-        window_end=to_datetime(incident.last),
-        count=max(incident.count, 1),
-        revision=incident.revision,
-        facts=all_facts,
+    last = to_datetime(incident.last)
+    return checked_finding(
+        {
+            "finding_id": incident.finding_id,
+            "detector": spec.detector,
+            "rule": spec.rule,
+            "kind": spec.kind.value,
+            "severity": severity or spec.severity,
+            "observed_at": last,
+            "title": title[:300],
+            "client_iss": client_iss,
+            "service_id": service_id,
+            "fingerprint": fingerprint,
+            "location": location,
+            "origin": None,
+            "event_ids": tuple(incident.event_ids),
+            "evidence": "",
+            "safeguard": spec.safeguard,
+            "reference": spec.reference,
+            "window_start": to_datetime(incident.first),
+            "window_end": last,
+            "count": max(incident.count, 1),
+            "revision": incident.revision,
+            "facts": all_facts,
+        }
     )
 
 

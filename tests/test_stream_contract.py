@@ -255,6 +255,18 @@ def test_no_raw_value_reaches_a_finding(detector: StreamDetector[Any]) -> None:
 @pytest.mark.parametrize("detector", DETECTORS, ids=IDS)
 @settings(max_examples=30, deadline=None)
 @given(events=streams)
+def test_every_finding_is_what_the_model_validates(
+    detector: StreamDetector[Any], events: list[AuthzEvent]
+) -> None:
+    # Findings are built without pydantic's validation when plainly valid
+    # (detectors/building.py): validating each one again must give the same finding.
+    for finding in _feed(detector, [events]):
+        assert Finding.model_validate(finding.model_dump()) == finding
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=IDS)
+@settings(max_examples=30, deadline=None)
+@given(events=streams)
 def test_findings_name_their_rule_and_revise_monotonically(
     detector: StreamDetector[Any], events: list[AuthzEvent]
 ) -> None:

@@ -1,0 +1,215 @@
+"""Building findings without paying for pydantic validation on every one — safely.
+
+``Finding(...)`` validates each field and runs the credential check on each text; for a
+finding built by our own code from typed values that costs ~40 us, more than everything
+else a stream detector does for the event that produced it. ``checked_finding`` makes the
+same decision cheaply: it checks what the model's constraints check (types, lengths,
+patterns, the facts' limits) and what its validators check (no credential in a title, an
+excerpt, a location, an origin or a fact), remembering the texts it found clean, and then
+builds the instance as ``model_construct`` does. Whenever a value is anything but plainly
+valid — an unexpected type, a text too long, a credential, even a credential-shaped look-
+alike — it hands the values to the model itself, so the outcome (an instance, or the
+``ValidationError`` naming the field) is exactly the model's.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Final
+
+from auditor.models import Finding
+from auditor.models.events import FINGERPRINT_PATTERN
+from auditor.models.findings import (
+    MAX_FACT_NAME,
+    MAX_FACT_TEXT,
+    MAX_FACTS,
+    refuse_credentials,
+)
+from auditor.vocabulary import DetectorName, Severity
+
+__all__ = ["checked_finding", "raw_finding"]
+
+_FIELDS: Final = tuple(Finding.model_fields)
+_FIELD_SET: Final = frozenset(_FIELDS)
+_new = Finding.__new__
+_set = object.__setattr__
+
+_FINDING_ID: Final = re.compile(r"[0-9a-f]{32}")
+_FINGERPRINT: Final = re.compile(FINGERPRINT_PATTERN)
+_RULE: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,127}")
+_KIND: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_MAX_TITLE: Final = 300
+_MAX_SHORT: Final = 512
+_MAX_ORIGIN: Final = 1024
+_MAX_EVIDENCE: Final = 1024
+_MAX_STR: Final = 8192  # the contracts' str_max_length
+
+_CLEAN_LIMIT: Final = 4096
+_MAX_REMEMBERED: Final = 512
+_clean: set[str] = set()
+"""Texts the credential check passed, like ``re``'s cache: bounded, process memory only."""
+
+_PLAIN: Final = frozenset({int, float, bool, type(None)})
+
+
+def raw_finding(values: dict[str, object]) -> Finding:
+    """Build a finding as ``Finding.model_construct`` does, given every field, unchecked.
+
+    The model has no aliases, defaults to resolve or private attributes, so this is all
+    ``model_construct`` does (checked against pydantic once at import): ~2 us instead of
+    ~7-14 us. The caller guarantees the values are valid.
+    """
+    finding = _new(Finding)
+    _set(finding, "__dict__", {name: values[name] for name in _FIELDS})
+    _set(finding, "__pydantic_fields_set__", set(_FIELD_SET))
+    _set(finding, "__pydantic_extra__", None)
+    _set(finding, "__pydantic_private__", None)
+    return finding
+
+
+def checked_finding(values: dict[str, object]) -> Finding:
+    """The finding ``Finding(**values)`` builds, or the error it raises; fast when valid.
+
+    Args:
+        values: Every field of the finding.
+
+    Raises:
+        pydantic.ValidationError: As ``Finding(**values)`` would.
+    """
+    if _FAITHFUL and _plainly_valid(values) and _texts_clean(values):
+        return raw_finding(values)
+    return Finding(**values)
+
+
+def _short(value: object, limit: int) -> bool:
+    return value is None or (type(value) is str and len(value) <= limit)
+
+
+def _aware_utc(value: object) -> bool:
+    return type(value) is datetime and value.tzinfo is UTC
+
+
+def _plainly_valid(v: dict[str, object]) -> bool:  # noqa: C901, PLR0911, PLR0912 - one check per field
+    """Whether every field is of the exact type and within the limits the model sets."""
+    if v.keys() != _FIELD_SET:
+        return False
+    finding_id = v["finding_id"]
+    if type(finding_id) is not str or not _FINDING_ID.fullmatch(finding_id):
+        return False
+    rule, kind = v["rule"], v["kind"]
+    if type(rule) is not str or not _RULE.fullmatch(rule):
+        return False
+    if type(kind) is not str or not _KIND.fullmatch(kind):
+        return False
+    if type(v["detector"]) is not DetectorName or type(v["severity"]) is not Severity:
+        return False
+    fingerprint = v["fingerprint"]
+    if fingerprint is not None and (
+        type(fingerprint) is not str or not _FINGERPRINT.fullmatch(fingerprint)
+    ):
+        return False
+    title = v["title"]
+    if type(title) is not str or len(title) > _MAX_TITLE:
+        return False
+    if not (
+        _short(v["client_iss"], _MAX_SHORT)
+        and _short(v["service_id"], _MAX_SHORT)
+        and _short(v["location"], _MAX_SHORT)
+        and _short(v["reference"], _MAX_SHORT)
+        and _short(v["safeguard"], _MAX_STR)
+        and _short(v["origin"], _MAX_ORIGIN)
+    ):
+        return False
+    evidence = v["evidence"]
+    if type(evidence) is not str or len(evidence) > _MAX_EVIDENCE:
+        return False
+    if not _aware_utc(v["observed_at"]):
+        return False
+    for name in ("window_start", "window_end"):
+        if v[name] is not None and not _aware_utc(v[name]):
+            return False
+    count, revision = v["count"], v["revision"]
+    if type(count) is not int or count < 1 or type(revision) is not int or revision < 0:
+        return False
+    event_ids = v["event_ids"]
+    if type(event_ids) is not tuple or not all(
+        type(e) is str and len(e) <= _MAX_STR for e in event_ids
+    ):
+        return False
+    return _facts_plain(v["facts"])
+
+
+def _facts_plain(facts: object) -> bool:
+    if type(facts) is not dict or len(facts) > MAX_FACTS:
+        return False
+    for name, fact in facts.items():
+        if type(name) is not str or len(name) > MAX_FACT_NAME:
+            return False
+        kind = type(fact)
+        if kind is str:
+            if len(fact) > MAX_FACT_TEXT:
+                return False
+        elif kind is tuple:
+            if not all(type(t) is str and len(t) <= _MAX_STR for t in fact):
+                return False
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+def _texts_clean(v: dict[str, object]) -> bool:
+    """Whether the credential check passes every text the model's validators check."""
+    texts = [v["title"], v["evidence"], v["location"], v["origin"]]
+    for fact in v["facts"].values():  # type: ignore[attr-defined]
+        if type(fact) is str:
+            texts.append(fact)
+        elif type(fact) is tuple:
+            texts.extend(fact)
+    clean = _clean
+    for text in texts:
+        if not text or text in clean:
+            continue
+        try:
+            refuse_credentials("text", text)  # type: ignore[arg-type]
+        except ValueError:
+            return False  # the model raises its own error, naming the field
+        if len(clean) >= _CLEAN_LIMIT:
+            clean.clear()
+        if len(text) <= _MAX_REMEMBERED:  # type: ignore[arg-type]
+            clean.add(text)  # type: ignore[arg-type]
+    return True
+
+
+def _faithful() -> bool:
+    """Whether ``raw_finding`` builds what pydantic builds (checked once at import)."""
+    sample: dict[str, object] = {
+        "finding_id": "0" * 32,
+        "detector": DetectorName.POLICY,
+        "rule": "alg_none_or_hmac",
+        "kind": "policy_violation",
+        "severity": Severity.HIGH,
+        "observed_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "title": "t",
+        "client_iss": None,
+        "service_id": None,
+        "fingerprint": "k1:" + "0" * 32,
+        "location": "$",
+        "origin": None,
+        "event_ids": ("e",),
+        "evidence": "",
+        "safeguard": None,
+        "reference": None,
+        "facts": {"n": 1, "names": ("a",)},
+        "window_start": None,
+        "window_end": None,
+        "count": 1,
+        "revision": 0,
+    }
+    if set(sample) != _FIELD_SET or Finding.__pydantic_post_init__ is not None:
+        return False
+    fast, slow = raw_finding(dict(sample)), Finding(**sample)
+    return fast == slow and fast.model_dump() == slow.model_dump()
+
+
+_FAITHFUL: Final = _faithful()
