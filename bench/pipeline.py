@@ -422,7 +422,7 @@ def latency(
     split: bool = False,
 ) -> None:
     """Produce at ``rate`` for ``seconds`` into a running pipeline; latency to DuckDB."""
-    db = scratch / f"latency-{rate}.duckdb"
+    db = scratch / f"latency-{rate}{'-split' if split else ''}.duckdb"  # a database per run
     group = f"bench-latency-{uuid.uuid4().hex[:6]}"
     env = env_for(
         settings,
