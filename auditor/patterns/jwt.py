@@ -116,22 +116,70 @@ def inspect_jwt(token: str) -> JwtInfo | None:
     Returns:
         The facts, or ``None`` when ``token`` is not a JWT.
     """
-    parts = token.split(".")
-    header = _json_object(parts[0], MAX_HEADER_CHARS)
-    if header is None or not isinstance(header.get("alg"), str):
+    return inspect_segments(token.split("."))
+
+
+def inspect_segments(parts: list[str]) -> JwtInfo | None:
+    """`inspect_jwt` of a token already split at its dots."""
+    header = _header(parts[0])
+    if header is None:
         return None
+    header_facts, encrypted = header
     form: Literal["jws", "jwe"]
-    if len(parts) == 5 and isinstance(header.get("enc"), str):  # noqa: PLR2004 - JWE layout
+    count = len(parts)
+    if count == 5 and encrypted:  # noqa: PLR2004 - JWE layout
         form, claims = "jwe", None
-    elif len(parts) in {2, 3}:
+    elif count in {2, 3}:
         form, claims = "jws", _json_object(parts[1], MAX_PAYLOAD_CHARS)
-        if claims is None and len(parts) == 2:  # noqa: PLR2004 - truncated JWS
+        if claims is None and count == 2:  # noqa: PLR2004 - truncated JWS
             return None
     else:
         return None
-    facts: dict[str, Fact] = {}
-    for source, names in ((header, HEADER_FACTS), (claims or {}, CLAIM_FACTS)):
-        for name in names:
-            if (value := source.get(name)) is not None and (fact := _fact(value)) is not None:
-                facts[name] = fact
+    facts: dict[str, Fact] = dict(header_facts)
+    if claims:
+        _add_claim_facts(claims, facts)
     return JwtInfo(form=form, facts=facts, claims_readable=claims is not None)
+
+
+def _add_claim_facts(claims: dict[str, object], facts: dict[str, Fact]) -> None:
+    for name in CLAIM_FACTS:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if type(value) is str:  # the common case first: iss, jti, tenant
+            if len(value) <= MAX_FACT_CHARS:
+                facts[name] = value
+        elif (fact := _fact(value)) is not None:
+            facts[name] = fact
+
+
+_Header = tuple[tuple[tuple[str, Fact], ...], bool]
+"""A header's safe facts (in `HEADER_FACTS` order) and whether it names an ``enc``."""
+_MISSING: Final = object()
+_HEADERS: dict[str, _Header | None] = {}
+"""Headers decoded before, by their segment: a service sees tokens of a few issuers and
+keys, so the same few headers come back on every token (their claims differ). Bounded,
+in process memory only; a header holds algorithm and key names, not the secret."""
+_MAX_HEADERS: Final = 256
+_MAX_CACHED_HEADER_CHARS: Final = 512
+
+
+def _header(part: str) -> _Header | None:
+    """The facts of a JOSE header segment, or ``None`` when it is none (no ``alg``)."""
+    cached = _HEADERS.get(part, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    header = _json_object(part, MAX_HEADER_CHARS)
+    found: _Header | None = None
+    if header is not None and isinstance(header.get("alg"), str):
+        facts = tuple(
+            (name, fact)
+            for name in HEADER_FACTS
+            if (value := header.get(name)) is not None and (fact := _fact(value)) is not None
+        )
+        found = (facts, isinstance(header.get("enc"), str))
+    if len(part) <= _MAX_CACHED_HEADER_CHARS:
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[part] = found
+    return found

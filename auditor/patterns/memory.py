@@ -43,11 +43,15 @@ class CleanMemory:
         lookalike: ``lookalike(text)`` is true when ``text`` is wholly one of the
             shapes proved to hold no trigger of ``prefilter``.
         skeletons: Those shapes' skeletons. Hot loops test ``text in strings``, then
-            ``text.encode("utf-8", "surrogatepass").translate(SKELETON) in skeletons``
-            themselves; everything else uses `__contains__` and `remember`.
+            ``len(text) <= shape_chars and text.encode("utf-8", "surrogatepass")
+            .translate(SKELETON) in skeletons`` themselves; everything else uses
+            `__contains__` and `remember`.
+        shape_chars: The length of the longest skeleton. A longer string is of none of
+            the shapes (its UTF-8 is at least as long), and is not encoded to find out: a
+            new token or traceback is hundreds of characters.
     """
 
-    __slots__ = ("_entries", "_max_chars", "lookalike", "skeletons", "strings")
+    __slots__ = ("_entries", "_max_chars", "lookalike", "shape_chars", "skeletons", "strings")
 
     def __init__(
         self, prefilter: Prefilter, *, entries: int = DEFAULT_ENTRIES, max_chars: int = MAX_CHARS
@@ -59,12 +63,13 @@ class CleanMemory:
         shapes = Lookalikes(prefilter.triggers, max_length=max_chars)
         self.lookalike: Callable[[str], bool] = shapes.match
         self.skeletons: frozenset[bytes] = shapes.skeletons
+        self.shape_chars: int = max(map(len, self.skeletons), default=0)
 
     def __contains__(self, text: str) -> bool:
         """Whether ``text`` is known clean (remembered, or a look-alike)."""
-        return (
-            text in self.strings
-            or text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons
+        return text in self.strings or (
+            len(text) <= self.shape_chars
+            and text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons
         )
 
     def __len__(self) -> int:

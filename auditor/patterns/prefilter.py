@@ -318,11 +318,11 @@ class Prefilter:
 
     def hits(self, text: str) -> bool:
         """Whether any trigger occurs in ``text``."""
-        return self.quick(text) and bool(self.identify((text,)))
+        return bool(self.search((text,), text))
 
     def rules(self, text: str) -> frozenset[str]:
         """The names of the rules whose triggers occur in ``text``."""
-        found = self.segments((text,))
+        found = self.search((text,), text)
         return frozenset(found.get(0, ()))
 
     def segments(self, texts: Sequence[str], max_chars: int | None = None) -> dict[int, set[str]]:
@@ -341,9 +341,21 @@ class Prefilter:
         joined = "\n".join(texts)
         if max_chars is not None and len(joined) > max_chars and max(map(len, texts)) > max_chars:
             return OVERSIZED
-        if not self.quick(joined):
+        return self.search(texts, joined)
+
+    def search(self, texts: Sequence[str], joined: str | None = None) -> dict[int, set[str]]:
+        """`segments` without the size limit; ``joined``: the texts joined by newlines.
+
+        With the Aho-Corasick engine, one pass: it finds exactly what `identify` would
+        and nothing on a text without a trigger, so the quick test first would only scan
+        the text twice where a trigger occurs. Otherwise the quick test, then `identify`
+        when it says a trigger may occur.
+        """
+        if self._automaton is not None:
+            return self._identify_fast(texts, joined)
+        if not self.quick("\n".join(texts) if joined is None else joined):
             return _NOTHING
-        return self.identify(texts)
+        return self._identify_re(texts)
 
     @property
     def accelerated(self) -> bool:
@@ -408,8 +420,12 @@ class Prefilter:
                 m = seek(marked, pos + 1)  # type: ignore[misc]  # seek is set when m is
         return found
 
-    def _identify_fast(self, texts: Sequence[str]) -> dict[int, set[str]]:
-        folded = "\n".join(texts).encode("utf-8", "surrogatepass").translate(PLAIN_FOLD)
+    def _identify_fast(
+        self, texts: Sequence[str], joined: str | None = None
+    ) -> dict[int, set[str]]:
+        if joined is None:
+            joined = "\n".join(texts)
+        folded = joined.encode("utf-8", "surrogatepass").translate(PLAIN_FOLD)
         hits = self._automaton.find_matches_as_indexes(folded, overlapping=True)
         found: dict[int, set[str]] = {}
         if not hits:

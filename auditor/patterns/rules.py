@@ -16,11 +16,11 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from auditor.patterns.jwt import JwtInfo, inspect_jwt
+from auditor.patterns.jwt import JwtInfo, inspect_segments
 from auditor.patterns.matches import NO_FACTS, SAFEGUARD_OF_KIND, Fact, Kind, Match
 from auditor.patterns.prefilter import ANCHOR_BYTES
 from auditor.patterns.validators import (
@@ -152,7 +152,7 @@ def _match(  # noqa: PLR0917 - a record, built in one place
     value: str,
     priority: int,
     *,
-    facts: dict[str, Fact] | None = None,
+    facts: Mapping[str, Fact] | None = None,
     safeguard: SafeHarbor | None = None,
     confidence: float = 1.0,
 ) -> Match:
@@ -219,8 +219,10 @@ def _read_jwt(candidate: str) -> tuple[str, JwtInfo] | None:
     for count in (5, 3, 2):
         if len(parts) < count:
             continue
-        token = candidate if len(parts) == count else ".".join(parts[:count])
-        info = inspect_jwt(token)
+        if len(parts) == count:
+            token, info = candidate, inspect_segments(parts)
+        else:
+            token, info = ".".join(parts[:count]), inspect_segments(parts[:count])
         if info is None or (count == 5 and info.form != "jwe"):  # noqa: PLR2004
             continue
         return token, info
@@ -244,7 +246,7 @@ def _check_jwt(m: re.Match[str], _text: str) -> Match | None:
         start + len(token),
         token,
         P_JWT,
-        facts=dict(info.facts),
+        facts=info.facts,
         confidence=_jwt_confidence(info),
     )
 
@@ -302,7 +304,7 @@ def _check_jwt_b64(m: re.Match[str], _text: str) -> Match | None:
             m.end(),
             token,
             P_JWT,
-            facts=dict(info.facts),
+            facts=info.facts,
             confidence=_jwt_confidence(info),
         )
     return None

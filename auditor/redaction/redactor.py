@@ -145,7 +145,6 @@ class Redactor:
         "_digits",
         "_facts",
         "_fingerprint",
-        "_identify",
         "_jwt_facts",
         "_key_state",
         "_lib",
@@ -155,7 +154,7 @@ class Redactor:
         "_memory",
         "_pair_rules",
         "_prefixes",
-        "_quick",
+        "_search",
         "_simple_keys",
         "_walker_keys",
         "failures",
@@ -189,8 +188,7 @@ class Redactor:
         """The start of a marker, by kind."""
         self._facts: dict[str, str | None] = {}
         """JWT claim values already judged safe to show (issuers and key ids repeat)."""
-        self._quick = self._lib.prefilter.quick
-        self._identify = self._lib.prefilter.identify
+        self._search = self._lib.prefilter.search
         self._memory = CleanMemory(
             self._lib.prefilter, entries=config.memory_entries, max_chars=self._max_chars
         )
@@ -224,7 +222,7 @@ class Redactor:
             # (usually nothing) is judged by `_judge`.
             if event_dict.keys() <= self._simple_keys:
                 memory = self._memory
-                clean, shapes = memory.strings, memory.skeletons
+                clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
                 allow = self._allow_raw
                 novel: list[str] | None = None
                 owners: list[object]
@@ -234,7 +232,11 @@ class Redactor:
                         if (
                             value in clean
                             or key in allow
-                            or value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+                            or (
+                                len(value) <= widest
+                                and value.encode("utf-8", "surrogatepass").translate(SKELETON)
+                                in shapes
+                            )
                         ):
                             continue
                         if novel is None:
@@ -292,10 +294,7 @@ class Redactor:
         joined = "\n".join(strings)
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
-        if not self._quick(joined):
-            self._memory.remember(strings, joined)
-            return event_dict, None
-        found = self._identify(strings)
+        found = self._search(strings, joined)
         if not found:
             self._memory.remember(strings, joined)
             return event_dict, None
@@ -361,11 +360,14 @@ class Redactor:
         if len(items) == 2 and self._is_sensitive_pair(items):  # noqa: PLR2004 - a (name, value) pair
             return False
         memory = self._memory
-        clean, shapes = memory.strings, memory.skeletons
+        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
         for item in items:
             if type(item) is not str or (
                 item not in clean
-                and item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
+                and (
+                    len(item) > widest
+                    or item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
+                )
             ):
                 return False
         return True
@@ -376,9 +378,12 @@ class Redactor:
         if not self._collect(value, found, 1):
             return False
         memory = self._memory
-        clean, shapes = memory.strings, memory.skeletons
+        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
         for text in found:
-            if text in clean or text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes:
+            if text in clean or (
+                len(text) <= widest
+                and text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+            ):
                 continue
             novel.append(text)
             owners.append(_NESTED)
@@ -575,17 +580,26 @@ class Redactor:
         fp = self._fingerprint.short(value, self._digits)
         if kind is not TokenKind.JWT or not facts:
             return f"{prefix}{fp}]"
-        parts = [f"{prefix}{fp}"]
+        parts = [prefix, fp]
         known = self._facts
         for name in self._jwt_facts:
             fact = facts.get(name)
-            # Issuers, key ids and algorithms repeat: one lookup for a str seen before.
-            shown = known.get(fact, self) if type(fact) is str else self
-            if shown is self:
+            if fact is None:
+                continue
+            kind_of = type(fact)
+            if kind_of is str:
+                # Issuers, key ids and algorithms repeat: one lookup for a str seen before.
+                shown = known.get(fact, self)
+                if shown is self:
+                    shown = self._fact_text(fact)
+            elif kind_of is int:
+                shown = str(fact)  # exp, as `_fact_text` shows it
+            else:
                 shown = self._fact_text(fact)
             if shown is not None:
-                parts.append(f"{name}={shown}")
-        return " ".join(parts) + "]"
+                parts.append(f" {name}={shown}")
+        parts.append("]")
+        return "".join(parts)
 
     def _fact_text(self, fact: Fact | None) -> str | None:
         if fact is None or isinstance(fact, bool | tuple):
