@@ -545,7 +545,7 @@ class Walker:
         kind, normal, facts = found
         return FieldMatch(path, kind, rule.rule, normal, facts=facts, safeguard=rule.safeguard)
 
-    def _judge(self, rule: KeyRule, value: object) -> tuple[Any, ...] | None:  # noqa: C901, PLR0911 - one case per type
+    def _judge(self, rule: KeyRule, value: object) -> tuple[Any, ...] | None:
         """Whether the value under a sensitive key counts: (kind, normalized value, facts)."""
         if value is None or isinstance(value, bool):
             return None
@@ -563,13 +563,22 @@ class Walker:
             return (rule.kind, canonical(value), {})
         else:
             return (rule.kind, canonical(repr(value)), {})
-        normal = value_of(rule.shape, text)
-        if normal is None:
-            return None
-        if rule.kind in TOKEN_KINDS:
-            # Name a token by what it is (a JWT under "authorization"), fingerprint the
-            # token itself so it correlates with the same token found in text.
-            for m in self._lib.find_in_text(text):
-                if m.kind in TOKEN_KINDS:
-                    return (m.kind, m.value, m.facts)
-        return (rule.kind, normal, {})
+        return judge_text(self._lib, rule, text)
+
+
+def judge_text(library: PatternLibrary, rule: KeyRule, text: str) -> tuple[Any, ...] | None:
+    """Whether a string under a sensitive key counts: (kind, normalized value, facts).
+
+    What the walk decides for a string value of ``rule``'s key; the Redactor decides
+    the top-level keys of a flat event the same way without a walk.
+    """
+    normal = value_of(rule.shape, text)
+    if normal is None:
+        return None
+    if rule.kind in TOKEN_KINDS:
+        # Name a token by what it is (a JWT under "authorization"), fingerprint the
+        # token itself so it correlates with the same token found in text.
+        for m in library.find_in_text(text):
+            if m.kind in TOKEN_KINDS:
+                return (m.kind, m.value, m.facts)
+    return (rule.kind, normal, {})

@@ -46,7 +46,7 @@ from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
 from auditor.patterns.shapes import SHAPE_KEYS
-from auditor.patterns.walk import LimitReason, Walker
+from auditor.patterns.walk import LimitReason, Walker, judge_text
 from auditor.redaction.config import RedactorConfig
 from auditor.vocabulary import TokenKind
 
@@ -156,6 +156,7 @@ class Redactor:
         "_prefixes",
         "_search",
         "_simple_keys",
+        "_top_rules",
         "_walker_keys",
         "failures",
     )
@@ -179,6 +180,8 @@ class Redactor:
         self._max_items = config.max_items
         self._key_state: dict[object, int] = {}
         self._simple_keys: set[object] = set()
+        self._top_rules: dict[object, KeyRule] = {}
+        """Sensitive keys a flat event may hold (not shape keys, not structlog's)."""
         """Keys known to be plain or allowlisted: an event with only these needs no walk."""
         self._allow_raw: set[object] = set()
         self._walker_keys: dict[str, object] = {}
@@ -268,7 +271,8 @@ class Redactor:
         (strings and scalars) is redacted in place; one with nested or unusual values is
         rebuilt. Unlike calling the Redactor, this may raise.
         """
-        gathered = self._gather(event_dict)
+        keyed: list[tuple[str, KeyRule]] = []
+        gathered = self._gather(event_dict, keyed)
         if gathered is None:
             return self._redact_event(logger, method_name, event_dict)
         memory = self._memory
@@ -278,9 +282,83 @@ class Redactor:
             if text not in memory:
                 strings.append(text)
                 owners.append(owner)
+        if keyed:
+            return self._redact_keyed(event_dict, strings, owners, keyed, logger, method_name)
         if not strings:
             return event_dict, None
         return self._judge(event_dict, strings, owners, logger, method_name)
+
+    def _redact_keyed(  # noqa: PLR0917 - the state of `process`, passed on
+        self,
+        event_dict: EventDict,
+        strings: list[str],
+        owners: list[object],
+        keyed: list[tuple[str, KeyRule]],
+        logger: object,
+        method_name: str,
+    ) -> tuple[EventDict, Redaction | None]:
+        """A flat event with strings under sensitive top-level keys, redacted in place.
+
+        Each such string is judged as the walk judges it (`judge_text`): replaced whole
+        when it counts, else scanned as text with the event's other new strings. What was
+        replaced is noted in the event's key order, as the walk notes it.
+        """
+        memory = self._memory
+        fields: dict[str, tuple[KeyRule, tuple[Any, ...]]] = {}
+        for key, rule in keyed:
+            text = event_dict[key]
+            judged = judge_text(self._lib, rule, text)
+            if judged is not None:
+                fields[key] = (rule, judged)
+            elif text not in memory:
+                strings.append(text)
+                owners.append(key)
+        texts = self._scan_top(strings, owners) if strings else {}
+        if texts is None:
+            return self._redact_event(logger, method_name, event_dict)
+        if not fields and not texts:
+            return event_dict, None
+        visitor = _Marking(self)
+        for key in list(event_dict):
+            if key in fields:
+                rule, (kind, normal, facts) = fields[key]
+                match = FieldMatch(
+                    (key,), kind, rule.rule, normal, facts=facts, safeguard=rule.safeguard
+                )
+                event_dict[key] = visitor.field(match, event_dict[key])
+            elif key in texts:
+                text, groups = texts[key]
+                event_dict[key] = visitor.text((key,), text, groups)
+        if self._config.record_key is not None:
+            event_dict[self._config.record_key] = self._records(visitor.done)
+        return event_dict, visitor.done
+
+    def _scan_top(
+        self, strings: list[str], owners: list[object]
+    ) -> dict[object, tuple[str, list[Group]]] | None:
+        """What the rules find in new strings, by the top-level key that owns each.
+
+        Strings found clean are remembered. None when only the walk can redact them: one
+        is too long, or one with a trigger sits in a nested value.
+        """
+        joined = "\n".join(strings)
+        if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
+            return None
+        found = self._search(strings, joined)
+        if any(owners[index] is _NESTED for index in found):
+            return None
+        memory = self._memory
+        memory.remember([text for index, text in enumerate(strings) if index not in found])
+        rules = self._lib.rules
+        texts: dict[object, tuple[str, list[Group]]] = {}
+        for index, names in found.items():
+            text = strings[index]
+            matches = [m for name in names for m in rules[name].find(text)]
+            if matches:
+                texts[owners[index]] = (text, resolve(matches))
+            else:
+                memory.remember((text,))
+        return texts
 
     def _judge(
         self,
@@ -313,10 +391,13 @@ class Redactor:
             sensitive = rule is not None and rule.scope is not Scope.TEXT
             special = key in _STRUCTLOG_META or key == "exc_info"
             state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
+            if sensitive and not special and normal not in SHAPE_KEYS:
+                self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
         if len(self._key_state) >= _KEY_CACHE_LIMIT:
             self._key_state.clear()
             self._simple_keys.clear()
             self._allow_raw.clear()
+            self._top_rules.clear()
         self._key_state[key] = state
         if state != _ATTENTION:
             self._simple_keys.add(key)
@@ -324,12 +405,16 @@ class Redactor:
                 self._allow_raw.add(key)
         return state
 
-    def _gather(self, event_dict: EventDict) -> tuple[list[str], list[object]] | None:
+    def _gather(
+        self, event_dict: EventDict, keyed: list[tuple[str, KeyRule]]
+    ) -> tuple[list[str], list[object]] | None:
         """The event's strings to scan and who owns each, or None for the full walk.
 
         A top-level string is owned by its key, one inside a nested value by `_NESTED`;
-        allowlisted keys are skipped (never examined). None when a key is sensitive, a
-        shape key or structlog's, or a nested value is not plain data.
+        allowlisted keys are skipped (never examined); a string under a sensitive
+        top-level key goes to ``keyed`` with the key's rule. None when a key is a shape
+        key or structlog's, a sensitive key holds anything but a string, or a nested
+        value is not plain data.
         """
         strings: list[str] = []
         owners: list[object] = []
@@ -339,7 +424,11 @@ class Redactor:
             if state is None:
                 state = self._state(key)
             if state == _ATTENTION:
-                return None
+                rule = self._top_rules.get(key)
+                if rule is None or type(value) is not str or len(value) > self._max_chars:
+                    return None
+                keyed.append((key, rule))
+                continue
             if state == _ALLOW:
                 continue
             kind = type(value)
