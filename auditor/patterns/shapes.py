@@ -53,12 +53,17 @@ _IDENTIFIER_TYPES: Final = {
 MAX_CANONICAL_CHARS: Final = 65536
 
 
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, default=repr, separators=(",", ":"))
+"""What ``json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))`` builds
+on every call (keywords other than the defaults), built once; it holds no state."""
+
+
 def canonical(value: object) -> str:
     """A stable text form of a value, for fingerprinting a whole member or container."""
     if isinstance(value, str):
         return value
     try:
-        text = json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
+        text = _CANONICAL.encode(value)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
     return text[:MAX_CANONICAL_CHARS]
