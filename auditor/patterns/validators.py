@@ -176,6 +176,11 @@ _PLACEHOLDER_SHAPE = re.compile(
 )
 
 
+_LONGEST_PLACEHOLDER: Final = max(map(len, _PLACEHOLDERS))
+_SHAPE_FIRST: Final = frozenset("*xX\u2022#._-<{$%[")
+"""The characters a `_PLACEHOLDER_SHAPE` match can start with (case-insensitive)."""
+
+
 def is_placeholder(value: str) -> bool:
     """Whether a value in a sensitive place is a placeholder rather than a secret.
 
