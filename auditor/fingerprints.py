@@ -69,15 +69,22 @@ class Fingerprinter:
 
     def short(self, value: str | bytes, digits: int = 8) -> str:
         """A short form for log markers: the first ``digits`` hex digits of the fingerprint."""
-        return self._hex(value)[: min(digits, FINGERPRINT_HEX_DIGITS)]
+        digits = min(digits, FINGERPRINT_HEX_DIGITS)
+        if digits <= 0:
+            return self._hex(value)[:digits]
+        # Only the bytes those digits show are written out (a marker shows 8 of 64).
+        return self._digest(value)[: (digits + 1) // 2].hex()[:digits]
 
     def _hex(self, value: str | bytes) -> str:
+        return self._digest(value).hex()
+
+    def _digest(self, value: str | bytes) -> bytes:
         data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
         inner = self._inner.copy()
         inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer.digest()
 
     @classmethod
     def ephemeral_key(cls) -> Fingerprinter:
