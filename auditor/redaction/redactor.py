@@ -217,7 +217,7 @@ class Redactor:
 
     # --- structlog ------------------------------------------------------------------------
 
-    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901, PLR0912 - the hot path, inline on purpose
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
         """Redact one event; structlog's processor signature."""
         try:
             # The common case, inline: known plain keys, strings and scalars only, and
@@ -253,11 +253,11 @@ class Redactor:
                         if novel is None:
                             novel, owners = [], []
                         if not self._collect_novel(value, novel, owners):
-                            break
-                else:
-                    if not novel:
-                        return event_dict
-                    return self._judge(event_dict, novel, owners, logger, method_name)[0]
+                            # `_gather` would fail on it too: straight to the walk.
+                            return self._redact_event(logger, method_name, event_dict)[0]
+                if not novel:
+                    return event_dict
+                return self._judge(event_dict, novel, owners, logger, method_name)[0]
             return self.process(event_dict, logger, method_name)[0]
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
