@@ -356,8 +356,9 @@ class Walker:
             return value
         if depth >= self._max_depth:
             return self._visitor.limit(path, "too_deep", value)
-        if isinstance(value, Mapping):
-            return self._mapping(value, path, depth, active, in_person=in_person)
+        # A plain dict is told by its type first: the Mapping test is an ABC check.
+        if kind is dict or isinstance(value, Mapping):
+            return self._mapping(value, path, depth, active, in_person=in_person)  # type: ignore[arg-type]
         if isinstance(value, list | tuple | set | frozenset):
             return self._collection(value, path, depth, active, in_person=in_person)
         if isinstance(value, str):  # str subclasses such as StrEnum members

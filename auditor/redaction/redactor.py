@@ -585,7 +585,9 @@ class Redactor:
             event_dict = format_exc_info(logger, method_name, event_dict)
         meta = {key: event_dict.pop(key) for key in _STRUCTLOG_META if key in event_dict}
         new, done = self.redact(event_dict)
-        out: EventDict = new if isinstance(new, MutableMapping) else dict(event_dict)
+        out: EventDict = (
+            new if type(new) is dict or isinstance(new, MutableMapping) else dict(event_dict)
+        )
         if done.records and self._config.record_key is not None:
             out[self._config.record_key] = self._records(done)
         out.update(meta)
