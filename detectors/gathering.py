@@ -113,6 +113,9 @@ class Gatherer:
             max_string=s.max_string,
             max_items=s.max_items,
             key_cache=self._key_cache,
+            # One pass: a walked record is one log line (a FHIR resource, a JWK), for
+            # which two passes around one batched trigger search cost more than they save.
+            batch=False,
         )
 
     def field(self, match: FieldMatch, original: object) -> object:
