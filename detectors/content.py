@@ -348,8 +348,7 @@ class ContentScanner:
             # under ``authorization``): done before any path is built.
             return None
         gatherer = self._gatherer()
-        paths: list[JsonPath] = []
-        self._flattener.paths(content, (), paths)
+        paths = self._flattener.paths(content, [*keyed, *(index for index, _ in texted)])
         for index, rule in keyed.items():
             gatherer.field(self._keyed_match(rule, texts[index], paths[index]), texts[index])
         for index, groups in texted:

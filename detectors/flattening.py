@@ -13,7 +13,7 @@ the walk's (``tests/test_content_fast_path.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Final
 
 from auditor.patterns import JsonPath, KeyRule, Scope, normalize_key
@@ -115,17 +115,55 @@ class Flattener:
         # Numbers, booleans and null hold nothing; anything else is not parsed JSON.
         return kind in _JSON_SCALARS
 
-    def paths(self, value: object, path: JsonPath, out: list[JsonPath]) -> None:
-        """The paths of the strings `_flatten` collected, in the same order."""
-        if type(value) is str:
-            out.append(path)
-        elif type(value) is dict:
-            for key, item in value.items():
-                if self._flag(key) is not _ALLOWED:
-                    self.paths(item, (*path, key), out)
-        elif type(value) is list:
-            for index, item in enumerate(value):
-                self.paths(item, (*path, index), out)
+    def paths(self, value: object, wanted: Collection[int]) -> dict[int, JsonPath]:
+        """The paths of the strings `flatten` collected at the indices ``wanted``.
+
+        One walk in the same order, counting strings; a path is built only for a wanted
+        string (most of a record's strings are not), and the walk stops after the last.
+        """
+        out: dict[int, JsonPath] = {}
+        if wanted:
+            self._paths(value, [], set(wanted), max(wanted), [0], out)
+        return out
+
+    def _paths(  # noqa: C901, PLR0917 - one walk; its state passed down, not allocated
+        self,
+        value: object,
+        trail: list[str | int],
+        wanted: set[int],
+        last: int,
+        count: list[int],
+        out: dict[int, JsonPath],
+    ) -> bool:
+        """Fill ``out``; False once the last wanted string is found (the walk stops)."""
+        kind = type(value)
+        if kind is str:
+            index = count[0]
+            count[0] = index + 1
+            if index in wanted:
+                out[index] = tuple(trail)
+            return index < last
+        if kind is dict:
+            flags_get = self._flags.get
+            for key, item in value.items():  # type: ignore[attr-defined]
+                flag = flags_get(key)
+                if flag is None:
+                    flag = self._flag(key)
+                if flag is _ALLOWED:
+                    continue
+                trail.append(key)
+                going = self._paths(item, trail, wanted, last, count, out)
+                trail.pop()
+                if not going:
+                    return False
+        elif kind is list:
+            for index, item in enumerate(value):  # type: ignore[arg-type]
+                trail.append(index)
+                going = self._paths(item, trail, wanted, last, count, out)
+                trail.pop()
+                if not going:
+                    return False
+        return True
 
     def _plain_pair(self, pair: list[object]) -> bool:
         """Whether a (name, value) pair holds nothing its name makes sensitive."""

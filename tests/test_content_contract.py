@@ -86,6 +86,15 @@ def test_every_finding_is_a_valid_finding(make) -> None:
 
 
 @pytest.mark.parametrize("make", DETECTORS)
+def test_a_finding_holds_exactly_the_contracts_fields_in_its_order(make) -> None:
+    # Findings are built without validation, from a dict taken as the model's own: a
+    # missing, extra or reordered field would show in dict(finding) and in repr.
+    for finding in make().scan(RICH, context()):
+        validated = Finding.model_validate(finding.model_dump())
+        assert list(dict(finding)) == list(Finding.model_fields) == list(dict(validated))
+
+
+@pytest.mark.parametrize("make", DETECTORS)
 def test_scanning_is_deterministic(make) -> None:
     assert make().scan(RICH, context()) == make().scan(RICH, context())
 

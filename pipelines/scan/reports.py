@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import PurePath
 from typing import IO, Any, Final, Protocol
@@ -59,10 +60,16 @@ try:
     def _dumps(value: object) -> str:
         return orjson.dumps(value).decode()
 
+    def _line(value: object) -> str:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode()
+
 except ModuleNotFoundError:  # pragma: no cover - orjson comes with the pipeline extra
 
     def _dumps(value: object) -> str:
         return json.dumps(value, ensure_ascii=False)
+
+    def _line(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False) + "\n"
 
 
 def tool_version() -> str:
@@ -154,23 +161,41 @@ class TextReport:
 
 
 def finding_record(where: Where, finding: Finding) -> dict[str, Any]:
-    """One finding as a JSON Lines record."""
+    """One finding as a JSON Lines record.
+
+    The vocabulary members (detector, severity, Safe Harbor category) are string enums:
+    they serialise as their values, so they are put in as they are (reading ``.value``
+    is a property call on each).
+    """
+    safeguard = finding.safeguard
     return {
         "path": where.path,
         "line": where.line,
-        "detector": finding.detector.value,
+        "detector": finding.detector,
         "rule": finding.rule,
         "kind": finding.kind,
-        "severity": finding.severity.value,
+        "severity": finding.severity,
         "title": finding.title,
         "fingerprint": finding.fingerprint,
         "location": finding.location,
         "evidence": finding.evidence,
-        "safeguard": str(finding.safeguard) if finding.safeguard is not None else None,
-        "observed_at": finding.observed_at.isoformat().replace("+00:00", "Z"),
+        "safeguard": safeguard if safeguard is None or type(safeguard) is str else str(safeguard),
+        "observed_at": _iso(finding.observed_at),
         "finding_id": finding.finding_id,
         "facts": finding.facts,
     }
+
+
+_last_iso: list[tuple[datetime | None, str]] = [(None, "")]
+
+
+def _iso(at: datetime) -> str:
+    """RFC 3339 with ``Z``; the findings of one line share their time, so the last is kept."""
+    last, text = _last_iso[0]
+    if at is not last:
+        text = at.isoformat().replace("+00:00", "Z")
+        _last_iso[0] = (at, text)
+    return text
 
 
 class JsonlReport:
@@ -181,7 +206,7 @@ class JsonlReport:
 
     def add(self, where: Where, finding: Finding) -> None:
         """Write one finding."""
-        self._out.write(_dumps(finding_record(where, finding)) + "\n")
+        self._out.write(_line(finding_record(where, finding)))
 
     def close(self, summary: Summary) -> None:  # noqa: ARG002 - JSON Lines has no trailer
         """Flush."""
