@@ -48,6 +48,7 @@ from auditor.patterns import (
 from auditor.patterns.keyed import value_of
 from auditor.patterns.library import ALL_KINDS, Group
 from auditor.patterns.matches import Kind
+from auditor.patterns.memory import CleanMemory
 from auditor.protocols import ScanContext
 from auditor.redaction.config import DEFAULT_ALLOW_KEYS
 from auditor.vocabulary import DeadLetterReason, DetectorName, TokenKind
@@ -190,6 +191,7 @@ class ContentScanner:
         "_factory",
         "_flattener",
         "_known_clean",
+        "_memory",
         "_settings",
         "_triggers",
         "_walker_keys",
@@ -223,6 +225,8 @@ class ContentScanner:
         # A memo, like re's cache: strings the rules found nothing in (bounded).
         self._known_clean: set[str] = set()
         self._walker_keys: dict[str, object] = {}
+        # The walks' memory of strings the rules found clean (FHIR codes, systems, uses).
+        self._memory = CleanMemory(self.library.prefilter)
 
     @property
     def key_id(self) -> str:
@@ -291,7 +295,7 @@ class ContentScanner:
     # --- internals ----------------------------------------------------------------------
 
     def _gatherer(self) -> Gatherer:
-        return Gatherer(self.library, self._settings, self._walker_keys)
+        return Gatherer(self.library, self._settings, self._walker_keys, self._memory)
 
     def _gather_text(self, text: str) -> Gatherer | None:
         limited = len(text) > self.config.max_record_chars

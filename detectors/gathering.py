@@ -21,6 +21,7 @@ from detectors.triage import is_documentation_jwt
 
 if TYPE_CHECKING:
     from auditor.patterns.library import Group, PatternLibrary
+    from auditor.patterns.memory import CleanMemory
 
 PREFETCH_RULE: Final = "key.prefetch"
 MAX_HITS: Final = 256
@@ -89,16 +90,22 @@ class Gatherer:
         library: The compiled rules (for walking inside ``prefetch``).
         settings: Limits of the walk.
         key_cache: Key classifications shared across records (see `Walker`).
+        memory: Strings ``library`` found clean, shared across records (see `Walker`).
     """
 
-    __slots__ = ("_key_cache", "_library", "_settings", "hits", "limits")
+    __slots__ = ("_key_cache", "_library", "_memory", "_settings", "hits", "limits")
 
     def __init__(
-        self, library: PatternLibrary, settings: WalkSettings, key_cache: dict[str, object]
+        self,
+        library: PatternLibrary,
+        settings: WalkSettings,
+        key_cache: dict[str, object],
+        memory: CleanMemory | None = None,
     ) -> None:
         self._library = library
         self._settings = settings
         self._key_cache = key_cache
+        self._memory = memory
         self.hits: list[Hit] = []
         self.limits: list[str] = []
 
@@ -116,6 +123,7 @@ class Gatherer:
             # One pass: a walked record is one log line (a FHIR resource, a JWK), for
             # which two passes around one batched trigger search cost more than they save.
             batch=False,
+            memory=self._memory,
         )
 
     def field(self, match: FieldMatch, original: object) -> object:
