@@ -141,6 +141,7 @@ class _Part(NamedTuple):
 
 
 _PARTS_LIMIT: Final = 1024
+_PLACES_LIMIT: Final = 4096
 
 
 class FindingFactory:
@@ -163,6 +164,7 @@ class FindingFactory:
         "_jku",
         "_min_confidence",
         "_parts",
+        "_places",
         "fingerprinter",
     )
 
@@ -185,6 +187,7 @@ class FindingFactory:
         # A memo, like re's cache: texts the token rules found nothing in (bounded).
         self._clean_texts: set[str] = set()
         self._parts: dict[tuple[object, ...], _Part] = {}
+        self._places: dict[tuple[object, ...], tuple[str | None, str]] = {}
 
     def findings(
         self, hits: list[Hit], context: ScanContext, observed_at: datetime
@@ -248,7 +251,11 @@ class FindingFactory:
                 facts, form=form, observed_at=record.observed_at, jku_allowlist=self._jku
             )
         fingerprint = self.fingerprinter(m.value)
-        where = None if hit.text_record else cds_hooks_member(m.path)
+        if hit.text_record:
+            assert m.span is not None
+            where, location = None, f"chars {m.span[0]}-{m.span[1]}"
+        else:
+            where, location = self._place(m)
         part = self._part(kind, m.rule, m.safeguard, where, confidence)
         if fingerprint in self._allow or (
             self._baseline is not None and self._baseline.suppresses(part.detector, fingerprint)
@@ -265,11 +272,6 @@ class FindingFactory:
             title = _title(kind, facts, m.safeguard, where)
         else:
             severity, title = part.severity, part.title
-        if hit.text_record:
-            assert m.span is not None
-            location = f"chars {m.span[0]}-{m.span[1]}"
-        else:
-            location = _clip(m.location, MAX_LOCATION)
         origin = record.origin
         if origin is None:
             fid = finding_id(part.detector, m.rule, "", location, record.event_tail, fingerprint)
@@ -302,6 +304,22 @@ class FindingFactory:
             "revision": 0,
             "facts": {k: v for k, v in facts.items() if _fact_ok(v)},
         }
+
+    def _place(self, m: FieldMatch) -> tuple[str | None, str]:
+        """Where in a CDS Hooks request, and the location, of a match in a structure.
+
+        Both follow from the path and span, and paths repeat from record to record
+        (``$.headers.authorization``): remembered, bounded.
+        """
+        key = (m.path, m.span)
+        place = self._places.get(key)
+        if place is None:
+            place = (cds_hooks_member(m.path), _clip(m.location, MAX_LOCATION))
+            if len(place[1]) < MAX_LOCATION:  # a clipped location's path may be huge
+                if len(self._places) >= _PLACES_LIMIT:
+                    self._places.clear()
+                self._places[key] = place
+        return place
 
     def _part(
         self, kind: str, rule: str, safeguard: object, where: str | None, confidence: float
