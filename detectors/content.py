@@ -45,7 +45,6 @@ from auditor.patterns import (
     PatternLibrary,
     normalize_key,
 )
-from auditor.patterns.keyed import value_of
 from auditor.patterns.library import ALL_KINDS, Group
 from auditor.patterns.matches import Kind
 from auditor.patterns.memory import CleanMemory
@@ -54,7 +53,7 @@ from auditor.redaction.config import DEFAULT_ALLOW_KEYS
 from auditor.vocabulary import DeadLetterReason, DetectorName, TokenKind
 from detectors.baseline import Baseline, key_id_of, key_mismatch_message
 from detectors.findings import FindingFactory
-from detectors.flattening import Flattener
+from detectors.flattening import Flattener, Keyed
 from detectors.gathering import Gatherer, WalkSettings
 from detectors.triage import JkuAllowlist
 from detectors.triggers import TriggerSearch
@@ -260,7 +259,7 @@ class ContentScanner:
             if isinstance(content, str):
                 return self._gather_text(content)
             texts: list[str] = []
-            keyed: dict[int, KeyRule] = {}
+            keyed: dict[int, Keyed] = {}
             if not self._flattener.flatten(content, 0, texts, keyed):
                 gatherer = self._gatherer()
                 gatherer.walker().walk(content)
@@ -279,7 +278,10 @@ class ContentScanner:
             )
         except Exception:  # noqa: BLE001 - a detector never raises on content (protocol)
             return ScanOutcome(limits=("processing_error",))
-        return ScanOutcome(tuple(findings), suppressed, tuple(dict.fromkeys(gathered.limits)))
+        limits = gathered.limits
+        return ScanOutcome(
+            tuple(findings), suppressed, tuple(dict.fromkeys(limits)) if limits else ()
+        )
 
     def examine_line(self, line: str | bytes, context: ScanContext) -> ScanOutcome:
         """Examine one line as read: a JSON object or array structurally, else as text.
@@ -313,7 +315,7 @@ class ContentScanner:
         return gatherer if gatherer.hits or gatherer.limits else None
 
     def _gather_strings(
-        self, content: object, texts: list[str], keyed: dict[int, KeyRule]
+        self, content: object, texts: list[str], keyed: dict[int, Keyed]
     ) -> Gatherer | None:
         """A structure without shapes to judge: its strings are all there is.
 
@@ -353,19 +355,22 @@ class ContentScanner:
             return None
         gatherer = self._gatherer()
         paths = self._flattener.paths(content, [*keyed, *(index for index, _ in texted)])
-        for index, rule in keyed.items():
-            gatherer.field(self._keyed_match(rule, texts[index], paths[index]), texts[index])
+        for index, (rule, normal) in keyed.items():
+            match = self._keyed_match(rule, texts[index], normal, paths[index])
+            gatherer.field(match, texts[index])
         for index, groups in texted:
             gatherer.add_text(texts[index], groups, paths[index])
         return gatherer if gatherer.hits else None
 
-    def _keyed_match(self, rule: KeyRule, text: str, path: JsonPath) -> FieldMatch:
+    def _keyed_match(self, rule: KeyRule, text: str, normal: str, path: JsonPath) -> FieldMatch:
         """A value that counts under its key, as the walk reports it (`Walker._judge`).
 
-        A credential is named by what it is (a JWT under ``authorization``) and the token
-        itself fingerprinted, so it correlates with the same token found in text.
+        ``normal`` is the value as its key's shape reads it (`value_of`, which the
+        flattening already asked). A credential is named by what it is (a JWT under
+        ``authorization``) and the token itself fingerprinted, so it correlates with the
+        same token found in text.
         """
-        normal = value_of(rule.shape, text) or text
+        normal = normal or text
         if rule.kind in TOKEN_KINDS:
             names = self._triggers.rules(text)
             for group in self.library.groups_for(text, names) if names else ():

@@ -28,6 +28,8 @@ _SHAPE: Final = object()
 _ALLOWED: Final = object()
 """An allowlisted key: its value is never examined."""
 _KEY_CACHE_LIMIT: Final = 4096
+Keyed = tuple[KeyRule, str]
+"""A value that counts under its key: the key's rule and the normalized value."""
 _JSON_SCALARS: Final = frozenset({int, float, bool, type(None)})
 
 
@@ -50,7 +52,7 @@ class Flattener:
         self._flags: dict[str, object] = {}
 
     def flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
-        self, value: object, depth: int, out: list[str], keyed: dict[int, KeyRule]
+        self, value: object, depth: int, out: list[str], keyed: dict[int, Keyed]
     ) -> bool:
         """Collect the strings of a parsed JSON value, in walk order.
 
@@ -86,8 +88,9 @@ class Flattener:
                     if flag is not _PLAIN:
                         if flag is _SHAPE:
                             return False
-                        if value_of(flag.shape, item) is not None:  # type: ignore[attr-defined]
-                            keyed[len(out)] = flag  # type: ignore[assignment]
+                        normal = value_of(flag.shape, item)  # type: ignore[attr-defined]
+                        if normal is not None:
+                            keyed[len(out)] = (flag, normal)  # type: ignore[assignment]
                     append(item)
                 elif flag is not _PLAIN:
                     return False
