@@ -220,6 +220,8 @@ def scan_lines(
 ) -> None:
     """Examine every line of ``source``, writing findings to ``report`` as they come."""
     gather, outcome_of = scanner.gather, scanner.outcome
+    # Severity's ordering is a Python method per comparison; a set answers per finding.
+    admitted = frozenset(s for s in Severity if s >= min_severity)
     count = 0
     for line in source:
         count += 1
@@ -229,7 +231,7 @@ def scan_lines(
             at = record_time(content) or default_time
             outcome = outcome_of(gathered, ScanContext(origin=line.origin, observed_at=at))
             where = Where(line.path, line.number, isinstance(content, str))
-            _record(where, outcome, report, summary, min_severity=min_severity, baseline=baseline)
+            _record(where, outcome, report, summary, admitted=admitted, baseline=baseline)
         if line.truncated and (gathered is None or not gathered.limits):
             _partial(summary, line.path, line.number, "oversized")
         if progress is not None and count & 0xFFF == 0:
@@ -245,7 +247,7 @@ def _record(
     report: Report,
     summary: Summary,
     *,
-    min_severity: Severity,
+    admitted: frozenset[Severity],
     baseline: BaselineBuilder | None,
 ) -> None:
     summary.suppressed += outcome.suppressed
@@ -254,7 +256,7 @@ def _record(
     for finding in outcome.findings:
         if baseline is not None:
             baseline.add(finding)
-        if finding.severity < min_severity:
+        if finding.severity not in admitted:
             continue
         summary.findings += 1
         summary.by_severity[finding.severity] = summary.by_severity.get(finding.severity, 0) + 1
