@@ -29,38 +29,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import MutableMapping
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Final, cast
 from urllib.parse import quote
-from uuid import UUID
 
 from structlog.processors import format_exc_info
 
 from auditor.errors import ConfigurationError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
-from auditor.patterns.keyed import value_of
-from auditor.patterns.keys import KeyRule, Scope, normalize_key
+from auditor.patterns.keys import KeyRule, normalize_key
 from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
-from auditor.patterns.shapes import SHAPE_KEYS
 from auditor.patterns.walk import LimitReason, Walker, judge_text
 from auditor.redaction.config import RedactorConfig
+from auditor.redaction.gathering import (
+    KEY_CACHE_LIMIT,
+    NESTED,
+    SCALARS,
+    STRUCTLOG_META,
+    KeyGathering,
+)
 from auditor.vocabulary import TokenKind
 
-_PLAIN: Final = 0
-_ALLOW: Final = 1
-_ATTENTION: Final = 2
-_KEY_CACHE_LIMIT: Final = 4096
-_SCALARS: Final = frozenset(
-    {int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta}
-)
-_NESTED: Final = object()
-"""Owner of a string gathered from inside a nested value (only a full walk can replace it)."""
-_STRUCTLOG_META: Final = ("_record", "_from_structlog")
-"""Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
 _FAILED_KEEP: Final = ("timestamp", "level", "logger")
 _MAX_KEPT_CHARS: Final = 64
 _FACT_SAFE_CHARS: Final = ":/?#@!$&'()*+,;=~.-_"
@@ -121,7 +112,7 @@ class _Marking:
         return f"[REDACTED:{reason}]"
 
 
-class Redactor:
+class Redactor(KeyGathering):
     """A structlog processor that replaces tokens and PHI with markers.
 
     A marker names the kind and a short keyed fingerprint, never the value:
@@ -247,7 +238,7 @@ class Redactor:
                         else:
                             novel.append(value)
                             owners.append(key)
-                    elif kind not in _SCALARS and key not in allow:
+                    elif kind not in SCALARS and key not in allow:
                         if (kind is list or kind is tuple) and self._known_strings(value):
                             continue
                         if novel is None:
@@ -345,7 +336,7 @@ class Redactor:
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return None
         found = self._search(strings, joined)
-        if any(owners[index] is _NESTED for index in found):
+        if any(owners[index] is NESTED for index in found):
             return None
         memory = self._memory
         memory.remember([text for index, text in enumerate(strings) if index not in found])
@@ -368,7 +359,7 @@ class Redactor:
         logger: object,
         method_name: str,
     ) -> tuple[EventDict, Redaction | None]:
-        """Scan an event's new strings (each owned by its top-level key, or `_NESTED`)."""
+        """Scan an event's new strings (each owned by its top-level key, or `NESTED`)."""
         joined = "\n".join(strings)
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
@@ -376,180 +367,9 @@ class Redactor:
         if not found:
             self._memory.remember(strings, joined)
             return event_dict, None
-        if any(owners[index] is _NESTED for index in found):
+        if any(owners[index] is NESTED for index in found):
             return self._redact_event(logger, method_name, event_dict)
         return self._redact_flat(event_dict, strings, owners, found)
-
-    def _state(self, key: object) -> int:
-        if not isinstance(key, str):
-            return _ATTENTION
-        normal = normalize_key(key)
-        if normal in self._allow:
-            state = _ALLOW
-        else:
-            rule = self._lib.keys.get(normal)
-            sensitive = rule is not None and rule.scope is not Scope.TEXT
-            special = key in _STRUCTLOG_META or key == "exc_info"
-            state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
-            if sensitive and not special and normal not in SHAPE_KEYS:
-                self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
-        if len(self._key_state) >= _KEY_CACHE_LIMIT:
-            self._key_state.clear()
-            self._simple_keys.clear()
-            self._allow_raw.clear()
-            self._top_rules.clear()
-        self._key_state[key] = state
-        if state != _ATTENTION:
-            self._simple_keys.add(key)
-            if state == _ALLOW:
-                self._allow_raw.add(key)
-        return state
-
-    def _gather(
-        self, event_dict: EventDict, keyed: list[tuple[str, KeyRule]]
-    ) -> tuple[list[str], list[object]] | None:
-        """The event's strings to scan and who owns each, or None for the full walk.
-
-        A top-level string is owned by its key, one inside a nested value by `_NESTED`;
-        allowlisted keys are skipped (never examined); a string under a sensitive
-        top-level key goes to ``keyed`` with the key's rule. None when a key is a shape
-        key or structlog's, a sensitive key holds anything but a string, or a nested
-        value is not plain data.
-        """
-        strings: list[str] = []
-        owners: list[object] = []
-        get_state = self._key_state.get
-        for key, value in event_dict.items():
-            state = get_state(key)
-            if state is None:
-                state = self._state(key)
-            if state == _ATTENTION:
-                rule = self._top_rules.get(key)
-                if rule is None or type(value) is not str or len(value) > self._max_chars:
-                    return None
-                keyed.append((key, rule))
-                continue
-            if state == _ALLOW:
-                continue
-            kind = type(value)
-            if kind is str:
-                strings.append(value)
-                owners.append(key)
-            elif kind not in _SCALARS:
-                start = len(strings)
-                if not self._collect(value, strings, 1):
-                    return None
-                owners.extend([_NESTED] * (len(strings) - start))
-        return strings, owners
-
-    def _known_strings(self, items: list[object] | tuple[object, ...]) -> bool:
-        """Whether a top-level list or tuple holds only strings known clean (no pair)."""
-        if len(items) > self._max_items:
-            return False
-        if len(items) == 2 and self._is_sensitive_pair(items):  # noqa: PLR2004 - a (name, value) pair
-            return False
-        memory = self._memory
-        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
-        for item in items:
-            if type(item) is not str or (
-                item not in clean
-                and (
-                    len(item) > widest
-                    or item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
-                )
-            ):
-                return False
-        return True
-
-    def _collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
-        """`_collect` a top-level nested value's strings that are not known clean."""
-        found: list[str] = []
-        if not self._collect(value, found, 1):
-            return False
-        memory = self._memory
-        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
-        for text in found:
-            if text in clean or (
-                len(text) <= widest
-                and text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
-            ):
-                continue
-            novel.append(text)
-            owners.append(_NESTED)
-        return True
-
-    def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of value
-        """Gather the strings of a plain nested value; False when it needs the full walk."""
-        if depth > self._max_depth:
-            return False
-        kind = type(value)
-        if kind is dict:
-            if len(value) > self._max_items:  # type: ignore[arg-type]
-                return False
-            get_state = self._key_state.get
-            for key, item in value.items():  # type: ignore[attr-defined]
-                state = get_state(key)
-                if state is None:
-                    state = self._state(key)
-                if state == _ALLOW:
-                    continue
-                if state == _ATTENTION or not self._collect_leaf(item, strings, depth):
-                    return False
-            return True
-        if kind is list or kind is tuple:
-            size = len(value)  # type: ignore[arg-type]
-            if size > self._max_items:
-                return False
-            if size == 2 and self._is_sensitive_pair(value):  # type: ignore[arg-type]  # noqa: PLR2004 - a (name, value) pair
-                return False
-            for item in value:  # type: ignore[attr-defined]
-                if type(item) is str:
-                    if len(item) > self._max_chars:
-                        return False
-                    strings.append(item)
-                elif not self._collect_leaf(item, strings, depth):
-                    return False
-            return True
-        return False
-
-    def _is_sensitive_pair(self, pair: list[object] | tuple[object, ...]) -> bool:
-        """Whether the walk would redact this pair as a header: (sensitive name, value).
-
-        Mirrors `Walker._header_pair`: there the second item is judged by the name, so a
-        string that is clean as text may still count (``("authorization", "s3cr3t")``).
-        """
-        name, value = pair
-        if type(name) is not str:
-            return False  # bytes and other names are not collected: the walk sees them
-        rules = self._pair_rules
-        rule = rules[name] if name in rules else self._pair_rule(name)
-        if rule is None:
-            return False
-        return type(value) is not str or value_of(rule.shape, value) is not None
-
-    def _pair_rule(self, name: str) -> KeyRule | None:
-        """The rule `_is_sensitive_pair` judges a pair named ``name`` by, remembered."""
-        state = self._key_state.get(name)
-        if state is None:
-            state = self._state(name)
-        rule = self._lib.keys.get(normalize_key(name)) if state == _ATTENTION else None
-        if rule is not None and rule.scope is Scope.TEXT:
-            rule = None
-        if len(self._pair_rules) >= _KEY_CACHE_LIMIT:
-            self._pair_rules.clear()
-        self._pair_rules[name] = rule
-        return rule
-
-    def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
-        kind = type(value)
-        if kind is str:
-            if len(value) > self._max_chars:  # type: ignore[arg-type]
-                return False
-            strings.append(value)  # type: ignore[arg-type]
-            return True
-        if kind in _SCALARS:
-            return True
-        return self._collect(value, strings, depth + 1)
 
     def _redact_flat(
         self,
@@ -583,7 +403,7 @@ class Redactor:
     ) -> tuple[EventDict, Redaction]:
         if event_dict.get("exc_info"):
             event_dict = format_exc_info(logger, method_name, event_dict)
-        meta = {key: event_dict.pop(key) for key in _STRUCTLOG_META if key in event_dict}
+        meta = {key: event_dict.pop(key) for key in STRUCTLOG_META if key in event_dict}
         new, done = self.redact(event_dict)
         out: EventDict = (
             new if type(new) is dict or isinstance(new, MutableMapping) else dict(event_dict)
@@ -617,7 +437,7 @@ class Redactor:
                     and normalize_key(key) in self._allow
                 ):
                     minimal[key] = value
-            for key in _STRUCTLOG_META:
+            for key in STRUCTLOG_META:
                 if key in event_dict:
                     minimal[key] = event_dict[key]
         except Exception:  # noqa: BLE001, S110 - an event too broken to read keeps nothing
@@ -705,7 +525,7 @@ class Redactor:
         shown = None
         if len(fact) <= _MAX_FACT_CHARS and (fact in self._memory or not self._lib.contains(fact)):
             shown = fact if _QUOTED_AS_IS(fact) else quote(fact, safe=_FACT_SAFE_CHARS)
-        if len(self._facts) >= _KEY_CACHE_LIMIT:
+        if len(self._facts) >= KEY_CACHE_LIMIT:
             self._facts.clear()
         self._facts[fact] = shown
         return shown

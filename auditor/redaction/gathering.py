@@ -1,0 +1,237 @@
+"""How the Redactor gathers an event's strings without walking it (a mixin of `Redactor`).
+
+The Redactor's fast paths judge an event from its strings alone: each top-level key is
+classified once and remembered (plain, allowlisted, or needing attention: sensitive,
+a shape key, structlog's own), and plain nested values — dicts, lists, tuples of strings
+and scalars, within the size and depth limits — are flattened into a list of strings
+with the key that owns each. Anything else (a sensitive key holding a structure, a
+header-like ``(name, value)`` pair, an object) makes the gatherer give up, and the
+Redactor walks the event in full (`auditor.patterns.walk`), which is always correct.
+
+These are methods of `Redactor` (inherited, not delegated: the lookups stay on the hot
+path's ``self``); they live here so that the processor's module stays about redaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+from auditor.patterns.keyed import value_of
+from auditor.patterns.keys import KeyRule, Scope, normalize_key
+from auditor.patterns.lookalikes import SKELETON
+from auditor.patterns.shapes import SHAPE_KEYS
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+    from auditor.patterns.library import PatternLibrary
+    from auditor.patterns.memory import CleanMemory
+
+__all__ = ["KEY_CACHE_LIMIT", "NESTED", "SCALARS", "STRUCTLOG_META", "KeyGathering"]
+
+_PLAIN: Final = 0
+_ALLOW: Final = 1
+_ATTENTION: Final = 2
+KEY_CACHE_LIMIT: Final = 4096
+"""Entries of each per-key memory before it is cleared (keys are the services' own words)."""
+SCALARS: Final = frozenset(
+    {int, float, bool, type(None), UUID, Decimal, datetime, date, time, timedelta}
+)
+"""Value types that hold no string to judge."""
+NESTED: Final = object()
+"""Owner of a string gathered from inside a nested value (only a full walk can replace it)."""
+STRUCTLOG_META: Final = ("_record", "_from_structlog")
+"""Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
+
+
+class KeyGathering:
+    """The key classification and string gathering of `Redactor` (see the module)."""
+
+    __slots__ = ()
+
+    # Set by `Redactor.__init__` (its slots).
+    _allow: frozenset[str]
+    _allow_raw: set[object]
+    _key_state: dict[object, int]
+    _lib: PatternLibrary
+    _max_chars: int
+    _max_depth: int
+    _max_items: int
+    _memory: CleanMemory
+    _pair_rules: dict[str, KeyRule | None]
+    _simple_keys: set[object]
+    _top_rules: dict[object, KeyRule]
+
+    def _state(self, key: object) -> int:
+        if not isinstance(key, str):
+            return _ATTENTION
+        normal = normalize_key(key)
+        if normal in self._allow:
+            state = _ALLOW
+        else:
+            rule = self._lib.keys.get(normal)
+            sensitive = rule is not None and rule.scope is not Scope.TEXT
+            special = key in STRUCTLOG_META or key == "exc_info"
+            state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
+            if sensitive and not special and normal not in SHAPE_KEYS:
+                self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
+        if len(self._key_state) >= KEY_CACHE_LIMIT:
+            self._key_state.clear()
+            self._simple_keys.clear()
+            self._allow_raw.clear()
+            self._top_rules.clear()
+        self._key_state[key] = state
+        if state != _ATTENTION:
+            self._simple_keys.add(key)
+            if state == _ALLOW:
+                self._allow_raw.add(key)
+        return state
+
+    def _gather(
+        self, event_dict: MutableMapping[str, Any], keyed: list[tuple[str, KeyRule]]
+    ) -> tuple[list[str], list[object]] | None:
+        """The event's strings to scan and who owns each, or None for the full walk.
+
+        A top-level string is owned by its key, one inside a nested value by `NESTED`;
+        allowlisted keys are skipped (never examined); a string under a sensitive
+        top-level key goes to ``keyed`` with the key's rule. None when a key is a shape
+        key or structlog's, a sensitive key holds anything but a string, or a nested
+        value is not plain data.
+        """
+        strings: list[str] = []
+        owners: list[object] = []
+        get_state = self._key_state.get
+        for key, value in event_dict.items():
+            state = get_state(key)
+            if state is None:
+                state = self._state(key)
+            if state == _ATTENTION:
+                rule = self._top_rules.get(key)
+                if rule is None or type(value) is not str or len(value) > self._max_chars:
+                    return None
+                keyed.append((key, rule))
+                continue
+            if state == _ALLOW:
+                continue
+            kind = type(value)
+            if kind is str:
+                strings.append(value)
+                owners.append(key)
+            elif kind not in SCALARS:
+                start = len(strings)
+                if not self._collect(value, strings, 1):
+                    return None
+                owners.extend([NESTED] * (len(strings) - start))
+        return strings, owners
+
+    def _known_strings(self, items: list[object] | tuple[object, ...]) -> bool:
+        """Whether a top-level list or tuple holds only strings known clean (no pair)."""
+        if len(items) > self._max_items:
+            return False
+        if len(items) == 2 and self._is_sensitive_pair(items):  # noqa: PLR2004 - a (name, value) pair
+            return False
+        memory = self._memory
+        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
+        for item in items:
+            if type(item) is not str or (
+                item not in clean
+                and (
+                    len(item) > widest
+                    or item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
+                )
+            ):
+                return False
+        return True
+
+    def _collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
+        """`_collect` a top-level nested value's strings that are not known clean."""
+        found: list[str] = []
+        if not self._collect(value, found, 1):
+            return False
+        memory = self._memory
+        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
+        for text in found:
+            if text in clean or (
+                len(text) <= widest
+                and text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+            ):
+                continue
+            novel.append(text)
+            owners.append(NESTED)
+        return True
+
+    def _collect(self, value: object, strings: list[str], depth: int) -> bool:  # noqa: C901, PLR0911, PLR0912 - one branch per kind of value
+        """Gather the strings of a plain nested value; False when it needs the full walk."""
+        if depth > self._max_depth:
+            return False
+        kind = type(value)
+        if kind is dict:
+            if len(value) > self._max_items:  # type: ignore[arg-type]
+                return False
+            get_state = self._key_state.get
+            for key, item in value.items():  # type: ignore[attr-defined]
+                state = get_state(key)
+                if state is None:
+                    state = self._state(key)
+                if state == _ALLOW:
+                    continue
+                if state == _ATTENTION or not self._collect_leaf(item, strings, depth):
+                    return False
+            return True
+        if kind is list or kind is tuple:
+            size = len(value)  # type: ignore[arg-type]
+            if size > self._max_items:
+                return False
+            if size == 2 and self._is_sensitive_pair(value):  # type: ignore[arg-type]  # noqa: PLR2004 - a (name, value) pair
+                return False
+            for item in value:  # type: ignore[attr-defined]
+                if type(item) is str:
+                    if len(item) > self._max_chars:
+                        return False
+                    strings.append(item)
+                elif not self._collect_leaf(item, strings, depth):
+                    return False
+            return True
+        return False
+
+    def _is_sensitive_pair(self, pair: list[object] | tuple[object, ...]) -> bool:
+        """Whether the walk would redact this pair as a header: (sensitive name, value).
+
+        Mirrors `Walker._header_pair`: there the second item is judged by the name, so a
+        string that is clean as text may still count (``("authorization", "s3cr3t")``).
+        """
+        name, value = pair
+        if type(name) is not str:
+            return False  # bytes and other names are not collected: the walk sees them
+        rules = self._pair_rules
+        rule = rules[name] if name in rules else self._pair_rule(name)
+        if rule is None:
+            return False
+        return type(value) is not str or value_of(rule.shape, value) is not None
+
+    def _pair_rule(self, name: str) -> KeyRule | None:
+        """The rule `_is_sensitive_pair` judges a pair named ``name`` by, remembered."""
+        state = self._key_state.get(name)
+        if state is None:
+            state = self._state(name)
+        rule = self._lib.keys.get(normalize_key(name)) if state == _ATTENTION else None
+        if rule is not None and rule.scope is Scope.TEXT:
+            rule = None
+        if len(self._pair_rules) >= KEY_CACHE_LIMIT:
+            self._pair_rules.clear()
+        self._pair_rules[name] = rule
+        return rule
+
+    def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
+        kind = type(value)
+        if kind is str:
+            if len(value) > self._max_chars:  # type: ignore[arg-type]
+                return False
+            strings.append(value)  # type: ignore[arg-type]
+            return True
+        if kind in SCALARS:
+            return True
+        return self._collect(value, strings, depth + 1)
