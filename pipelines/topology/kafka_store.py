@@ -9,9 +9,18 @@ its kind for its file, and its positions live in DuckDB, not in Kafka):
   stage, deciding the same way, sent their dead letters.
 - **findings**, **dead letters**, **alerts** — what the detect stage produced.
 
-Each poll becomes one transaction: its rows and the next offset of every partition it read
-(``ingest_offsets``). On start it seeks each partition to the offset stored with the rows,
-so a store killed at any point resumes exactly where its last commit ended, and duplicates
+Two consumers, two kinds of transaction, one thread and one writer. The detect stage's
+outputs are few and urgent (a finding is what an analyst waits for); the events are many
+and each costs a decode and a scrub. So each round first polls the outputs (without
+waiting) and commits what came in its own transaction, then polls the events, as many as
+the store handles in about ``store_wait_ms`` (measured as it goes), and commits those in
+another. A finding therefore waits for at most one such round, however long the backlog of
+events behind it — in one shared consumer it waited behind every event fetched before it.
+
+Each transaction holds its rows and the next offset of exactly the partitions whose records
+it holds (``ingest_offsets``). On start each consumer seeks its partitions to the offsets
+stored with the rows, so a store killed at any point — between the two transactions of a
+round as well — resumes exactly where each partition's last commit ended, and duplicates
 upstream (at-least-once) are absorbed by the keys: event ids, finding ids and revisions,
 dead-letter positions, alert ids.
 """
@@ -54,7 +63,59 @@ from pipelines.topology.telemetry import PipelineTelemetry
 
 _log = structlog.get_logger("auditor.pipeline.store")
 _REFRESH_S: Final = 30.0
+_FIRST_ROUND: Final = 1_000
+"""Events of the first round, before the store has measured what one costs."""
+_FEWEST_PER_ROUND: Final = 100
+"""Events per round at least: below it a transaction's fixed cost would dominate."""
 T = TypeVar("T")
+Polled = dict[TopicPartition, list[ConsumerRecord]]
+
+
+class _Reader:
+    """One consumer of the store, over every partition of some topics, seeking from DuckDB.
+
+    Args:
+        consumer: Not in a group; the reader assigns its partitions itself.
+        topics: The topics whose partitions it reads.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, topics: Sequence[str]) -> None:
+        self.consumer = consumer
+        self._topics = tuple(topics)
+        self.assigned: set[TopicPartition] = set()
+
+    def assign(self, stored: Callable[[], dict[tuple[str, int], int]]) -> int:
+        """Take new partitions of the topics, each at its stored offset; how many were new."""
+        wanted: set[TopicPartition] = set()
+        for topic in self._topics:
+            wanted |= {
+                TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()
+            }
+        new = wanted - self.assigned
+        if not new:
+            return 0
+        self.consumer.assign(sorted(wanted))
+        offsets = stored()
+        for tp in new:
+            offset = offsets.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        self.assigned = wanted
+        return len(new)
+
+    def lag(self, into: dict[str, int]) -> None:
+        """Add each topic's records not yet read (as of the last fetch) to ``into``."""
+        for tp in self.assigned:
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                into[tp.topic] = into.get(tp.topic, 0) + max(high - self.consumer.position(tp), 0)
+
+    def caught_up(self) -> bool:
+        """Whether every partition is read to its end, asking the broker."""
+        ends = self.consumer.end_offsets(list(self.assigned))
+        return all(self.consumer.position(tp) >= end for tp, end in ends.items())
 
 
 class StoreWorker:
@@ -104,40 +165,50 @@ class StoreWorker:
         self._upstream_done = upstream_done
         self._max_records = pipeline.store_batch_records
         self._wait_ms = pipeline.store_wait_ms
+        self._per_round = min(self._max_records, _FIRST_ROUND)
         topics = settings.topics
         self._authz = topics.authz.name
         self._findings = topics.findings.name
         self._dead = topics.deadletters.name
-        self._alerts = topics.alerts.name
         self._decoder = RecordDecoder(pipeline.limits)
         self._scrubber = EventScrubber(Redactor(RedactorConfig(fingerprinter=fingerprinter)))
         self._lag: dict[str, int] = {}
-        self._consumer: KafkaConsumer = open_consumer(
-            settings,
+        self._events = _Reader(self._consumer(), [self._authz])
+        try:
+            self._outputs = _Reader(
+                self._consumer(), [self._findings, self._dead, topics.alerts.name]
+            )
+        except BaseException:
+            self._events.consumer.close(autocommit=False)
+            raise
+        try:
+            self._assign()
+        except BaseException:
+            self._close()
+            raise
+        telemetry.watch_lag("store", lambda: dict(self._lag))
+
+    def _consumer(self) -> KafkaConsumer:
+        consumer: KafkaConsumer = open_consumer(
+            self._settings,
             [],
             None,
             max_poll_records=self._max_records,
             fetch_max_wait_ms=min(self._wait_ms, 500),
         )
-        self._assigned: set[TopicPartition] = set()
-        self._assign()
-        telemetry.watch_lag("store", lambda: dict(self._lag))
+        return consumer
 
     def run(self) -> None:
-        """Store until stopped (or idle), committing each poll in one transaction."""
+        """Store until stopped (or idle): each round, the outputs, then a slice of events."""
         next_refresh = time.monotonic() + _REFRESH_S
         quiet_since = time.monotonic()
         outage = Outage(self._stop, "store")
         try:
             while not self._stop.is_set():
                 try:
-                    polled = self._consumer.poll(
-                        timeout_ms=self._wait_ms, max_records=self._max_records
-                    )
+                    if self._round():
+                        quiet_since = time.monotonic()
                     now = time.monotonic()
-                    if any(polled.values()):
-                        quiet_since = now
-                        self._store(polled)
                     self._measure_lag()
                     if now >= next_refresh:
                         self._assign()
@@ -153,7 +224,39 @@ class StoreWorker:
                 outage.over()
         finally:
             self._telemetry.unwatch_lag("store")
-            self._consumer.close(autocommit=False)
+            self._close()
+
+    def _round(self) -> bool:
+        """Commit the outputs waiting now, then one slice of events; whether any came."""
+        outputs = self._outputs.consumer.poll(timeout_ms=0, max_records=self._max_records)
+        if any(outputs.values()):
+            self._store(outputs)
+        # Wait here, not for the outputs: with no events coming there is little to detect.
+        # Half the wait, so an output that arrives meanwhile waits at most about that long.
+        events = self._events.consumer.poll(
+            timeout_ms=max(self._wait_ms // 2, 1), max_records=self._per_round
+        )
+        if any(events.values()):
+            started = time.perf_counter()
+            stored = self._store(events)
+            self._size_rounds(stored, time.perf_counter() - started)
+        return any(outputs.values()) or any(events.values())
+
+    def _size_rounds(self, events: int, seconds: float) -> None:
+        """Size the next slice of events to take about ``store_wait_ms``.
+
+        What an event costs depends on the machine, its load and the handoff, so the store
+        measures it (a moving average, so one slow transaction does not halve the next).
+        """
+        if events <= 0 or seconds <= 0:
+            return
+        fits = events * (self._wait_ms / 1000) / seconds
+        sized = int((self._per_round + fits) / 2)
+        self._per_round = max(_FEWEST_PER_ROUND, min(self._max_records, sized))
+
+    def _close(self) -> None:
+        for reader in (self._events, self._outputs):
+            reader.consumer.close(autocommit=False)
 
     def _idle(self, now: float, quiet_since: float) -> bool:
         if self._idle_exit is None:
@@ -164,30 +267,19 @@ class StoreWorker:
             return False
         # Ask the broker: the end offsets known from the last fetch may predate what the
         # detect stage flushed just before it finished.
-        ends = self._consumer.end_offsets(list(self._assigned))
-        return all(self._consumer.position(tp) >= end for tp, end in ends.items())
+        return self._outputs.caught_up() and self._events.caught_up()
 
     def _assign(self) -> None:
-        wanted: set[TopicPartition] = set()
-        for topic in (self._authz, self._findings, self._dead, self._alerts):
-            wanted |= {
-                TopicPartition(topic, p) for p in self._consumer.partitions_for_topic(topic) or ()
-            }
-        new = wanted - self._assigned
-        if not new:
-            return
-        self._consumer.assign(sorted(wanted))
-        stored = self._writer.resume_offsets()
-        for tp in new:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
-        self._assigned = wanted
-        _log.info("store.assigned", partitions=len(wanted))
+        new = self._events.assign(self._writer.resume_offsets)
+        new += self._outputs.assign(self._writer.resume_offsets)
+        if new:
+            _log.info(
+                "store.assigned",
+                partitions=len(self._events.assigned) + len(self._outputs.assigned),
+            )
 
-    def _store(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    def _store(self, polled: Polled) -> int:
+        """Commit one poll's rows with its partitions' offsets; returns the events stored."""
         started = time.perf_counter()
         events: list[EventJson] = []
         findings: list[Finding] = []
@@ -199,7 +291,7 @@ class StoreWorker:
                 continue
             offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
             if tp.topic == self._authz:
-                events += self._events(tp, records)
+                events += self._decode_events(tp, records)
             elif tp.topic == self._findings:
                 findings += self._parse(records, _finding, "finding")
             elif tp.topic == self._dead:
@@ -236,8 +328,11 @@ class StoreWorker:
         )
         self._summary.counters = self._summary.counters + counters
         self._summary.alerts += len(alerts)
+        return len(events)
 
-    def _events(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> list[EventJson]:
+    def _decode_events(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord]
+    ) -> list[EventJson]:
         out = []
         scrubber = self._scrubber
         handoff = self._handoff
@@ -275,11 +370,8 @@ class StoreWorker:
 
     def _measure_lag(self) -> None:
         lag: dict[str, int] = {}
-        for tp in self._assigned:
-            high = self._consumer.highwater(tp)
-            if high is None:
-                continue
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(high - self._consumer.position(tp), 0)
+        self._events.lag(lag)
+        self._outputs.lag(lag)
         self._lag = lag
 
 
