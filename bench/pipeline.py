@@ -17,6 +17,8 @@ corpus.py's, 2% with a planted token or PHI value).
    - baselines: the producer's rate filling the backlog, and a bare consumer reading it;
    - ``auditor run --kafka --stage detect`` as one process, then as two in one group: the
      rate at which the group's committed offsets move (10% to 90% of the backlog);
+   - ``--stage store`` alone over the same backlog (and the findings, dead letters and
+     alerts the detect runs produced): the rate at which its authz offsets in DuckDB move;
    - latency: ``auditor run --kafka --db`` while a producer sends ``--rate`` events/s
      for ``--seconds``, events stamped with the time they are sent; one in a hundred is
      signed ``none`` by a new client, so the ``policy`` detector opens a finding for it.
@@ -314,6 +316,50 @@ def detect_rate(settings: AuditorSettings, total: int, processes: int) -> float:
     return (high[1] - low[1]) / (high[0] - low[0])
 
 
+def store_rate(settings: AuditorSettings, scratch: Path, total: int) -> float:
+    """Authz events/s of ``--stage store`` alone over the backlog (10% to 90% of it).
+
+    Progress is the store's own: the sum of its authz offsets in ``ingest_offsets``, read
+    through the writer's endpoint while it runs.
+    """
+    from pipelines.store import open_store
+
+    db = scratch / f"store-{uuid.uuid4().hex[:6]}.duckdb"
+    env = env_for(settings, f"bench-store-{uuid.uuid4().hex[:6]}")
+    command = [sys.executable, "-m", "auditor.cli.main", "run", "--kafka", "--quiet"]
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [*command, "--stage", "store", "--db", str(db)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    topic = settings.topics.authz.name
+    query = (
+        f"SELECT coalesce(sum(next_offset), 0) AS n FROM ingest_offsets WHERE source = '{topic}'"  # noqa: S608 - the bench's own topic name
+    )
+    marks: list[tuple[float, int]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                with open_store(db) as store:
+                    done = int(store.query(query).to_pylist()[0]["n"])
+            except Exception:  # noqa: BLE001 - the store is not open yet
+                done = 0
+            marks.append((time.perf_counter(), done))
+            if done >= total:
+                break
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    low = next((t, n) for t, n in marks if n >= total * 0.1)
+    high = next((t, n) for t, n in marks if n >= total * 0.9)
+    if high[0] <= low[0]:
+        raise SystemExit("the backlog was stored between two samples: use more --events")
+    return (high[1] - low[1]) / (high[0] - low[0])
+
+
 def _templates(events: list[AuthzEvent], *, judged: bool = False) -> list[tuple[bytes, bytes]]:
     """Events as JSON with ``@TIME@`` and ``@ID@`` to fill in, keyed by client.
 
@@ -516,7 +562,7 @@ def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
     try:
         say(f"\nthrough Kafka at {bootstrap}: {args.partitions} partitions per topic")
         if not args.skip_throughput:
-            throughput(bench_settings(bootstrap, args.partitions), lines)
+            throughput(bench_settings(bootstrap, args.partitions), lines, scratch)
         for rate in args.rate:
             for split in (False, True) if args.split else (False,):
                 latency(
@@ -532,8 +578,8 @@ def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
             stop()
 
 
-def throughput(settings: AuditorSettings, lines: list[bytes]) -> None:
-    """A backlog of the corpus; the baselines; the detect stage as one process and as two."""
+def throughput(settings: AuditorSettings, lines: list[bytes], scratch: Path) -> None:
+    """The corpus as a backlog; baselines; detect as one process and two; the store alone."""
     produced = fill(settings, lines)
     figure(
         "produce_per_s", produced, f"baseline, producing {len(lines):,} records: {produced:,.0f}/s"
@@ -554,6 +600,14 @@ def throughput(settings: AuditorSettings, lines: list[bytes]) -> None:
         "detect_2_per_s",
         two,
         f"detect stage, 2 processes: {two:,.0f} records/s ({two / one:.2f}x one process)",
+    )
+    events = sum(1 for line in lines if b'"kind":"authz"' in line)
+    stored = store_rate(settings, scratch, events)
+    figure(
+        "store_per_s",
+        stored,
+        f"store stage alone (--stage store), the same backlog: {stored:,.0f} authz events/s "
+        "(with the detect stage's findings, dead letters and alerts)",
     )
 
 
