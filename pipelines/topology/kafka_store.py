@@ -9,18 +9,20 @@ its kind for its file, and its positions live in DuckDB, not in Kafka):
   stage, deciding the same way, sent their dead letters.
 - **findings**, **dead letters**, **alerts** — what the detect stage produced.
 
-Two consumers, two kinds of transaction, one thread and one writer. The detect stage's
-outputs are few and urgent (a finding is what an analyst waits for); the events are many
-and each costs a decode and a scrub. So each round first polls the outputs (without
-waiting) and commits what came in its own transaction, then polls the events, as many as
-the store handles in about ``store_wait_ms`` (measured as it goes), and commits those in
-another. A finding therefore waits for at most one such round, however long the backlog of
-events behind it — in one shared consumer it waited behind every event fetched before it.
+Two consumers, one thread, one writer. The detect stage's outputs are few and urgent (a
+finding is what an analyst waits for); the events are many, and each costs a decode and a
+scrub. In one consumer a finding waited behind every event fetched before it — seconds,
+with a backlog. Now each round polls the outputs first (without waiting), then events, up
+to a slice sized to take about ``store_wait_ms`` to store (measured as it goes), and what
+was polled is committed as one transaction once the slice is full or its oldest row has
+waited ``store_wait_ms``. A finding therefore waits for at most about two such waits,
+however long the backlog behind it; and the store commits a few large transactions a
+second rather than one per poll (a DuckDB transaction costs ~10 ms of CPU however small).
 
 Each transaction holds its rows and the next offset of exactly the partitions whose records
 it holds (``ingest_offsets``). On start each consumer seeks its partitions to the offsets
-stored with the rows, so a store killed at any point — between the two transactions of a
-round as well — resumes exactly where each partition's last commit ended, and duplicates
+stored with the rows, so a store killed at any point resumes exactly where each partition's
+last commit ended (the two consumers' partitions at different points, as committed), and duplicates
 upstream (at-least-once) are absorbed by the keys: event ids, finding ids and revisions,
 dead-letter positions, alert ids.
 """
@@ -118,6 +120,43 @@ class _Reader:
         return all(self.consumer.position(tp) >= end for tp, end in ends.items())
 
 
+class _Pending:
+    """What was polled and not yet committed: records by partition, and since when."""
+
+    def __init__(self) -> None:
+        self.polled: Polled = {}
+        self.events = 0
+        self.rows = 0
+        self.since: float | None = None
+
+    def _clear(self) -> None:
+        self.polled = {}
+        self.events = self.rows = 0
+        self.since = None
+
+    def add(self, polled: Polled, now: float, *, events: bool) -> bool:
+        """Keep ``polled``; whether it held any record."""
+        added = 0
+        for tp, records in polled.items():
+            if records:
+                self.polled.setdefault(tp, []).extend(records)
+                added += len(records)
+        if not added:
+            return False
+        self.rows += added
+        if events:
+            self.events += added
+        if self.since is None:
+            self.since = now
+        return True
+
+    def take(self) -> Polled:
+        """The records, in offset order per partition; empties the batch."""
+        polled = self.polled
+        self._clear()
+        return polled
+
+
 class StoreWorker:
     """Consumes the authz, findings, dead-letter and alerts topics into one store.
 
@@ -166,6 +205,7 @@ class StoreWorker:
         self._max_records = pipeline.store_batch_records
         self._wait_ms = pipeline.store_wait_ms
         self._per_round = min(self._max_records, _FIRST_ROUND)
+        self._pending = _Pending()
         topics = settings.topics
         self._authz = topics.authz.name
         self._findings = topics.findings.name
@@ -199,7 +239,7 @@ class StoreWorker:
         return consumer
 
     def run(self) -> None:
-        """Store until stopped (or idle): each round, the outputs, then a slice of events."""
+        """Store until stopped (or idle); what was polled is committed before returning."""
         next_refresh = time.monotonic() + _REFRESH_S
         quiet_since = time.monotonic()
         outage = Outage(self._stop, "store")
@@ -217,42 +257,66 @@ class StoreWorker:
                     if self._idle(now, quiet_since):
                         break
                 except KafkaError as exc:
-                    # Rows are committed with their offsets, so nothing is half done: wait
-                    # for the broker and go on from where the store stands.
+                    # Rows are committed with their offsets, so nothing is half done (what
+                    # was polled waits in memory): wait for the broker and go on.
                     outage.wait(exc)
                     continue
                 outage.over()
+            self._commit()
         finally:
             self._telemetry.unwatch_lag("store")
             self._close()
 
     def _round(self) -> bool:
-        """Commit the outputs waiting now, then one slice of events; whether any came."""
-        outputs = self._outputs.consumer.poll(timeout_ms=0, max_records=self._max_records)
-        if any(outputs.values()):
-            self._store(outputs)
-        # Wait here, not for the outputs: with no events coming there is little to detect.
-        # Half the wait, so an output that arrives meanwhile waits at most about that long.
-        events = self._events.consumer.poll(
-            timeout_ms=max(self._wait_ms // 2, 1), max_records=self._per_round
+        """Poll the outputs, then events; commit when due. Whether anything came."""
+        pending = self._pending
+        room = self._max_records - pending.rows
+        came = room > 0 and pending.add(
+            self._outputs.consumer.poll(timeout_ms=0, max_records=room),
+            time.monotonic(),
+            events=False,
         )
-        if any(events.values()):
-            started = time.perf_counter()
-            stored = self._store(events)
-            self._size_rounds(stored, time.perf_counter() - started)
-        return any(outputs.values()) or any(events.values())
+        room = min(self._per_round - pending.events, self._max_records - pending.rows)
+        if room > 0:
+            # Wait here, not for the outputs: they follow the events. Not past the pending
+            # batch's due time, and not long, so outputs that arrive meanwhile are read.
+            wait_ms = self._wait_ms // 2
+            if pending.since is not None:
+                due_ms = (pending.since + self._wait_ms / 1000 - time.monotonic()) * 1000
+                wait_ms = min(wait_ms, int(due_ms))
+            polled = self._events.consumer.poll(timeout_ms=max(wait_ms, 0), max_records=room)
+            came = pending.add(polled, time.monotonic(), events=True) or came
+        if self._due():
+            self._commit()
+        return came
+
+    def _due(self) -> bool:
+        pending = self._pending
+        if pending.since is None:
+            return False
+        if pending.events >= self._per_round or pending.rows >= self._max_records:
+            return True
+        return time.monotonic() - pending.since >= self._wait_ms / 1000
+
+    def _commit(self) -> None:
+        if not self._pending.rows:
+            return
+        polled = self._pending.take()
+        started = time.perf_counter()
+        events = self._store(polled)
+        self._size_rounds(events, time.perf_counter() - started)
 
     def _size_rounds(self, events: int, seconds: float) -> None:
-        """Size the next slice of events to take about ``store_wait_ms``.
+        """Size the next slice of events to take about ``store_wait_ms`` to store.
 
         What an event costs depends on the machine, its load and the handoff, so the store
         measures it (a moving average, so one slow transaction does not halve the next).
         """
-        if events <= 0 or seconds <= 0:
-            return
+        if events < _FEWEST_PER_ROUND or seconds <= 0:
+            return  # a small transaction is mostly its fixed cost: it tells little
         fits = events * (self._wait_ms / 1000) / seconds
         sized = int((self._per_round + fits) / 2)
-        self._per_round = max(_FEWEST_PER_ROUND, min(self._max_records, sized))
+        self._per_round = min(self._max_records, max(_FEWEST_PER_ROUND, sized))
 
     def _close(self) -> None:
         for reader in (self._events, self._outputs):
