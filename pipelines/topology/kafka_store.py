@@ -13,12 +13,11 @@ Two consumers, one thread, one writer. The detect stage's outputs are few and ur
 finding is what an analyst waits for); the events are many, and each costs a decode and a
 scrub. In one consumer a finding waited behind every event fetched before it — seconds,
 with a backlog. Now each round polls the outputs first (without waiting), then events, up
-to a slice sized to take about half a second to store (measured as it goes), and what
+to a slice sized to take about ``store_wait_ms`` to store (measured as it goes), and what
 was polled is committed as one transaction once the slice is full or its oldest row has
-waited ``store_wait_ms``. A finding therefore waits for at most one slice (or
-``store_wait_ms`` when the store keeps up), however long the backlog behind it; and the
-store commits a few large transactions a second rather than one per poll (a DuckDB
-transaction costs ~10 ms of CPU however small).
+waited ``store_wait_ms``. A finding therefore waits for at most about two such waits,
+however long the backlog behind it; and the store commits a few large transactions a
+second rather than one per poll (a DuckDB transaction costs ~10 ms of CPU however small).
 
 Each transaction holds its rows and the next offset of exactly the partitions whose records
 it holds (``ingest_offsets``). On start each consumer seeks its partitions to the offsets
@@ -70,15 +69,6 @@ _FIRST_ROUND: Final = 1_000
 """Events of the first round, before the store has measured what one costs."""
 _FEWEST_PER_ROUND: Final = 100
 """Events per round at least: below it a transaction's fixed cost would dominate."""
-_SLICE_S: Final = 0.5
-"""Seconds of store work a slice of events is sized to at least, when events wait.
-
-The trade-off, measured (bench/pipeline.py's store stage over a backlog, 2 shared cores):
-slices of 0.2 s stored 8,500-8,700 events/s against 11,200-13,800 with one transaction per
-poll of up to 20,000 records; slices of 0.8 s matched it (10,400-11,500 against
-10,200-11,100). A finding waits behind at most one slice, so half a second keeps it prompt
-while a backlog drains at nearly the full rate.
-"""
 T = TypeVar("T")
 Polled = dict[TopicPartition, list[ConsumerRecord]]
 
@@ -317,14 +307,14 @@ class StoreWorker:
         self._size_rounds(events, time.perf_counter() - started)
 
     def _size_rounds(self, events: int, seconds: float) -> None:
-        """Size the next slice of events to take ``store_wait_ms`` (``_SLICE_S`` at least).
+        """Size the next slice of events to take about ``store_wait_ms`` to store.
 
         What an event costs depends on the machine, its load and the handoff, so the store
         measures it (a moving average, so one slow transaction does not halve the next).
         """
         if events < _FEWEST_PER_ROUND or seconds <= 0:
             return  # a small transaction is mostly its fixed cost: it tells little
-        fits = events * max(self._wait_ms / 1000, _SLICE_S) / seconds
+        fits = events * (self._wait_ms / 1000) / seconds
         sized = int((self._per_round + fits) / 2)
         self._per_round = min(self._max_records, max(_FEWEST_PER_ROUND, sized))
 
