@@ -1,7 +1,8 @@
 """The Kafka store stage commits the detect stage's outputs promptly, whatever the backlog.
 
 The store reads the events in one consumer and the findings, dead letters and alerts in
-another, and commits each in its own transaction with its own offsets. These tests build
+another, polls the outputs first every round, and commits a round's rows with the offsets
+of exactly the partitions they came from, in slices of ``store_batch_records``. These tests build
 an authz backlog before the store starts, then produce a finding after it has begun, and
 look at what DuckDB holds: the finding is committed while events are still waiting, and a
 store killed between its transactions resumes every partition exactly where it stood.
