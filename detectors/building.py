@@ -14,12 +14,12 @@ alike — it hands the values to the model itself, so the outcome (an instance, 
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final, get_args
 
 from auditor.models import Finding
-from auditor.models.events import FINGERPRINT_PATTERN
 from auditor.models.findings import (
     MAX_FACT_NAME,
     MAX_FACT_TEXT,
@@ -35,15 +35,34 @@ _FIELD_SET: Final = frozenset(_FIELDS)
 _new = Finding.__new__
 _set = object.__setattr__
 
-_FINDING_ID: Final = re.compile(r"[0-9a-f]{32}")
-_FINGERPRINT: Final = re.compile(FINGERPRINT_PATTERN)
-_RULE: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,127}")
-_KIND: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_MAX_TITLE: Final = 300
-_MAX_SHORT: Final = 512
-_MAX_ORIGIN: Final = 1024
-_MAX_EVIDENCE: Final = 1024
-_MAX_STR: Final = 8192  # the contracts' str_max_length
+
+def _constraint(name: str, attr: str) -> Any:
+    """The model's own ``attr`` constraint (``max_length``, ``pattern``) on field ``name``."""
+    field = Finding.model_fields[name]
+    stack: list[object] = [*field.metadata, field.annotation]
+    while stack:
+        item = stack.pop()
+        value = None if isinstance(item, type) else getattr(item, attr, None)
+        if value is not None:
+            return value
+        stack.extend(get_args(item))
+    message = f"Finding.{name} has no {attr}: detectors/building.py must learn the model anew"
+    raise AssertionError(message)
+
+
+# The limits and patterns are read from the model, so the fast path follows the contract.
+_FINDING_ID: Final = re.compile(_constraint("finding_id", "pattern"))
+_FINGERPRINT: Final = re.compile(_constraint("fingerprint", "pattern"))
+_RULE: Final = re.compile(_constraint("rule", "pattern"))
+_KIND: Final = re.compile(_constraint("kind", "pattern"))
+_MAX_TITLE: Final[int] = _constraint("title", "max_length")
+_MAX_ISS: Final[int] = _constraint("client_iss", "max_length")
+_MAX_SERVICE: Final[int] = _constraint("service_id", "max_length")
+_MAX_LOCATION: Final[int] = _constraint("location", "max_length")
+_MAX_REFERENCE: Final[int] = _constraint("reference", "max_length")
+_MAX_ORIGIN: Final[int] = _constraint("origin", "max_length")
+_MAX_EVIDENCE: Final[int] = _constraint("evidence", "max_length")
+_MAX_STR: Final[float] = Finding.model_config.get("str_max_length") or math.inf
 
 _CLEAN_LIMIT: Final = 4096
 _MAX_REMEMBERED: Final = 512
@@ -93,7 +112,7 @@ def checked_finding(values: dict[str, object]) -> Finding:
     return Finding(**values)
 
 
-def _short(value: object, limit: int) -> bool:
+def _short(value: object, limit: float) -> bool:
     return value is None or (type(value) is str and len(value) <= limit)
 
 
@@ -124,10 +143,10 @@ def _plainly_valid(v: dict[str, object]) -> bool:  # noqa: C901, PLR0911, PLR091
     if type(title) is not str or len(title) > _MAX_TITLE:
         return False
     if not (
-        _short(v["client_iss"], _MAX_SHORT)
-        and _short(v["service_id"], _MAX_SHORT)
-        and _short(v["location"], _MAX_SHORT)
-        and _short(v["reference"], _MAX_SHORT)
+        _short(v["client_iss"], _MAX_ISS)
+        and _short(v["service_id"], _MAX_SERVICE)
+        and _short(v["location"], _MAX_LOCATION)
+        and _short(v["reference"], _MAX_REFERENCE)
         and _short(v["safeguard"], _MAX_STR)
         and _short(v["origin"], _MAX_ORIGIN)
     ):
