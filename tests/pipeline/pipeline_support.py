@@ -30,6 +30,8 @@ from auditor.patterns import default_library
 from auditor.patterns.matches import TOKEN_KINDS
 from auditor.protocols import ScanContext
 from auditor.vocabulary import DetectorName, Severity
+from pipelines.settings import AuditorSettings
+from pipelines.topology import run_kafka
 
 FINGERPRINT_KEY = "pipeline-test-fingerprint-key-0123"
 
@@ -290,3 +292,31 @@ def call_events(calls: int, clients: int = 4, start: float = 0.0) -> list[AuthzE
         if n % 50 == 0:
             out.append(event(t + 0.03, hook_instance=f"r-{n}", peer="203.0.113.7", **extra))
     return out
+
+
+@contextmanager
+def running_pipeline(
+    settings: AuditorSettings, db: Path | None, **kwargs: Any
+) -> Iterator[threading.Event]:
+    """``run_kafka`` on a thread until the block ends (then stopped and joined).
+
+    Yields the stop event; an exception of the pipeline is raised on the test's thread.
+    """
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_kafka(settings, db, stop=stop, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(60)
+    if failure:
+        raise failure[0]

@@ -12,8 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from pipeline_support import (
     kafka_env,
     log_line,
     planted_lines,
+    running_pipeline,
     stored,
 )
 
@@ -100,31 +100,6 @@ def _finding_ids(db: Path) -> set[str]:
 
 def _event_ids(db: Path) -> list[str]:
     return [r["id"] for r in stored(db, "SELECT CAST(event_id AS VARCHAR) AS id FROM events")]
-
-
-@contextmanager
-def _running(
-    settings: AuditorSettings, db: Path | None, **kwargs: Any
-) -> Iterator[threading.Event]:
-    """``run_kafka`` on a thread until the block ends (then stopped and joined)."""
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run_kafka(settings, db, stop=stop, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(60)
-    if failure:
-        raise failure[0]
 
 
 def _wait_until(
@@ -210,7 +185,7 @@ def test_two_detect_processes_share_the_partitions_and_store_everything_once(
     reader.start()
     db = tmp_path / "audit.duckdb"
     try:
-        with _running(settings, db, content=()):
+        with running_pipeline(settings, db, content=()):
             # Both members are in the group once the other process holds only a share.
             # A join waits for every member to rejoin: slow on a loaded machine.
             _wait_until(
@@ -318,7 +293,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(kafka_settings, kafka_outage, 
     events = call_events(200)
     half = len(events) // 2
     db = tmp_path / "audit.duckdb"
-    with KafkaEmitter(settings) as emitter, _running(settings, db, content=()):
+    with KafkaEmitter(settings) as emitter, running_pipeline(settings, db, content=()):
         for e in events[:half]:
             emitter(e)
         _wait_until(lambda: count(db, "events") == half)

@@ -14,22 +14,19 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from authz_events import event
-from pipeline_support import count, kafka_env, stored
+from pipeline_support import count, kafka_env, running_pipeline, stored
 
 from auditor.models import Finding, finding_id
 from auditor.vocabulary import DetectorName, Severity
 from pipelines.kafka import open_producer
 from pipelines.settings import AuditorSettings, PipelineSettings
-from pipelines.topology import run_kafka
 
 AUDITOR = [sys.executable, "-m", "auditor.cli.main"]
 BACKLOG = 12_000
@@ -101,29 +98,6 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     raise AssertionError("timed out waiting for the store")
 
 
-@contextmanager
-def _store_stage(settings: AuditorSettings, db: Path) -> Iterator[threading.Event]:
-    """``run_kafka --stage store`` on a thread until the block ends."""
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run_kafka(settings, db, stage="store", stop=stop)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(60)
-    if failure:
-        raise failure[0]
-
-
 def test_a_finding_is_committed_while_an_event_backlog_is_still_being_stored(
     kafka_settings, tmp_path
 ):
@@ -131,7 +105,7 @@ def test_a_finding_is_committed_while_an_event_backlog_is_still_being_stored(
     _backlog(settings, BACKLOG)
     db = tmp_path / "audit.duckdb"
     finding = _finding()
-    with _store_stage(settings, db):
+    with running_pipeline(settings, db, stage="store"):
         _wait_until(lambda: count(db, "events") > 0)
         _produce_finding(settings, finding)
         _wait_until(lambda: _findings(db) == [finding.finding_id])
