@@ -3,6 +3,8 @@
 The public API is what ``__all__`` lists; everything else is private.
 """
 
+# First: decides whether the compiled modules match their source (auditor/_native.py).
+from auditor import _native  # noqa: F401 - imported for that decision
 from auditor.errors import (
     AuditorError,
     ConfigurationError,

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auditor._native import status as native_status
 from auditor.models import AuthzEvent, AuthzView, ClientRef, Peer, ServiceRef, Source, TokenClaims
 from auditor.vocabulary import AuthzAction, Outcome
 from detectors import (
@@ -225,7 +226,7 @@ def deep_size(root: object) -> int:
 
     The same requested sizes ``tracemalloc`` reports; shared objects (a jti key held by
     the table and by its expiry bucket) are counted once. Walks dicts, lists, tuples,
-    sets and slotted dataclasses; stops at classes and functions.
+    sets, slotted classes and mypyc's compiled classes; stops at classes and functions.
     """
     seen: set[int] = set()
     total = 0
@@ -241,8 +242,9 @@ def deep_size(root: object) -> int:
             stack.extend(obj.values())
         elif isinstance(obj, list | tuple | set | frozenset | deque):
             stack.extend(obj)
-        elif hasattr(obj, "__slots__"):
-            stack.extend(getattr(obj, name) for name in obj.__slots__ if hasattr(obj, name))
+        else:  # a slotted class, or a class compiled by mypyc (its attributes are its own)
+            names = getattr(type(obj), "__slots__", None) or getattr(obj, "__mypyc_attrs__", ())
+            stack.extend(getattr(obj, name) for name in names if hasattr(obj, name))
     return total
 
 
@@ -333,6 +335,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
+    print(native_status().describe())
     rates = throughput(args.calls, args.seed, args.repeat)
     print(f"tracking {args.jtis} live jtis ...")
     memory = jti_memory(args.jtis, args.seed)

@@ -11,6 +11,8 @@ record (what ``auditor scan`` uses).
 
 from typing import Any
 
+# First: whether compiled modules are used is decided before any of them loads.
+import auditor._native  # noqa: F401 - imported for that decision
 from auditor.protocols import StreamDetector
 from detectors.anomaly import ValidationAnomalyDetector
 from detectors.baseline import Baseline, BaselineBuilder, BaselineEntry, parse_allowlist

@@ -193,7 +193,7 @@ class ReplayBurstDetector:
             # the caps, in a table with room. ``_present`` takes every other case.
             horizon = now + self._retention
             if exp is not None and exp < horizon:
-                horizon = exp
+                horizon = float(exp)
             table.add(
                 key,
                 event.event_id.int,
@@ -273,7 +273,7 @@ class ReplayBurstDetector:
             self._forget_earliest(state, event, now=now, out=out)
         horizon = now + self._retention
         if exp is not None and exp < horizon:
-            horizon = exp
+            horizon = float(exp)
         table.add(
             key,
             event.event_id.int,

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.models import AuthzEvent, AuthzView, Finding
+from auditor.models.view import FIELDS as VIEW_FIELDS
 from auditor.protocols import StreamDetector
 from detectors import (
     RULES,
@@ -185,14 +186,14 @@ def test_step_is_pure_and_leaves_the_event_and_its_view_untouched(
             continue
         before = pickle.dumps(states.get(key) or detector.initial_state())
         dumped = ev.model_dump_json()
-        seen = {name: getattr(view, name) for name in AuthzView.__slots__}
+        seen = {name: getattr(view, name) for name in VIEW_FIELDS}
         now = view.time
         state_a, found_a = detector.step(pickle.loads(before), view, now)  # noqa: S301 - our own bytes
         state_b, found_b = detector.step(pickle.loads(before), view, now)  # noqa: S301 - our own bytes
         assert pickle.dumps(state_a) == pickle.dumps(state_b)
         assert [f.model_dump_json() for f in found_a] == [f.model_dump_json() for f in found_b]
         assert ev.model_dump_json() == dumped
-        assert {name: getattr(view, name) for name in AuthzView.__slots__} == seen
+        assert {name: getattr(view, name) for name in VIEW_FIELDS} == seen
         states[key] = state_a
 
 

@@ -11,12 +11,13 @@ paths that need more (TLS details, allowlists, the reports of findings).
 
 Values are exactly the event's (the same objects), flattened: ``None`` where the event or
 the part that holds it is absent. A view is read-only by contract — detectors must not
-assign to it — and picklable (the runtime's snapshots hold the views of buffered events).
+assign to it — and pickled as its event (the runtime's snapshots hold the views of
+buffered events).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -24,7 +25,37 @@ if TYPE_CHECKING:
     from auditor.models.events import AuthzEvent, TlsInfo
     from auditor.vocabulary import AuthzAction, FailureReason, Outcome
 
-__all__ = ["AuthzView"]
+__all__ = ["FIELDS", "AuthzView"]
+
+#: The names of the values a view holds (its slots).
+FIELDS: Final = (
+    "action",
+    "alg",
+    "aud",
+    "event",
+    "event_id",
+    "exp",
+    "fhir_authorization",
+    "fhir_server",
+    "has_token",
+    "hook_instance",
+    "iat",
+    "iss",
+    "jku",
+    "jti",
+    "kid",
+    "outcome",
+    "payload_bytes",
+    "peer_ip",
+    "reason",
+    "role",
+    "scopes",
+    "service_id",
+    "service_url",
+    "time",
+    "tls",
+    "typ",
+)
 
 
 class AuthzView:
@@ -49,34 +80,7 @@ class AuthzView:
         peer_ip: ``event.peer.ip``.
     """
 
-    __slots__ = (
-        "action",
-        "alg",
-        "aud",
-        "event",
-        "event_id",
-        "exp",
-        "fhir_authorization",
-        "fhir_server",
-        "has_token",
-        "hook_instance",
-        "iat",
-        "iss",
-        "jku",
-        "jti",
-        "kid",
-        "outcome",
-        "payload_bytes",
-        "peer_ip",
-        "reason",
-        "role",
-        "scopes",
-        "service_id",
-        "service_url",
-        "time",
-        "tls",
-        "typ",
-    )
+    __slots__ = FIELDS
 
     event: AuthzEvent
     time: float
@@ -153,6 +157,12 @@ class AuthzView:
         self.tls = fields["tls"]
         peer = fields["peer"]
         self.peer_ip = None if peer is None else peer.ip
+
+    def __reduce__(self) -> tuple[type[AuthzView], tuple[AuthzEvent]]:
+        # Pickled as its event (the runtime's snapshots hold the views of buffered events):
+        # everything else is read from it again. Also what a compiled build needs, whose
+        # classes pickle only what they are told to.
+        return (AuthzView, (self.event,))
 
     def __repr__(self) -> str:
         # Never the claims or identifiers: a view may end up in a log line or a traceback.
