@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import structlog
 from cdshooks_support import AUDIENCE, NOW, SERVICE
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -227,18 +227,27 @@ def test_the_bucket_table_is_bounded() -> None:
 # -- Request bodies -------------------------------------------------------------------------
 
 
-@given(st.text(min_size=8, max_size=40).filter(lambda s: s.strip() == s and s))
-def test_a_validation_error_never_repeats_the_input(secret: str) -> None:
+def _error_text(value: str) -> str:
+    """What a validation error of a body holding ``value`` everywhere says, both ways."""
     body = {
         "hook": "patient-view",
-        "hookInstance": secret,
-        "context": {"userId": secret},
-        "fhirAuthorization": {"access_token": secret, "token_type": secret},
+        "hookInstance": value,
+        "context": {"userId": value},
+        "fhirAuthorization": {"access_token": value, "token_type": value},
     }
     with pytest.raises(ValidationError) as caught:
         HookRequest.model_validate(body)
-    assert secret not in describe_errors(caught.value)
-    assert secret not in str(caught.value)
+    return describe_errors(caught.value) + "\n" + str(caught.value)
+
+
+# The words of the messages themselves ("Field required", "missing"...) are not the input.
+_MESSAGES = _error_text("\x00placeholder\x00")
+
+
+@given(st.text(min_size=8, max_size=40).filter(lambda s: s.strip() == s and s))
+def test_a_validation_error_never_repeats_the_input(secret: str) -> None:
+    assume(secret not in _MESSAGES)
+    assert secret not in _error_text(secret)
 
 
 def test_the_fhir_access_token_is_masked_in_reprs() -> None:
