@@ -76,6 +76,21 @@ def test_time_with_offset_is_kept_in_utc() -> None:
     assert event.time.tzinfo is UTC
 
 
+@pytest.mark.parametrize("time", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_time_with_no_utc_equivalent_is_a_validation_error_not_a_crash(time: str) -> None:
+    # Its UTC time falls outside what datetime holds: astimezone raises OverflowError,
+    # which would escape validation and stop the decoder instead of dead-lettering.
+    raw = (
+        AuthzEvent.model_validate(_event())
+        .model_dump_json()
+        .replace(AuthzEvent.model_validate(_event()).time.isoformat().replace("+00:00", "Z"), time)
+    )
+    with pytest.raises(ValidationError, match="time in UTC is out of range"):
+        AuthzEvent.model_validate_json(raw)
+    with pytest.raises(ValidationError, match="time in UTC is out of range"):
+        AuthzEvent.model_validate(_event(time=time))
+
+
 def test_success_with_a_failure_reason_is_contradictory() -> None:
     with pytest.raises(ValidationError, match="no failure reason"):
         AuthzEvent.model_validate(_event(outcome="success"))

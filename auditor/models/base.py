@@ -9,7 +9,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 has no UTC time: a validation error
+        raise ValueError("the time in UTC is out of range") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
