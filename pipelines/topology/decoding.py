@@ -203,7 +203,11 @@ class RecordDecoder:
 
     def _checked_depth(self, raw: bytes, event: AuthzEvent) -> AuthzEvent | Rejected:
         # The contract's own structure is two levels deep; only attributes go further.
-        if self._may_be_deep(raw) and 1 + nesting(event.attributes) > self._max_depth:
+        if (
+            event.attributes
+            and self._may_be_deep(raw)
+            and 1 + nesting(event.attributes) > self._max_depth
+        ):
             return self._too_deep()
         return event
 
