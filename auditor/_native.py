@@ -46,6 +46,9 @@ MODULES: Final = (
     "detectors.policy",
     "detectors.replay",
     "pipelines.runtime.runtime",
+    "pipelines.topology.decoding",
+    "pipelines.topology.detection",
+    "pipelines.topology.scrubbing",
 )
 #: The mypyc group: its shared library is ``<GROUP>__mypyc<suffix>`` beside the packages.
 GROUP: Final = "auditor_native"

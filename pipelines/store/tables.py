@@ -57,7 +57,7 @@ TS: Final = pa.timestamp("us", tz="UTC")
 TEXT: Final = pa.string()
 TEXT_LIST: Final = pa.list_(pa.string())
 
-EVENTS: Final = _schema(
+EVENTS: Final[pa.Schema] = _schema(
     [
         ("event_id", pa.uuid()),  # Arrow's UUID type: no text round trip, DuckDB reads it as UUID
         ("time", TS),
@@ -102,7 +102,7 @@ EVENTS: Final = _schema(
     ]
 )
 
-FINDINGS: Final = _schema(
+FINDINGS: Final[pa.Schema] = _schema(
     [
         ("finding_id", TEXT),
         ("detector", TEXT),
@@ -132,7 +132,7 @@ FINDINGS: Final = _schema(
     ]
 )
 
-DEAD_LETTERS: Final = _schema(
+DEAD_LETTERS: Final[pa.Schema] = _schema(
     [
         ("dead_letter_id", TEXT),
         ("received_at", TS),
@@ -147,7 +147,7 @@ DEAD_LETTERS: Final = _schema(
     ]
 )
 
-ALERTS: Final = _schema(
+ALERTS: Final[pa.Schema] = _schema(
     [
         ("alert_id", TEXT),
         ("finding_id", TEXT),
@@ -158,10 +158,10 @@ ALERTS: Final = _schema(
     ]
 )
 
-EVENT_JSON: Final = _schema([("event_id", pa.uuid()), ("json", TEXT), ("origin", TEXT)])
+EVENT_JSON: Final[pa.Schema] = _schema([("event_id", pa.uuid()), ("json", TEXT), ("origin", TEXT)])
 """The fast path's input: DuckDB builds the ``events`` columns from ``json`` itself."""
 
-CHECKPOINTS: Final = _schema(
+CHECKPOINTS: Final[pa.Schema] = _schema(
     [
         ("stream", TEXT),
         ("positions_json", TEXT),
@@ -172,11 +172,11 @@ CHECKPOINTS: Final = _schema(
     ]
 )
 
-OFFSETS: Final = _schema(
+OFFSETS: Final[pa.Schema] = _schema(
     [("source", TEXT), ("part", pa.int32()), ("next_offset", pa.int64()), ("updated_at", TS)]
 )
 
-REVIEWS: Final = _schema(
+REVIEWS: Final[pa.Schema] = _schema(
     [
         ("review_id", TEXT),
         ("finding_id", TEXT),

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal
 
 from auditor.errors import RejectedRecord
 from auditor.models import AuthzEvent, Finding
@@ -35,41 +35,12 @@ from pipelines.runtime import StreamRuntime
 from pipelines.store import DeadLetter, OffsetKey, RunCounters
 from pipelines.topology.alerting import Alert, AlertPolicy
 from pipelines.topology.decoding import LogRecord, RecordDecoder, Rejected
+from pipelines.topology.scans import ContentScan, GatheringScan
 from pipelines.topology.scrubbing import EventScrubber
 from pipelines.topology.telemetry import PipelineTelemetry
 
 InputKind = Literal["authz", "logs", "lines"]
-
-
-class ContentScan(Protocol):
-    """What the detect stage runs over content, once per record.
-
-    An ``auditor.protocols.ContentDetector``, or ``detectors.ContentScanner``, which runs
-    ``leaked_token`` and ``phi_in_logs`` in one pass. It raises ``RejectedRecord`` for a
-    record it examined only in part (see the module docstring), and nothing else.
-    """
-
-    def scan(self, content: object, context: ScanContext) -> Sequence[Finding]:
-        """Findings in ``content`` (a parsed JSON value or a text line)."""
-        ...
-
-
 """What a chunk holds: the authz topic, the logs topic, or file lines (either kind)."""
-
-
-@runtime_checkable
-class GatheringScan(Protocol):
-    """A content scan that can say, before any context is built, that content is clean.
-
-    ``detectors.ContentScanner.gather`` returns ``None`` when the whole record was examined
-    and holds nothing: the common case, in which the stage neither builds a ``ScanContext``
-    nor calls ``scan``. ``gather`` depends on the content alone, so the same content is
-    clean again (the stage remembers events' free text found clean).
-    """
-
-    def gather(self, content: object) -> object | None:
-        """``None`` when ``content`` was examined whole and holds nothing."""
-        ...
 
 
 _KNOWN_CLEAN_LIMIT: Final = 4096
