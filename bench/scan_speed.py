@@ -39,6 +39,7 @@ from pathlib import Path
 from detection_quality import detect_secrets_found, presidio_found, presidio_recognizers
 from scan_corpus import LabelledCorpus, Line
 
+from auditor._native import status as native_status
 from auditor.fingerprints import Fingerprinter
 from detectors import ContentConfig, ContentScanner
 from pipelines.logfiles import LogFiles
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(lines, corpus_path)
         _write(sample, sample_path)
         size = corpus_path.stat().st_size
+        print(native_status().describe())
         print(
             f"corpus: {len(lines):,} lines, {size / 1e6:.1f} MB, "
             f"{sum(bool(x.labels) for x in lines):,} with planted values; one core ({cpu})"

@@ -3,7 +3,8 @@
 A build that no longer matches would run old code in place of the edited source (Python
 prefers an extension module to the ``.py`` beside it); ``auditor._native`` must refuse it.
 The compiled and the source modules must also behave the same: the stream tests run again
-in a process that uses the source modules.
+in a process that uses the source modules, and so do the scan's (patterns, content
+detectors, ``auditor scan``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def test_auditor_native_0_runs_the_source_modules() -> None:
 
 
 @pytest.mark.slow
-def test_the_stream_tests_pass_on_the_source_modules_too() -> None:
+def test_the_stream_and_scan_tests_pass_on_the_source_modules_too() -> None:
     """The source modules are what a checkout without a C compiler runs: same behaviour."""
     env = {**os.environ, "AUDITOR_NATIVE": "0", "AUDITOR_EXPECT_NATIVE": "0"}
     files = [
@@ -136,6 +137,28 @@ def test_the_stream_tests_pass_on_the_source_modules_too() -> None:
         "tests/test_stream_runtime.py",
         "tests/test_authz_view.py",
         "tests/test_finding_building.py",
+        "tests/test_cli_scan.py",
+        "tests/test_content_contract.py",
+        "tests/test_content_fast_path.py",
+        "tests/test_leaked_token.py",
+        "tests/test_phi_in_logs.py",
+        "tests/test_patterns_anchors.py",
+        "tests/test_patterns_hostile.py",
+        "tests/test_patterns_identify.py",
+        "tests/test_patterns_jwt.py",
+        "tests/test_patterns_jwt_decoding.py",
+        "tests/test_patterns_lookalikes.py",
+        "tests/test_patterns_placeholders.py",
+        "tests/test_patterns_prefilter.py",
+        "tests/test_patterns_rewrites.py",
+        "tests/test_patterns_scheme_boundary.py",
+        "tests/test_patterns_structure.py",
+        "tests/test_patterns_text.py",
+        "tests/test_patterns_walk_once.py",
+        "tests/test_scan_baseline.py",
+        "tests/test_trigger_search.py",
+        "tests/test_findings_refuse_credentials.py",
+        "tests/test_finding_fields_guard.py",
     ]
     result = subprocess.run(  # noqa: S603 - our interpreter and test files
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],

@@ -54,22 +54,29 @@ _DIM: Final = "\x1b[2m"
 _RESET: Final = "\x1b[0m"
 
 
+def _json_dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _json_line(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False) + "\n"
+
+
+def _orjson_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _orjson_line(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode()
+
+
+# One definition per function (mypyc compiles this module): the pair in use is chosen here.
 try:
     import orjson
-
-    def _dumps(value: object) -> str:
-        return orjson.dumps(value).decode()
-
-    def _line(value: object) -> str:
-        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE).decode()
-
 except ModuleNotFoundError:  # pragma: no cover - orjson comes with the pipeline extra
-
-    def _dumps(value: object) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    def _line(value: object) -> str:
-        return json.dumps(value, ensure_ascii=False) + "\n"
+    _dumps, _line = _json_dumps, _json_line
+else:
+    _dumps, _line = _orjson_dumps, _orjson_line
 
 
 def tool_version() -> str:
