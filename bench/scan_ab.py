@@ -11,7 +11,7 @@ lasts seconds hits both versions alike, and the ratio of the summed times is pri
 last. Each version's JSON Lines output is hashed, so a speed-up that changed what is
 reported shows as two different hashes.
 
-    .venv/bin/python bench/scan_ab.py [--against main | --source] [--lines 200000]
+    .venv/bin/python bench/scan_ab.py [--against main | --source | --tree DIR] [--lines 200000]
         [--planted-share 0.06] [--chunk 10000] [--rounds 2]
 """
 
@@ -87,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--against", default="main", help="git revision to compare with")
     parser.add_argument(
+        "--tree",
+        type=Path,
+        help="compare with the packages under this directory (with their compiled build)",
+    )
+    parser.add_argument(
         "--source",
         action="store_true",
         help="compare with this checkout's source modules (AUDITOR_NATIVE=0), not a revision",
@@ -107,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             part = lines[start : start + args.chunk]
             chunk.write_text("".join(x.text.replace("\n", " ") + "\n" for x in part))
             chunks.append(chunk)
-        if args.source:
+        if args.tree is not None:
+            args.against = str(args.tree)
+            base = Version(args.against, args.tree.resolve(), cpu)
+        elif args.source:
             args.against = "source modules"
             base = Version(args.against, HERE, cpu, env={"AUDITOR_NATIVE": "0"})
         else:
