@@ -340,11 +340,11 @@ class ContentScanner:
             }
         if not found and not keyed:
             return None
-        groups_for = self.library.groups_for
+        library = self.library
         texted: list[tuple[int, list[Group]]] = []
         for index, names in found.items():
             text = texts[index]
-            groups = groups_for(text, names)
+            groups = library.groups_for(text, names)
             if groups:
                 texted.append((index, groups))
             else:

@@ -226,9 +226,9 @@ class FindingFactory:
         texts = list(dict.fromkeys(_unknown_texts(fields, known)))
         if not texts:
             return False
-        groups_for = self._checker.groups_for
+        checker = self._checker
         for index, names in self._checker_triggers.segments(texts).items():
-            if groups_for(texts[index], names):
+            if checker.groups_for(texts[index], names):
                 return True
         origins = {f["origin"] for f in fields}
         if len(known) + len(texts) > _CLEAN_TEXTS_LIMIT:

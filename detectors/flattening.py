@@ -14,7 +14,7 @@ the walk's (``tests/test_content_fast_path.py``).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Final
+from typing import Final, cast
 
 from auditor.patterns import JsonPath, KeyRule, Scope, normalize_key
 from auditor.patterns.keyed import value_of
@@ -49,7 +49,7 @@ class Flattener:
         self._keyed = {n: r for n, r in keys.items() if r.scope is not Scope.TEXT}
         self._settings = settings
         # A memo of key classifications (keys repeat from record to record), bounded.
-        self._flags: dict[str, object] = {}
+        self._flags: dict[object, object] = {}
 
     def flatten(  # noqa: C901, PLR0911, PLR0912 - one pass, one exit per reason to walk
         self, value: object, depth: int, out: list[str], keyed: dict[int, Keyed]
@@ -62,36 +62,41 @@ class Flattener:
         counts, a Python value that is not parsed JSON, or a value past a limit (which
         the walk reports).
         """
+        # Exact types are tested (a str subclass or a Mapping is the walk's to judge); the
+        # casts then let the compiled build use native str, dict and list operations.
         kind = type(value)
         settings = self._settings
         if kind is str:
-            if len(value) > settings.max_string:  # type: ignore[arg-type]
+            text = cast("str", value)
+            if len(text) > settings.max_string:
                 return False
-            out.append(value)  # type: ignore[arg-type]
+            out.append(text)
             return True
         if kind is dict:
-            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
+            record = cast("dict[object, object]", value)
+            if depth >= settings.max_depth or len(record) > settings.max_items:
                 return False
-            flags_get = self._flags.get
+            flags = self._flags
             max_string = settings.max_string
-            append = out.append
-            for key, item in value.items():  # type: ignore[attr-defined]
-                flag = flags_get(key)
+            for key, item in record.items():
+                flag = flags.get(key)
                 if flag is None:
                     flag = self._flag(key)
                 if flag is _ALLOWED:
                     continue
                 item_kind = type(item)
                 if item_kind is str:
-                    if len(item) > max_string:
+                    string = cast("str", item)
+                    if len(string) > max_string:
                         return False
                     if flag is not _PLAIN:
                         if flag is _SHAPE:
                             return False
-                        normal = value_of(flag.shape, item)  # type: ignore[attr-defined]
+                        rule = cast("KeyRule", flag)
+                        normal = value_of(rule.shape, string)
                         if normal is not None:
-                            keyed[len(out)] = (flag, normal)  # type: ignore[assignment]
-                    append(item)
+                            keyed[len(out)] = (rule, normal)
+                    out.append(string)
                 elif flag is not _PLAIN:
                     return False
                 elif item_kind is dict or item_kind is list:
@@ -101,9 +106,9 @@ class Flattener:
                     return False  # a tuple, bytes, an object: the walk knows them
             return True
         if kind is list:
-            if depth >= settings.max_depth or len(value) > settings.max_items:  # type: ignore[arg-type]
+            items = cast("list[object]", value)
+            if depth >= settings.max_depth or len(items) > settings.max_items:
                 return False
-            items: list[object] = value  # type: ignore[assignment]
             # A (name, value) pair, as in header lists, is judged by the name.
             if len(items) == 2 and type(items[0]) is str and not self._plain_pair(items):  # noqa: PLR2004
                 return False
@@ -147,9 +152,10 @@ class Flattener:
                 out[index] = tuple(trail)
             return index < last
         if kind is dict:
-            flags_get = self._flags.get
-            for key, item in value.items():  # type: ignore[attr-defined]
-                flag = flags_get(key)
+            flags = self._flags
+            # Its keys are strings: `flatten` gave up at any other (a shape's member).
+            for key, item in cast("dict[str, object]", value).items():
+                flag = flags.get(key)
                 if flag is None:
                     flag = self._flag(key)
                 if flag is _ALLOWED:
@@ -160,7 +166,7 @@ class Flattener:
                 if not going:
                     return False
         elif kind is list:
-            for index, item in enumerate(value):  # type: ignore[arg-type]
+            for index, item in enumerate(cast("list[object]", value)):
                 trail.append(index)
                 going = self._paths(item, trail, wanted, last, count, out)
                 trail.pop()

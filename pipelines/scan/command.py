@@ -219,17 +219,16 @@ def scan_lines(
     progress: _Progress | None = None,
 ) -> None:
     """Examine every line of ``source``, writing findings to ``report`` as they come."""
-    gather, outcome_of = scanner.gather, scanner.outcome
     # Severity's ordering is a Python method per comparison; a set answers per finding.
     admitted = frozenset(s for s in Severity if s >= min_severity)
     count = 0
     for line in source:
         count += 1
         content = parse_line(line.data)
-        gathered = gather(content)
+        gathered = scanner.gather(content)
         if gathered is not None:
             at = record_time(content) or default_time
-            outcome = outcome_of(gathered, ScanContext(origin=line.origin, observed_at=at))
+            outcome = scanner.outcome(gathered, ScanContext(origin=line.origin, observed_at=at))
             where = Where(line.path, line.number, isinstance(content, str))
             _record(where, outcome, report, summary, admitted=admitted, baseline=baseline)
         if line.truncated and (gathered is None or not gathered.limits):
