@@ -67,6 +67,7 @@ MODULES: Final = (
     "detectors.replay",
     "detectors.triage",
     "detectors.triggers",
+    "pipelines.logfiles",
     "pipelines.runtime.runtime",
     "pipelines.scan.command",
     "pipelines.scan.records",

@@ -138,6 +138,7 @@ def test_the_stream_and_scan_tests_pass_on_the_source_modules_too() -> None:
         "tests/test_authz_view.py",
         "tests/test_finding_building.py",
         "tests/test_cli_scan.py",
+        "tests/test_logfiles.py",
         "tests/test_content_contract.py",
         "tests/test_content_fast_path.py",
         "tests/test_leaked_token.py",
