@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GROUP", "MANIFEST", "MODULES", "NativeStatus", "activate", "source_digest", "status"]
 
-#: The compiled modules: the per-event paths of the stream detectors and their runtime.
+#: The compiled modules: the per-event paths of the stream detectors and their runtime, and
+#: the per-line path of ``auditor scan`` (pattern library, content detectors, reader, reports).
 MODULES: Final = (
     "auditor.models.view",
     "auditor.patterns.jwt",
