@@ -35,6 +35,7 @@ __all__ = ["GROUP", "MANIFEST", "MODULES", "NativeStatus", "activate", "source_d
 #: The compiled modules: the per-event paths of the stream detectors and their runtime, and
 #: the per-line path of ``auditor scan`` (pattern library, content detectors, reader, reports).
 MODULES: Final = (
+    "auditor.fingerprints",
     "auditor.models.view",
     "auditor.patterns.jwt",
     "auditor.patterns.keyed",
@@ -48,6 +49,8 @@ MODULES: Final = (
     "auditor.patterns.shapes",
     "auditor.patterns.validators",
     "auditor.patterns.walk",
+    "auditor.redaction.gathering",
+    "auditor.redaction.redactor",
     "detectors._anomaly_incidents",
     "detectors._episodes",
     "detectors._incidents",

@@ -44,6 +44,7 @@ import orjson
 import structlog
 from corpus import CorpusBuilder, Event
 
+from auditor._native import status as native_status
 from auditor.fingerprints import Fingerprinter
 from auditor.redaction import Redactor, RedactorConfig
 
@@ -143,6 +144,7 @@ def main() -> None:
         f"corpus: {len(events)} events: {len(clean)} clean, {len(planted)} planted "
         f"with {values} values (built in {time.perf_counter() - started:.1f}s)"
     )
+    print(native_status().describe())
     if args.warm_up:
         print(f"timed Redactors warmed up on {args.warm_up} events of seed {args.seed + 1}")
     if args.memory_entries != RedactorConfig().memory_entries:

@@ -39,6 +39,11 @@ import gc, hashlib, json, pickle, re, sys, time
 from redaction import _pipeline
 from auditor.fingerprints import Fingerprinter
 from auditor.redaction import Redactor, RedactorConfig
+try:
+    from auditor._native import status
+    native = status().describe()
+except ImportError:  # a revision before the compiled build
+    native = "native modules: none in this revision"
 events = pickle.load(open(sys.argv[1], "rb"))
 config = RedactorConfig(fingerprinter=Fingerprinter(b"bench-key-0123456789abcdef"))
 baseline = _pipeline(None).info
@@ -54,7 +59,7 @@ for request in sys.stdin:
     chunk = events[int(start):int(end)]
     if what == "round":
         redacted = _pipeline(Redactor(config)).info
-        print("{}", flush=True)
+        print(json.dumps({"native": native}), flush=True)
         continue
     gc.disable()
     base, _ = run(baseline, chunk)
@@ -84,9 +89,9 @@ class Version(PinnedChild):
         )
         self.name = name
 
-    def new_round(self) -> None:
-        """A fresh Redactor, as each round of ``bench/redaction.py`` has."""
-        self.ask("round 0 0")
+    def new_round(self) -> str:
+        """A fresh Redactor, as each round of ``bench/redaction.py`` has; says what runs."""
+        return str(json.loads(self.ask("round 0 0"))["native"])
 
     def run(self, start: int, end: int) -> Timed:
         """Time events ``start:end`` through both pipelines."""
@@ -118,9 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         best = {v.name: [Timed(float("inf"), float("inf"), "")] * len(spans) for v in versions}
         digests: dict[str, list[str]] = {v.name: [] for v in versions}
+        native: dict[str, str] = {}
         for round_ in range(args.rounds):
             for version in versions:
-                version.new_round()
+                native[version.name] = version.new_round()
             for index, (start, end) in enumerate(spans):
                 order = versions if (index + round_) % 2 == 0 else versions[::-1]
                 for version in order:
@@ -147,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{version.name}: without {base / len(events) * 1e6:.2f} us/event, with "
             f"{red / len(events) * 1e6:.2f} us/event, Redactor "
             f"{(red - base) / len(events) * 1e6:.2f} us/event, overhead ratio "
-            f"{red / base:.3f}x, output {digest[:16]}"
+            f"{red / base:.3f}x, output {digest[:16]}; {native[version.name]}"
         )
     same = digests[args.against] == digests["this checkout"]
     print(f"rendered output identical: {same}")

@@ -46,8 +46,8 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
     learn = _pipeline(seen).info
     for event in clean:
         learn(event.event, **event.kw)
-    keys = seen._simple_keys  # noqa: SLF001 - a diagnostic reads the Redactor's state
-    allow = seen._allow_raw  # noqa: SLF001
+    gathering = seen._gathering  # noqa: SLF001 - a diagnostic reads the Redactor's state
+    keys, allow = gathering.simple_keys, gathering.allow_raw
     memory = seen.memory
     clean_set, shapes = memory.strings, memory.skeletons
 

@@ -8,8 +8,10 @@ with the key that owns each. Anything else (a sensitive key holding a structure,
 header-like ``(name, value)`` pair, an object) makes the gatherer give up, and the
 Redactor walks the event in full (`auditor.patterns.walk`), which is always correct.
 
-These are methods of `Redactor` (inherited, not delegated: the lookups stay on the hot
-path's ``self``); they live here so that the processor's module stays about redaction.
+A `Gatherer` belongs to one Redactor (it remembers the Redactor's key verdicts) and is
+delegated to, not inherited: a compiled subclass that adds ``__call__`` (as the Redactor
+does) shifts its base's attributes in mypyc's layout, so a compiled mixin would read the
+wrong fields (mypy 2.4's mypyc; reproduced on a two-class example).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from auditor.patterns.library import PatternLibrary
     from auditor.patterns.memory import CleanMemory
 
-__all__ = ["KEY_CACHE_LIMIT", "NESTED", "SCALARS", "STRUCTLOG_META", "KeyGathering"]
+__all__ = ["KEY_CACHE_LIMIT", "NESTED", "SCALARS", "STRUCTLOG_META", "Gatherer"]
 
 _PLAIN: Final = 0
 _ALLOW: Final = 1
@@ -47,23 +49,60 @@ STRUCTLOG_META: Final = ("_record", "_from_structlog")
 """Keys structlog's ProcessorFormatter adds and removes itself; never touched."""
 
 
-class KeyGathering:
-    """The key classification and string gathering of `Redactor` (see the module)."""
+class Gatherer:
+    """The key classification and string gathering of one `Redactor` (see the module).
 
-    __slots__ = ()
+    Args:
+        lib: The Redactor's pattern library (its key rules).
+        memory: The Redactor's memory of strings found clean.
+        allow: Allowlisted keys, in normal form.
+        max_chars: Longer strings are left to the walk (which replaces them whole).
+        max_depth: Deeper values are left to the walk.
+        max_items: Larger containers are left to the walk.
 
-    # Set by `Redactor.__init__` (its slots).
-    _allow: frozenset[str]
-    _allow_raw: set[object]
-    _key_state: dict[object, int]
-    _lib: PatternLibrary
-    _max_chars: int
-    _max_depth: int
-    _max_items: int
-    _memory: CleanMemory
-    _pair_rules: dict[str, KeyRule | None]
-    _simple_keys: set[object]
-    _top_rules: dict[object, KeyRule]
+    Attributes:
+        simple_keys: Keys known to be plain or allowlisted: an event with only these
+            needs no walk.
+        allow_raw: The allowlisted keys among them, as the event spells them.
+    """
+
+    __slots__ = (
+        "_allow",
+        "_key_state",
+        "_lib",
+        "_max_chars",
+        "_max_depth",
+        "_max_items",
+        "_memory",
+        "_pair_rules",
+        "_top_rules",
+        "allow_raw",
+        "simple_keys",
+    )
+
+    def __init__(
+        self,
+        lib: PatternLibrary,
+        memory: CleanMemory,
+        *,
+        allow: frozenset[str],
+        max_chars: int,
+        max_depth: int,
+        max_items: int,
+    ) -> None:
+        self._lib = lib
+        self._memory = memory
+        self._allow = allow
+        self._max_chars = max_chars
+        self._max_depth = max_depth
+        self._max_items = max_items
+        self._key_state: dict[object, int] = {}
+        self.simple_keys: set[object] = set()
+        self.allow_raw: set[object] = set()
+        self._top_rules: dict[object, KeyRule] = {}
+        """Sensitive keys a flat event may hold (not shape keys, not structlog's)."""
+        self._pair_rules: dict[str, KeyRule | None] = {}
+        """The rule of a header name in a (name, value) pair, None for other names."""
 
     def _state(self, key: object) -> int:
         if not isinstance(key, str):
@@ -80,17 +119,17 @@ class KeyGathering:
                 self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
         if len(self._key_state) >= KEY_CACHE_LIMIT:
             self._key_state.clear()
-            self._simple_keys.clear()
-            self._allow_raw.clear()
+            self.simple_keys.clear()
+            self.allow_raw.clear()
             self._top_rules.clear()
         self._key_state[key] = state
         if state != _ATTENTION:
-            self._simple_keys.add(key)
+            self.simple_keys.add(key)
             if state == _ALLOW:
-                self._allow_raw.add(key)
+                self.allow_raw.add(key)
         return state
 
-    def _gather(
+    def gather(
         self, event_dict: MutableMapping[str, Any], keyed: list[tuple[str, KeyRule]]
     ) -> tuple[list[str], list[object]] | None:
         """The event's strings to scan and who owns each, or None for the full walk.
@@ -127,7 +166,7 @@ class KeyGathering:
                 owners.extend([NESTED] * (len(strings) - start))
         return strings, owners
 
-    def _known_strings(self, items: list[object] | tuple[object, ...]) -> bool:
+    def known_strings(self, items: list[object] | tuple[object, ...]) -> bool:
         """Whether a top-level list or tuple holds only strings known clean (no pair)."""
         if len(items) > self._max_items:
             return False
@@ -146,7 +185,7 @@ class KeyGathering:
                 return False
         return True
 
-    def _collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
+    def collect_novel(self, value: object, novel: list[str], owners: list[object]) -> bool:
         """`_collect` a top-level nested value's strings that are not known clean."""
         found: list[str] = []
         if not self._collect(value, found, 1):

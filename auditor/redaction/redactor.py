@@ -43,13 +43,7 @@ from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
 from auditor.patterns.walk import LimitReason, Walker, judge_text
 from auditor.redaction.config import RedactorConfig
-from auditor.redaction.gathering import (
-    KEY_CACHE_LIMIT,
-    NESTED,
-    SCALARS,
-    STRUCTLOG_META,
-    KeyGathering,
-)
+from auditor.redaction.gathering import KEY_CACHE_LIMIT, NESTED, SCALARS, STRUCTLOG_META, Gatherer
 from auditor.vocabulary import TokenKind
 
 _FAILED_KEEP: Final = ("timestamp", "level", "logger")
@@ -112,7 +106,7 @@ class _Marking:
         return f"[REDACTED:{reason}]"
 
 
-class Redactor(KeyGathering):
+class Redactor:
     """A structlog processor that replaces tokens and PHI with markers.
 
     A marker names the kind and a short keyed fingerprint, never the value:
@@ -131,23 +125,19 @@ class Redactor(KeyGathering):
 
     __slots__ = (
         "_allow",
-        "_allow_raw",
         "_config",
         "_digits",
         "_facts",
         "_fingerprint",
+        "_gathering",
         "_jwt_facts",
-        "_key_state",
         "_lib",
         "_max_chars",
         "_max_depth",
         "_max_items",
         "_memory",
-        "_pair_rules",
         "_prefixes",
         "_search",
-        "_simple_keys",
-        "_top_rules",
         "_walker_keys",
         "failures",
     )
@@ -169,15 +159,7 @@ class Redactor(KeyGathering):
         self._max_chars = config.max_value_chars
         self._max_depth = config.max_depth
         self._max_items = config.max_items
-        self._key_state: dict[object, int] = {}
-        self._simple_keys: set[object] = set()
-        self._top_rules: dict[object, KeyRule] = {}
-        """Sensitive keys a flat event may hold (not shape keys, not structlog's)."""
-        """Keys known to be plain or allowlisted: an event with only these needs no walk."""
-        self._allow_raw: set[object] = set()
         self._walker_keys: dict[str, object] = {}
-        self._pair_rules: dict[str, KeyRule | None] = {}
-        """The rule of a header name in a (name, value) pair, None for other names."""
         self._prefixes: dict[Kind, str] = {}
         """The start of a marker, by kind."""
         self._facts: dict[str, str | None] = {}
@@ -188,6 +170,14 @@ class Redactor(KeyGathering):
         )
         """Strings this Redactor's rules found clean: its own, as another rule set may
         judge them otherwise."""
+        self._gathering = Gatherer(
+            self._lib,
+            self._memory,
+            allow=self._allow,
+            max_chars=self._max_chars,
+            max_depth=self._max_depth,
+            max_items=self._max_items,
+        )
         self.failures = 0
         """How many events redaction failed on (each was replaced by a minimal event)."""
 
@@ -214,10 +204,11 @@ class Redactor(KeyGathering):
             # The common case, inline: known plain keys, strings and scalars only, and
             # every string remembered clean, allowlisted or a look-alike. What is left
             # (usually nothing) is judged by `_judge`.
-            if event_dict.keys() <= self._simple_keys:
+            gathering = self._gathering
+            if event_dict.keys() <= gathering.simple_keys:
                 memory = self._memory
                 clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
-                allow = self._allow_raw
+                allow = gathering.allow_raw
                 novel: list[str] | None = None
                 owners: list[object]
                 for key, value in event_dict.items():
@@ -239,12 +230,12 @@ class Redactor(KeyGathering):
                             novel.append(value)
                             owners.append(key)
                     elif kind not in SCALARS and key not in allow:
-                        if (kind is list or kind is tuple) and self._known_strings(value):
+                        if (kind is list or kind is tuple) and gathering.known_strings(value):
                             continue
                         if novel is None:
                             novel, owners = [], []
-                        if not self._collect_novel(value, novel, owners):
-                            # `_gather` would fail on it too: straight to the walk.
+                        if not gathering.collect_novel(value, novel, owners):
+                            # `gather` would fail on it too: straight to the walk.
                             return self._redact_event(logger, method_name, event_dict)[0]
                 if not novel:
                     return event_dict
@@ -263,7 +254,7 @@ class Redactor(KeyGathering):
         rebuilt. Unlike calling the Redactor, this may raise.
         """
         keyed: list[tuple[str, KeyRule]] = []
-        gathered = self._gather(event_dict, keyed)
+        gathered = self._gathering.gather(event_dict, keyed)
         if gathered is None:
             return self._redact_event(logger, method_name, event_dict)
         memory = self._memory
