@@ -11,7 +11,8 @@ thread, baseline and variants alternating chunk by chunk, best of ``--rounds``):
 2. Paths over the whole corpus, in one pass: how many events leave by each path of the
    Redactor and what each costs on average (timed around the call; it reaches into the
    Redactor's private methods to tell the paths apart, so it is a diagnostic, not a
-   benchmark).
+   benchmark; only with the source modules, ``AUDITOR_NATIVE=0``: compiled methods
+   cannot be replaced).
 
     .venv/bin/python bench/redaction_paths.py [--events 20000] [--rounds 5]
 """
@@ -28,14 +29,14 @@ from typing import Any
 from corpus import CorpusBuilder, Event
 from redaction import CHUNK, _cpu_seconds, _pipeline
 
+from auditor._native import status as native_status
 from auditor.fingerprints import Fingerprinter
 from auditor.patterns.lookalikes import SKELETON
 from auditor.redaction import Redactor, RedactorConfig
-from auditor.redaction import redactor as redactor_module
+from auditor.redaction.gathering import ALLOW, PLAIN, SCALARS
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[object, str, EventDict], EventDict]
-_SCALARS = redactor_module._SCALARS  # noqa: SLF001 - the Redactor's own scalar types
 
 
 def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[], Processor]]:  # noqa: C901 - one processor per step
@@ -46,8 +47,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
     learn = _pipeline(seen).info
     for event in clean:
         learn(event.event, **event.kw)
-    gathering = seen._gathering  # noqa: SLF001 - a diagnostic reads the Redactor's state
-    keys, allow = gathering.simple_keys, gathering.allow_raw
+    states = seen._gathering.key_state  # noqa: SLF001 - a diagnostic reads the Redactor's state
     memory = seen.memory
     clean_set, shapes = memory.strings, memory.skeletons
 
@@ -55,40 +55,50 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
         return event_dict
 
     def keys_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
-        if event_dict.keys() <= keys:
-            return event_dict
+        for key in event_dict:
+            if states.get(key) not in {PLAIN, ALLOW}:
+                break
         return event_dict
 
     def values_looped(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
-        if event_dict.keys() <= keys:
-            for _key, value in event_dict.items():  # noqa: PERF102 - as the Redactor loops
-                kind = type(value)
-                if kind is not str and kind not in _SCALARS:
-                    break
+        for key, value in event_dict.items():
+            state = states.get(key)
+            if state != PLAIN:
+                if state == ALLOW:
+                    continue
+                break
+            if type(value) is not str and type(value) not in SCALARS:
+                break
         return event_dict
 
     def memory_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
-        if event_dict.keys() <= keys:
-            for key, value in event_dict.items():
-                kind = type(value)
-                if kind is str:
-                    if value in clean_set or key in allow:
-                        continue
-                elif kind not in _SCALARS:
-                    break
+        for key, value in event_dict.items():
+            state = states.get(key)
+            if state != PLAIN:
+                if state == ALLOW:
+                    continue
+                break
+            if type(value) is str:
+                if value in clean_set:
+                    continue
+            elif type(value) not in SCALARS:
+                break
         return event_dict
 
     def shapes_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
-        if event_dict.keys() <= keys:
-            for key, value in event_dict.items():
-                kind = type(value)
-                if kind is str:
-                    if value in clean_set or key in allow:
-                        continue
-                    if value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes:
-                        continue
-                elif kind not in _SCALARS:
-                    break
+        for key, value in event_dict.items():
+            state = states.get(key)
+            if state != PLAIN:
+                if state == ALLOW:
+                    continue
+                break
+            if type(value) is str:
+                if value in clean_set:
+                    continue
+                if value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes:
+                    continue
+            elif type(value) not in SCALARS:
+                break
         return event_dict
 
     return {
@@ -208,9 +218,14 @@ def main() -> None:
     events = CorpusBuilder(args.seed).build(args.events, 0.02)
     clean = [e for e in events if not e.planted]
     config = RedactorConfig(fingerprinter=Fingerprinter(b"bench-key-0123456789abcdef"))
+    print(native_status().describe())
     print(f"ladder over {len(clean)} clean events (ratio to the bare pipeline):")
     _compare(_ladder(config, clean), clean, args.rounds)
     print(f"paths over all {len(events)} events (one pass, fresh Redactor):")
+    if native_status().state == "compiled":
+        # A compiled class's methods cannot be replaced, so its paths cannot be spied on.
+        print("  skipped: the Redactor runs compiled; AUDITOR_NATIVE=0 shows its source's paths")
+        return
     _paths(config, events)
 
 

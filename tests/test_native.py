@@ -128,7 +128,7 @@ def test_auditor_native_0_runs_the_source_modules() -> None:
 
 
 @pytest.mark.slow
-def test_the_stream_and_scan_tests_pass_on_the_source_modules_too() -> None:
+def test_the_stream_scan_and_redaction_tests_pass_on_the_source_modules_too() -> None:
     """The source modules are what a checkout without a C compiler runs: same behaviour."""
     env = {**os.environ, "AUDITOR_NATIVE": "0", "AUDITOR_EXPECT_NATIVE": "0"}
     files = [
@@ -160,6 +160,13 @@ def test_the_stream_and_scan_tests_pass_on_the_source_modules_too() -> None:
         "tests/test_trigger_search.py",
         "tests/test_findings_refuse_credentials.py",
         "tests/test_finding_fields_guard.py",
+        "tests/test_redactor.py",
+        "tests/test_redaction_adapters.py",
+        "tests/test_redaction_flat_keys.py",
+        "tests/test_redaction_memory.py",
+        "tests/test_cli_redact.py",
+        "tests/test_fingerprints.py",
+        "tests/test_fingerprint_short.py",
     ]
     result = subprocess.run(  # noqa: S603 - our interpreter and test files
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],

@@ -32,11 +32,23 @@ if TYPE_CHECKING:
     from auditor.patterns.library import PatternLibrary
     from auditor.patterns.memory import CleanMemory
 
-__all__ = ["KEY_CACHE_LIMIT", "NESTED", "SCALARS", "STRUCTLOG_META", "Gatherer"]
+__all__ = [
+    "ALLOW",
+    "ATTENTION",
+    "KEY_CACHE_LIMIT",
+    "NESTED",
+    "PLAIN",
+    "SCALARS",
+    "STRUCTLOG_META",
+    "Gatherer",
+]
 
-_PLAIN: Final = 0
-_ALLOW: Final = 1
-_ATTENTION: Final = 2
+PLAIN: Final = 0
+"""A key whose values are scanned as any text."""
+ALLOW: Final = 1
+"""An allowlisted key: its values are never examined."""
+ATTENTION: Final = 2
+"""A key that needs more than the inline loop (sensitive, a shape key, structlog's)."""
 KEY_CACHE_LIMIT: Final = 4096
 """Entries of each per-key memory before it is cleared (keys are the services' own words)."""
 SCALARS: Final = frozenset(
@@ -61,14 +73,12 @@ class Gatherer:
         max_items: Larger containers are left to the walk.
 
     Attributes:
-        simple_keys: Keys known to be plain or allowlisted: an event with only these
-            needs no walk.
-        allow_raw: The allowlisted keys among them, as the event spells them.
+        key_state: Each key seen, by its state (`PLAIN`, `ALLOW`, `ATTENTION`); a key
+            not in it is classified by `gather`.
     """
 
     __slots__ = (
         "_allow",
-        "_key_state",
         "_lib",
         "_max_chars",
         "_max_depth",
@@ -76,8 +86,7 @@ class Gatherer:
         "_memory",
         "_pair_rules",
         "_top_rules",
-        "allow_raw",
-        "simple_keys",
+        "key_state",
     )
 
     def __init__(
@@ -96,9 +105,7 @@ class Gatherer:
         self._max_chars = max_chars
         self._max_depth = max_depth
         self._max_items = max_items
-        self._key_state: dict[object, int] = {}
-        self.simple_keys: set[object] = set()
-        self.allow_raw: set[object] = set()
+        self.key_state: dict[object, int] = {}
         self._top_rules: dict[object, KeyRule] = {}
         """Sensitive keys a flat event may hold (not shape keys, not structlog's)."""
         self._pair_rules: dict[str, KeyRule | None] = {}
@@ -106,27 +113,21 @@ class Gatherer:
 
     def _state(self, key: object) -> int:
         if not isinstance(key, str):
-            return _ATTENTION
+            return ATTENTION
+        if len(self.key_state) >= KEY_CACHE_LIMIT:
+            self.key_state.clear()
+            self._top_rules.clear()
         normal = normalize_key(key)
         if normal in self._allow:
-            state = _ALLOW
+            state = ALLOW
         else:
             rule = self._lib.keys.get(normal)
             sensitive = rule is not None and rule.scope is not Scope.TEXT
             special = key in STRUCTLOG_META or key == "exc_info"
-            state = _ATTENTION if sensitive or special or normal in SHAPE_KEYS else _PLAIN
+            state = ATTENTION if sensitive or special or normal in SHAPE_KEYS else PLAIN
             if sensitive and not special and normal not in SHAPE_KEYS:
                 self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
-        if len(self._key_state) >= KEY_CACHE_LIMIT:
-            self._key_state.clear()
-            self.simple_keys.clear()
-            self.allow_raw.clear()
-            self._top_rules.clear()
-        self._key_state[key] = state
-        if state != _ATTENTION:
-            self.simple_keys.add(key)
-            if state == _ALLOW:
-                self.allow_raw.add(key)
+        self.key_state[key] = state
         return state
 
     def gather(
@@ -142,18 +143,18 @@ class Gatherer:
         """
         strings: list[str] = []
         owners: list[object] = []
-        get_state = self._key_state.get
+        get_state = self.key_state.get
         for key, value in event_dict.items():
             state = get_state(key)
             if state is None:
                 state = self._state(key)
-            if state == _ATTENTION:
+            if state == ATTENTION:
                 rule = self._top_rules.get(key)
                 if rule is None or type(value) is not str or len(value) > self._max_chars:
                     return None
                 keyed.append((key, rule))
                 continue
-            if state == _ALLOW:
+            if state == ALLOW:
                 continue
             kind = type(value)
             if kind is str:
@@ -210,14 +211,14 @@ class Gatherer:
         if kind is dict:
             if len(value) > self._max_items:  # type: ignore[arg-type]
                 return False
-            get_state = self._key_state.get
+            get_state = self.key_state.get
             for key, item in value.items():  # type: ignore[attr-defined]
                 state = get_state(key)
                 if state is None:
                     state = self._state(key)
-                if state == _ALLOW:
+                if state == ALLOW:
                     continue
-                if state == _ATTENTION or not self._collect_leaf(item, strings, depth):
+                if state == ATTENTION or not self._collect_leaf(item, strings, depth):
                     return False
             return True
         if kind is list or kind is tuple:
@@ -253,10 +254,10 @@ class Gatherer:
 
     def _pair_rule(self, name: str) -> KeyRule | None:
         """The rule `_is_sensitive_pair` judges a pair named ``name`` by, remembered."""
-        state = self._key_state.get(name)
+        state = self.key_state.get(name)
         if state is None:
             state = self._state(name)
-        rule = self._lib.keys.get(normalize_key(name)) if state == _ATTENTION else None
+        rule = self._lib.keys.get(normalize_key(name)) if state == ATTENTION else None
         if rule is not None and rule.scope is Scope.TEXT:
             rule = None
         if len(self._pair_rules) >= KEY_CACHE_LIMIT:

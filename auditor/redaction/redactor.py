@@ -43,7 +43,15 @@ from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
 from auditor.patterns.walk import LimitReason, Walker, judge_text
 from auditor.redaction.config import RedactorConfig
-from auditor.redaction.gathering import KEY_CACHE_LIMIT, NESTED, SCALARS, STRUCTLOG_META, Gatherer
+from auditor.redaction.gathering import (
+    ALLOW,
+    KEY_CACHE_LIMIT,
+    NESTED,
+    PLAIN,
+    SCALARS,
+    STRUCTLOG_META,
+    Gatherer,
+)
 from auditor.vocabulary import TokenKind
 
 _FAILED_KEEP: Final = ("timestamp", "level", "logger")
@@ -198,51 +206,59 @@ class Redactor:
 
     # --- structlog ------------------------------------------------------------------------
 
-    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
+    def __call__(self, logger: object, method_name: str, event_dict: EventDict) -> EventDict:
         """Redact one event; structlog's processor signature."""
         try:
-            # The common case, inline: known plain keys, strings and scalars only, and
-            # every string remembered clean, allowlisted or a look-alike. What is left
-            # (usually nothing) is judged by `_judge`.
-            gathering = self._gathering
-            if event_dict.keys() <= gathering.simple_keys:
-                memory = self._memory
-                clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
-                allow = gathering.allow_raw
-                novel: list[str] | None = None
-                owners: list[object]
-                for key, value in event_dict.items():
-                    kind = type(value)
-                    if kind is str:
-                        if (
-                            value in clean
-                            or key in allow
-                            or (
-                                len(value) <= widest
-                                and value.encode("utf-8", "surrogatepass").translate(SKELETON)
-                                in shapes
-                            )
-                        ):
-                            continue
-                        if novel is None:
-                            novel, owners = [value], [key]
-                        else:
-                            novel.append(value)
-                            owners.append(key)
-                    elif kind not in SCALARS and key not in allow:
-                        if (kind is list or kind is tuple) and gathering.known_strings(value):
-                            continue
-                        if novel is None:
-                            novel, owners = [], []
-                        if not gathering.collect_novel(value, novel, owners):
-                            # `gather` would fail on it too: straight to the walk.
-                            return self._redact_event(logger, method_name, event_dict)[0]
-                if not novel:
-                    return event_dict
-                return self._judge(event_dict, novel, owners, logger, method_name)[0]
+            if type(event_dict) is dict:  # what structlog passes: its items read natively
+                return self._inline(cast("dict[str, object]", event_dict), logger, method_name)
             return self.process(event_dict, logger, method_name)[0]
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
+
+    def _inline(self, event: dict[str, object], logger: object, method_name: str) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
+        """The common case, in one loop: known plain keys, strings and scalars only.
+
+        Every string remembered clean, allowlisted or a look-alike passes; what is left
+        (usually nothing) is judged by `_judge`. A key not known plain or allowlisted
+        sends the event to `process`, a nested value the gatherer cannot flatten to the
+        walk (where `process` would send it too).
+        """
+        gathering = self._gathering
+        states = gathering.key_state
+        memory = self._memory
+        clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
+        novel: list[str] | None = None
+        owners: list[object]
+        for key, value in event.items():
+            state = states.get(key)
+            if state != PLAIN:
+                if state == ALLOW:
+                    continue
+                return self.process(event, logger, method_name)[0]  # new, or needs attention
+            if type(value) is str:
+                if value in clean or (
+                    len(value) <= widest
+                    and value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+                ):
+                    continue
+                if novel is None:
+                    novel, owners = [value], [key]
+                else:
+                    novel.append(value)
+                    owners.append(key)
+                continue
+            kind = type(value)
+            if kind in SCALARS:
+                continue
+            if (kind is list or kind is tuple) and gathering.known_strings(value):  # type: ignore[arg-type]  # a list or tuple, by its type
+                continue
+            if novel is None:
+                novel, owners = [], []
+            if not gathering.collect_novel(value, novel, owners):
+                return self._redact_event(logger, method_name, event)[0]
+        if not novel:
+            return event
+        return self._judge(event, novel, owners, logger, method_name)[0]
 
     def process(
         self, event_dict: EventDict, logger: object = None, method_name: str = "info"
