@@ -40,6 +40,7 @@ __all__ = [
     "PLAIN",
     "SCALARS",
     "STRUCTLOG_META",
+    "UNKNOWN",
     "Gatherer",
 ]
 
@@ -49,6 +50,8 @@ ALLOW: Final = 1
 """An allowlisted key: its values are never examined."""
 ATTENTION: Final = 2
 """A key that needs more than the inline loop (sensitive, a shape key, structlog's)."""
+UNKNOWN: Final = -1
+"""A key not classified yet (the default of a lookup in `Gatherer.key_state`)."""
 KEY_CACHE_LIMIT: Final = 4096
 """Entries of each per-key memory before it is cleared (keys are the services' own words)."""
 SCALARS: Final = frozenset(
@@ -143,10 +146,10 @@ class Gatherer:
         """
         strings: list[str] = []
         owners: list[object] = []
-        get_state = self.key_state.get
+        states = self.key_state
         for key, value in event_dict.items():
-            state = get_state(key)
-            if state is None:
+            state = states.get(key, UNKNOWN)
+            if state == UNKNOWN:
                 state = self._state(key)
             if state == ATTENTION:
                 rule = self._top_rules.get(key)
@@ -207,27 +210,26 @@ class Gatherer:
         """Gather the strings of a plain nested value; False when it needs the full walk."""
         if depth > self._max_depth:
             return False
-        kind = type(value)
-        if kind is dict:
-            if len(value) > self._max_items:  # type: ignore[arg-type]
+        if type(value) is dict:  # told by type (narrowed: mypyc reads it as a dict)
+            if len(value) > self._max_items:
                 return False
-            get_state = self.key_state.get
-            for key, item in value.items():  # type: ignore[attr-defined]
-                state = get_state(key)
-                if state is None:
+            states = self.key_state
+            for key, item in value.items():
+                state = states.get(key, UNKNOWN)
+                if state == UNKNOWN:
                     state = self._state(key)
                 if state == ALLOW:
                     continue
                 if state == ATTENTION or not self._collect_leaf(item, strings, depth):
                     return False
             return True
-        if kind is list or kind is tuple:
-            size = len(value)  # type: ignore[arg-type]
+        if type(value) is list or type(value) is tuple:
+            size = len(value)
             if size > self._max_items:
                 return False
-            if size == 2 and self._is_sensitive_pair(value):  # type: ignore[arg-type]  # noqa: PLR2004 - a (name, value) pair
+            if size == 2 and self._is_sensitive_pair(value):  # noqa: PLR2004 - a (name, value) pair
                 return False
-            for item in value:  # type: ignore[attr-defined]
+            for item in value:
                 if type(item) is str:
                     if len(item) > self._max_chars:
                         return False
@@ -254,8 +256,8 @@ class Gatherer:
 
     def _pair_rule(self, name: str) -> KeyRule | None:
         """The rule `_is_sensitive_pair` judges a pair named ``name`` by, remembered."""
-        state = self.key_state.get(name)
-        if state is None:
+        state = self.key_state.get(name, UNKNOWN)
+        if state == UNKNOWN:
             state = self._state(name)
         rule = self._lib.keys.get(normalize_key(name)) if state == ATTENTION else None
         if rule is not None and rule.scope is Scope.TEXT:
@@ -266,12 +268,11 @@ class Gatherer:
         return rule
 
     def _collect_leaf(self, value: object, strings: list[str], depth: int) -> bool:
-        kind = type(value)
-        if kind is str:
-            if len(value) > self._max_chars:  # type: ignore[arg-type]
+        if type(value) is str:
+            if len(value) > self._max_chars:
                 return False
-            strings.append(value)  # type: ignore[arg-type]
+            strings.append(value)
             return True
-        if kind in SCALARS:
+        if type(value) in SCALARS:
             return True
         return self._collect(value, strings, depth + 1)

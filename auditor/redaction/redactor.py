@@ -50,6 +50,7 @@ from auditor.redaction.gathering import (
     PLAIN,
     SCALARS,
     STRUCTLOG_META,
+    UNKNOWN,
     Gatherer,
 )
 from auditor.vocabulary import TokenKind
@@ -144,8 +145,8 @@ class Redactor:
         "_max_depth",
         "_max_items",
         "_memory",
+        "_prefilter",
         "_prefixes",
-        "_search",
         "_walker_keys",
         "failures",
     )
@@ -172,7 +173,7 @@ class Redactor:
         """The start of a marker, by kind."""
         self._facts: dict[str, str | None] = {}
         """JWT claim values already judged safe to show (issuers and key ids repeat)."""
-        self._search = self._lib.prefilter.search
+        self._prefilter = self._lib.prefilter
         self._memory = CleanMemory(
             self._lib.prefilter, entries=config.memory_entries, max_chars=self._max_chars
         )
@@ -230,7 +231,7 @@ class Redactor:
         novel: list[str] | None = None
         owners: list[object]
         for key, value in event.items():
-            state = states.get(key)
+            state = states.get(key, UNKNOWN)
             if state != PLAIN:
                 if state == ALLOW:
                     continue
@@ -247,10 +248,9 @@ class Redactor:
                     novel.append(value)
                     owners.append(key)
                 continue
-            kind = type(value)
-            if kind in SCALARS:
+            if type(value) in SCALARS:
                 continue
-            if (kind is list or kind is tuple) and gathering.known_strings(value):  # type: ignore[arg-type]  # a list or tuple, by its type
+            if (type(value) is list or type(value) is tuple) and gathering.known_strings(value):
                 continue
             if novel is None:
                 novel, owners = [], []
@@ -342,7 +342,7 @@ class Redactor:
         joined = "\n".join(strings)
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return None
-        found = self._search(strings, joined)
+        found = self._prefilter.search(strings, joined)
         if any(owners[index] is NESTED for index in found):
             return None
         memory = self._memory
@@ -370,7 +370,7 @@ class Redactor:
         joined = "\n".join(strings)
         if len(joined) > self._max_chars and max(map(len, strings)) > self._max_chars:
             return self._redact_event(logger, method_name, event_dict)
-        found = self._search(strings, joined)
+        found = self._prefilter.search(strings, joined)
         if not found:
             self._memory.remember(strings, joined)
             return event_dict, None
