@@ -14,8 +14,12 @@ the ratio of the two Redactors' costs, last.
 Each child hashes what its pipeline rendered (timestamps left out), so a speed-up that
 changed the output shows as two different hashes.
 
-    .venv/bin/python bench/redaction_ab.py [--against main] [--events 50000]
-        [--planted-share 0.02] [--chunk 1000] [--rounds 5]
+``--source`` runs this checkout twice, its compiled build against its source modules
+(``AUDITOR_NATIVE=0``); ``--tree DIR`` compares with the packages under another directory,
+with that directory's compiled build (a revision extracted by ``git archive`` has none).
+
+    .venv/bin/python bench/redaction_ab.py [--against main | --source | --tree DIR]
+        [--events 50000] [--planted-share 0.02] [--chunk 1000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -82,11 +86,12 @@ class Timed(NamedTuple):
 class Version(PinnedChild):
     """One version's pipelines in a child process, asked one chunk at a time."""
 
-    def __init__(self, name: str, tree: Path, events: Path, cpu: int | None) -> None:
+    def __init__(
+        self, name: str, tree: Path, events: Path, cpu: int | None, *, native: bool = True
+    ) -> None:
         # One hash seed for both: set and dict layouts (the memory is a set) alike.
-        super().__init__(
-            _CHILD, tree, cpu, args=[str(events)], path=["bench"], env={"PYTHONHASHSEED": "0"}
-        )
+        env = {"PYTHONHASHSEED": "0"} if native else {"PYTHONHASHSEED": "0", "AUDITOR_NATIVE": "0"}
+        super().__init__(_CHILD, tree, cpu, args=[str(events)], path=["bench"], env=env)
         self.name = name
 
     def new_round(self) -> str:
@@ -103,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the corpus, run both versions in lockstep, print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--against", default="main", help="git revision to compare with")
+    parser.add_argument(
+        "--source", action="store_true", help="compare with this checkout's source modules"
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        help="compare with the packages under this directory (with their compiled build)",
+    )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--planted-share", type=float, default=0.02)
     parser.add_argument("--chunk", type=int, default=1000, help="events per chunk")
@@ -116,11 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pickled = Path(tmp, "events.pickle")
         pickled.write_bytes(pickle.dumps(events))
-        base_tree = extract(args.against, Path(tmp, "against"))
-        versions = [
-            Version(args.against, base_tree, pickled, cpu),
-            Version("this checkout", HERE, pickled, cpu),
-        ]
+        if args.tree is not None:
+            args.against = str(args.tree)
+            base = Version(args.against, args.tree.resolve(), pickled, cpu)
+        elif args.source:
+            args.against = "source modules"
+            base = Version(args.against, HERE, pickled, cpu, native=False)
+        else:
+            base = Version(args.against, extract(args.against, Path(tmp, "against")), pickled, cpu)
+        versions = [base, Version("this checkout", HERE, pickled, cpu)]
         best = {v.name: [Timed(float("inf"), float("inf"), "")] * len(spans) for v in versions}
         digests: dict[str, list[str]] = {v.name: [] for v in versions}
         native: dict[str, str] = {}
