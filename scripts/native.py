@@ -83,7 +83,7 @@ def build() -> None:
     clean()
     files = [str(Path(*name.split(".")).with_suffix(".py")) for name in MODULES]
     started = time.monotonic()
-    print(f"native: compiling {len(files)} modules with mypyc (about a minute)", file=sys.stderr)
+    print(f"native: compiling {len(files)} modules with mypyc (a few minutes)", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="auditor-native-") as scratch:
         work = Path(scratch)
         for package in PACKAGES:
