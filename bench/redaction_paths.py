@@ -33,7 +33,7 @@ from auditor._native import status as native_status
 from auditor.fingerprints import Fingerprinter
 from auditor.patterns.lookalikes import SKELETON
 from auditor.redaction import Redactor, RedactorConfig
-from auditor.redaction.gathering import ALLOW, PLAIN, SCALARS
+from auditor.redaction.gathering import ALLOW, PLAIN, SCALARS, SHAPED
 
 EventDict = MutableMapping[str, Any]
 Processor = Callable[[object, str, EventDict], EventDict]
@@ -56,14 +56,14 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
 
     def keys_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
         for key in event_dict:
-            if states.get(key) not in {PLAIN, ALLOW}:
+            if states.get(key) not in {PLAIN, SHAPED, ALLOW}:
                 break
         return event_dict
 
     def values_looped(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
             state = states.get(key)
-            if state != PLAIN:
+            if state not in {PLAIN, SHAPED}:
                 if state == ALLOW:
                     continue
                 break
@@ -74,7 +74,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
     def memory_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
             state = states.get(key)
-            if state != PLAIN:
+            if state not in {PLAIN, SHAPED}:
                 if state == ALLOW:
                     continue
                 break
@@ -88,7 +88,7 @@ def _ladder(config: RedactorConfig, clean: list[Event]) -> dict[str, Callable[[]
     def shapes_tested(_logger: object, _name: str, event_dict: EventDict) -> EventDict:
         for key, value in event_dict.items():
             state = states.get(key)
-            if state != PLAIN:
+            if state not in {PLAIN, SHAPED}:
                 if state == ALLOW:
                     continue
                 break

@@ -192,3 +192,34 @@ def test_a_list_of_remembered_strings_is_skipped_but_a_new_item_in_it_is_scanned
     assert redactor(None, "info", clean) is clean
     out = redactor(None, "info", {"event": "x", "tags": ["Observation", "ssn 536-22-8714"]})
     assert "536-22-8714" not in repr(out)
+
+
+def test_a_key_whose_value_was_no_look_alike_has_its_later_values_scanned_whole() -> None:
+    # After "request_id" held an order number (no look-alike), its new values skip the
+    # look-alike test and go to the prefilter: a UUID is still clean, an SSN still redacted.
+    redactor = _redactor()
+    redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004217"})
+    event = {"event": "order", "request_id": UUID}
+    assert redactor(None, "info", dict(event)) == event
+    out = redactor(None, "info", {"event": "order", "request_id": "536-22-8714"})
+    assert "536-22-8714" not in out["request_id"]
+
+
+def test_a_look_alike_under_a_shaped_key_is_not_remembered() -> None:
+    # A key whose values were all look-alikes so far tests the shape first: a UUID passes
+    # without entering the memory (it would never repeat, and only churn the set).
+    redactor = _redactor()
+    redactor(None, "info", {"event": "order", "request_id": UUID})
+    assert UUID not in redactor.memory.strings
+
+
+def test_the_look_alike_test_comes_back_when_the_memory_forgets() -> None:
+    # A key made plain by one odd value gets its look-alike test back when the memory is
+    # full and forgets: then a UUID under it passes without being remembered again.
+    redactor = _redactor(memory_entries=4)
+    redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004217"})
+    for number in range(5):
+        redactor(None, "info", {"event": f"filler {number}", "note": f"n{number}"})
+    assert redactor.memory.forgotten >= 1
+    redactor(None, "info", {"event": "order", "request_id": UUID})
+    assert UUID not in redactor.memory.strings

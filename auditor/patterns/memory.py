@@ -49,14 +49,24 @@ class CleanMemory:
         shape_chars: The length of the longest skeleton. A longer string is of none of
             the shapes (its UTF-8 is at least as long), and is not encoded to find out: a
             new token or traceback is hundreds of characters.
+        forgotten: How many times the memory was full and forgot every string.
     """
 
-    __slots__ = ("_entries", "_max_chars", "lookalike", "shape_chars", "skeletons", "strings")
+    __slots__ = (
+        "_entries",
+        "_max_chars",
+        "forgotten",
+        "lookalike",
+        "shape_chars",
+        "skeletons",
+        "strings",
+    )
 
     def __init__(
         self, prefilter: Prefilter, *, entries: int = DEFAULT_ENTRIES, max_chars: int = MAX_CHARS
     ) -> None:
         self.strings: set[str] = set()
+        self.forgotten = 0
         self._entries = entries
         self._max_chars = min(max_chars, MAX_CHARS)
         # A value longer than max_chars is replaced whole, whatever its shape.
@@ -86,6 +96,7 @@ class CleanMemory:
         strings = self.strings
         if len(strings) + len(texts) > self._entries:
             strings.clear()
+            self.forgotten += 1
             if len(texts) > self._entries:
                 return
         limit = self._max_chars

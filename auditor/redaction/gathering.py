@@ -39,18 +39,24 @@ __all__ = [
     "NESTED",
     "PLAIN",
     "SCALARS",
+    "SHAPED",
     "STRUCTLOG_META",
     "UNKNOWN",
     "Gatherer",
 ]
 
 PLAIN: Final = 0
-"""A key whose values are scanned as any text."""
-ALLOW: Final = 1
+"""A key whose values are scanned as any text: a new one goes straight to the prefilter."""
+SHAPED: Final = 1
+"""A plain key whose new values were all look-alikes so far (a request id, a digest): a new
+one is tested against the look-alike shapes first, and the key becomes `PLAIN` when one is
+not (the test would be wasted on its values; the prefilter judges them as it judges any).
+The two plain states are the lowest, so the inline loop tells them in one comparison."""
+ALLOW: Final = 2
 """An allowlisted key: its values are never examined."""
-ATTENTION: Final = 2
+ATTENTION: Final = 3
 """A key that needs more than the inline loop (sensitive, a shape key, structlog's)."""
-UNKNOWN: Final = -1
+UNKNOWN: Final = 4
 """A key not classified yet (the default of a lookup in `Gatherer.key_state`)."""
 KEY_CACHE_LIMIT: Final = 4096
 """Entries of each per-key memory before it is cleared (keys are the services' own words)."""
@@ -76,8 +82,8 @@ class Gatherer:
         max_items: Larger containers are left to the walk.
 
     Attributes:
-        key_state: Each key seen, by its state (`PLAIN`, `ALLOW`, `ATTENTION`); a key
-            not in it is classified by `gather`.
+        key_state: Each key seen, by its state (`SHAPED`, `PLAIN`, `ALLOW`, `ATTENTION`);
+            a key not in it is classified by `gather`.
     """
 
     __slots__ = (
@@ -127,11 +133,22 @@ class Gatherer:
             rule = self._lib.keys.get(normal)
             sensitive = rule is not None and rule.scope is not Scope.TEXT
             special = key in STRUCTLOG_META or key == "exc_info"
-            state = ATTENTION if sensitive or special or normal in SHAPE_KEYS else PLAIN
+            state = ATTENTION if sensitive or special or normal in SHAPE_KEYS else SHAPED
             if sensitive and not special and normal not in SHAPE_KEYS:
                 self._top_rules[key] = rule  # type: ignore[assignment]  # sensitive: a rule
         self.key_state[key] = state
         return state
+
+    def reshape(self) -> None:
+        """Test every plain key's new values against the look-alike shapes again.
+
+        Called when the memory forgets: a key made `PLAIN` by one odd value gets its
+        chance back, at most once per memory's lifetime.
+        """
+        states = self.key_state
+        for key, state in list(states.items()):
+            if state == PLAIN:
+                states[key] = SHAPED
 
     def gather(
         self, event_dict: MutableMapping[str, Any], keyed: list[tuple[str, KeyRule]]

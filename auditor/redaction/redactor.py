@@ -49,6 +49,7 @@ from auditor.redaction.gathering import (
     NESTED,
     PLAIN,
     SCALARS,
+    SHAPED,
     STRUCTLOG_META,
     UNKNOWN,
     Gatherer,
@@ -216,11 +217,12 @@ class Redactor:
         except Exception as exc:  # noqa: BLE001 - the processor never raises (fail closed)
             return self._failed(event_dict, exc)
 
-    def _inline(self, event: dict[str, object], logger: object, method_name: str) -> EventDict:  # noqa: C901 - the hot path, inline on purpose
+    def _inline(self, event: dict[str, object], logger: object, method_name: str) -> EventDict:  # noqa: C901, PLR0912 - the hot path, inline on purpose
         """The common case, in one loop: known plain keys, strings and scalars only.
 
-        Every string remembered clean, allowlisted or a look-alike passes; what is left
-        (usually nothing) is judged by `_judge`. A key not known plain or allowlisted
+        Every string remembered clean, allowlisted or a look-alike passes (the look-alike
+        test only under a `SHAPED` key: one whose new values were all look-alikes so far);
+        what is left (usually nothing) is judged by `_judge`. A key not known plain or allowlisted
         sends the event to `process`, a nested value the gatherer cannot flatten to the
         walk (where `process` would send it too).
         """
@@ -232,16 +234,22 @@ class Redactor:
         owners: list[object]
         for key, value in event.items():
             state = states.get(key, UNKNOWN)
-            if state != PLAIN:
+            if state > SHAPED:  # not plain (the states are ordered so)
                 if state == ALLOW:
                     continue
                 return self.process(event, logger, method_name)[0]  # new, or needs attention
             if type(value) is str:
-                if value in clean or (
-                    len(value) <= widest
-                    and value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
-                ):
+                if value in clean:
                     continue
+                if state == SHAPED:
+                    # Only keys whose new values were look-alikes so far pay for the test:
+                    # on other values it is wasted work, and the prefilter clears them too.
+                    if (
+                        len(value) <= widest
+                        and value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
+                    ):
+                        continue
+                    states[key] = PLAIN
                 if novel is None:
                     novel, owners = [value], [key]
                 else:
@@ -372,7 +380,11 @@ class Redactor:
             return self._redact_event(logger, method_name, event_dict)
         found = self._prefilter.search(strings, joined)
         if not found:
-            self._memory.remember(strings, joined)
+            memory = self._memory
+            forgotten = memory.forgotten
+            memory.remember(strings, joined)
+            if memory.forgotten != forgotten:
+                self._gathering.reshape()
             return event_dict, None
         if any(owners[index] is NESTED for index in found):
             return self._redact_event(logger, method_name, event_dict)
