@@ -223,3 +223,14 @@ def test_the_look_alike_test_comes_back_when_the_memory_forgets() -> None:
     assert redactor.memory.forgotten >= 1
     redactor(None, "info", {"event": "order", "request_id": UUID})
     assert UUID not in redactor.memory.strings
+
+
+def test_a_string_with_a_lone_surrogate_is_judged_not_failed() -> None:
+    # Strings are encoded by the strict UTF-8 fast path, which refuses a lone surrogate
+    # (a log may hold one, from bytes decoded with surrogateescape): it must fall back.
+    redactor = _redactor()
+    event = {"event": "file \udc80 read", "request_id": "\ud800"}
+    assert redactor(None, "info", dict(event)) == event
+    out = redactor(None, "info", {"event": "file \udc80 read", "note": "ssn 536-22-8714"})
+    assert redactor.failures == 0
+    assert "536-22-8714" not in out["note"]

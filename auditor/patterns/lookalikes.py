@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Final
 
-from auditor.patterns.prefilter import PLAIN_FOLD
+from auditor.patterns.prefilter import PLAIN_FOLD, utf8
 
 HEX: Final = "0123456789abcdefABCDEF"
 _HEX_MARK: Final = ord("h")
@@ -280,4 +280,4 @@ class Lookalikes:
 
     def match(self, text: str) -> bool:
         """Whether ``text`` is wholly a value of one of the shapes in use."""
-        return text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons
+        return utf8(text).translate(SKELETON) in self.skeletons

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from typing import Final
 
 from auditor.patterns.lookalikes import SKELETON, Lookalikes
-from auditor.patterns.prefilter import Prefilter
+from auditor.patterns.prefilter import Prefilter, utf8
 
 MAX_CHARS: Final = 256
 """Longer strings are not remembered: they rarely repeat, and the memory stays small."""
@@ -78,8 +78,7 @@ class CleanMemory:
     def __contains__(self, text: str) -> bool:
         """Whether ``text`` is known clean (remembered, or a look-alike)."""
         return text in self.strings or (
-            len(text) <= self.shape_chars
-            and text.encode("utf-8", "surrogatepass").translate(SKELETON) in self.skeletons
+            len(text) <= self.shape_chars and utf8(text).translate(SKELETON) in self.skeletons
         )
 
     def __len__(self) -> int:

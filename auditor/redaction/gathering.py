@@ -24,6 +24,7 @@ from uuid import UUID
 from auditor.patterns.keyed import value_of
 from auditor.patterns.keys import KeyRule, Scope, normalize_key
 from auditor.patterns.lookalikes import SKELETON
+from auditor.patterns.prefilter import utf8
 from auditor.patterns.shapes import SHAPE_KEYS
 
 if TYPE_CHECKING:
@@ -198,10 +199,7 @@ class Gatherer:
         for item in items:
             if type(item) is not str or (
                 item not in clean
-                and (
-                    len(item) > widest
-                    or item.encode("utf-8", "surrogatepass").translate(SKELETON) not in shapes
-                )
+                and (len(item) > widest or utf8(item).translate(SKELETON) not in shapes)
             ):
                 return False
         return True
@@ -214,10 +212,7 @@ class Gatherer:
         memory = self._memory
         clean, shapes, widest = memory.strings, memory.skeletons, memory.shape_chars
         for text in found:
-            if text in clean or (
-                len(text) <= widest
-                and text.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
-            ):
+            if text in clean or (len(text) <= widest and utf8(text).translate(SKELETON) in shapes):
                 continue
             novel.append(text)
             owners.append(NESTED)

@@ -41,6 +41,7 @@ from auditor.patterns.library import Group, PatternLibrary, resolve, splice
 from auditor.patterns.lookalikes import SKELETON
 from auditor.patterns.matches import Fact, FieldMatch, JsonPath, Kind, json_path
 from auditor.patterns.memory import CleanMemory
+from auditor.patterns.prefilter import utf8
 from auditor.patterns.walk import LimitReason, Walker, judge_text
 from auditor.redaction.config import RedactorConfig
 from auditor.redaction.gathering import (
@@ -244,10 +245,7 @@ class Redactor:
                 if state == SHAPED:
                     # Only keys whose new values were look-alikes so far pay for the test:
                     # on other values it is wasted work, and the prefilter clears them too.
-                    if (
-                        len(value) <= widest
-                        and value.encode("utf-8", "surrogatepass").translate(SKELETON) in shapes
-                    ):
+                    if len(value) <= widest and utf8(value).translate(SKELETON) in shapes:
                         continue
                     states[key] = PLAIN
                 if novel is None:
