@@ -198,9 +198,11 @@ def test_a_key_whose_value_was_no_look_alike_has_its_later_values_scanned_whole(
     # After "request_id" held an order number (no look-alike), its new values skip the
     # look-alike test and go to the prefilter: a UUID is still clean, an SSN still redacted.
     redactor = _redactor()
+    redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004216"})  # keys learnt
     redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004217"})
     event = {"event": "order", "request_id": UUID}
     assert redactor(None, "info", dict(event)) == event
+    assert UUID in redactor.memory.strings  # the prefilter judged it (and it was remembered)
     out = redactor(None, "info", {"event": "order", "request_id": "536-22-8714"})
     assert "536-22-8714" not in out["request_id"]
 
@@ -217,6 +219,7 @@ def test_the_look_alike_test_comes_back_when_the_memory_forgets() -> None:
     # A key made plain by one odd value gets its look-alike test back when the memory is
     # full and forgets: then a UUID under it passes without being remembered again.
     redactor = _redactor(memory_entries=4)
+    redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004216"})  # keys learnt
     redactor(None, "info", {"event": "order", "request_id": "ORD-2026-004217"})
     for number in range(5):
         redactor(None, "info", {"event": f"filler {number}", "note": f"n{number}"})
