@@ -439,7 +439,9 @@ class Prefilter:
         if joined is None:
             joined = "\n".join(texts)
         folded = utf8(joined).translate(PLAIN_FOLD)
-        hits = self._automaton.find_matches_as_indexes(folded, overlapping=True)
+        # overlapping=True, passed by position: a keyword costs the Rust binding a name
+        # match on every call, and this is one call per event with new strings.
+        hits = self._automaton.find_matches_as_indexes(folded, True)  # noqa: FBT003 - see above
         found: dict[int, set[str]] = {}
         if not hits:
             return found
