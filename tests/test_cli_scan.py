@@ -9,6 +9,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -246,15 +247,29 @@ def test_the_golden_report_of_a_service_log(capsys, monkeypatch) -> None:
     assert out == (GOLDEN / "service.expected.jsonl").read_text()
 
 
-def test_progress_is_shown_on_a_terminal(tmp_path) -> None:
-    path = tmp_path / "big.log"
-    path.write_bytes(b"2026-11-28T10:00:00Z INFO cards.returned cards=2\n" * 120_000)
+def test_progress_is_shown_on_a_terminal() -> None:
+    # Lines arrive through a pipe in two parts with a pause between them longer than the
+    # progress interval, so the report is due whatever the scan's speed (a file scanned
+    # whole can finish before the first report is due: the compiled scan does 120,000
+    # lines in 0.2 s).
+    line = b"2026-11-28T10:00:00Z INFO cards.returned cards=2\n"
     master, slave = pty.openpty()
     exe = Path(sys.executable).with_name("auditor")
     env = {**os.environ, "AUDITOR_FINGERPRINT_KEY": KEY}
-    proc = subprocess.run(  # noqa: S603 - our own command
-        [str(exe), "scan", str(path)], stderr=slave, stdout=subprocess.DEVNULL, env=env, check=False
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [str(exe), "scan", "-"],
+        stdin=subprocess.PIPE,
+        stderr=slave,
+        stdout=subprocess.DEVNULL,
+        env=env,
     )
+    assert proc.stdin is not None
+    proc.stdin.write(line * 5_000)
+    proc.stdin.flush()
+    time.sleep(1.0)  # four progress intervals with nothing to read
+    proc.stdin.write(line * 5_000)
+    proc.stdin.close()
+    returncode = proc.wait(timeout=60)
     os.close(slave)
     chunks = []
     while True:
@@ -267,6 +282,6 @@ def test_progress_is_shown_on_a_terminal(tmp_path) -> None:
         chunks.append(chunk)
     os.close(master)
     err = b"".join(chunks).decode()
-    assert proc.returncode == 0
+    assert returncode == 0
     assert "\rscanning: " in err
-    assert "120,000 lines in 1 files" in err
+    assert "10,000 lines in 1 files" in err
