@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -106,6 +106,55 @@ def cpu_best(action: Callable[[], object], repeat: int = 3) -> float:
 # -- embedded ----------------------------------------------------------------------------
 
 
+class ThreadClock:
+    """CPU seconds of this process's threads by name while a block runs (Linux ``/proc``).
+
+    A thread's CPU time is only readable while it lives, so a sampler reads every thread's
+    ``/proc/self/task/<id>/stat`` ten times a second and keeps the last value of each.
+    """
+
+    def __init__(self) -> None:
+        self._cpu: dict[int, float] = {}
+        self._names: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._run, name="bench-thread-clock", daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __enter__(self) -> Self:
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._sampler.join()
+        self._sample()
+
+    def seconds(self, name: str) -> float | None:
+        """CPU seconds of the threads called ``name``; ``None`` when none was seen."""
+        ids = [tid for tid, seen in self._names.items() if seen == name]
+        return sum(self._cpu.get(tid, 0.0) for tid in ids) if ids else None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def _sample(self) -> None:
+        for thread in threading.enumerate():
+            if thread.native_id is not None:
+                self._names[thread.native_id] = thread.name
+        try:
+            tasks = list(Path("/proc/self/task").iterdir())
+        except OSError:
+            return  # not Linux: no figure by thread
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            fields = stat[stat.rindex(")") + 2 :].split()
+            self._cpu[int(task.name)] = (int(fields[11]) + int(fields[12])) / self._tick
+
+
 def embedded(lines: list[bytes], scratch: Path) -> None:
     """``run_embedded`` over the corpus, against decoding it alone."""
     say(f"\nembedded: {len(lines):,} records through run_embedded (one process)")
@@ -128,8 +177,10 @@ def embedded(lines: list[bytes], scratch: Path) -> None:
     source.write_bytes(b"".join(line + b"\n" for line in lines))
     db = scratch / "embedded.duckdb"
     settings = PipelineSettings(alerts={"log": False})
+    threads = ThreadClock()
     started, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
-    summary = run_embedded([source], db, settings)
+    with threads:
+        summary = run_embedded([source], db, settings)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     main = time.thread_time() - main  # the reader and the detect stage; the store has a thread
     rate = summary.records / wall
@@ -141,6 +192,16 @@ def embedded(lines: list[bytes], scratch: Path) -> None:
         f"{summary.records / main:,.0f}/s of the main thread's)",
     )
     FIGURES["embedded_main_thread_per_s"] = summary.records / main
+    store = threads.seconds("auditor-store")
+    if store is not None:
+        others = max(cpu - main - store, 0.0)
+        say(
+            f"  CPU by thread: main (reader + detect) {main:.1f}s, store thread {store:.1f}s, "
+            f"others (DuckDB's workers, telemetry) {others:.1f}s, in {wall:.1f}s of wall "
+            f"time: {cpu / wall:.2f} cores busy on average"
+        )
+        FIGURES["embedded_store_thread_s"] = store
+        FIGURES["embedded_cores_busy"] = cpu / wall
     figure("embedded_ratio", rate / baseline, f"ratio to decoding only: {rate / baseline:.2f}")
     figure(
         "embedded_findings",
@@ -165,7 +226,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def start_broker(scratch: Path) -> tuple[str, Callable[[], None]]:
+def start_broker(scratch: Path) -> tuple[str, Callable[[], object]]:
     """A single-node broker on free ports; returns its address and its stop."""
     from pipelines.kafka.broker import BrokerConfig, LocalBroker
 
@@ -554,7 +615,7 @@ def latency(
 
 def kafka(lines: list[bytes], scratch: Path, args: argparse.Namespace) -> None:
     """The Kafka part: a broker, the throughput figures, the latency runs."""
-    stop: Callable[[], None] | None = None
+    stop: Callable[[], object] | None = None
     bootstrap = args.kafka
     if bootstrap is None:
         say("\nstarting a Kafka broker for the bench ...")
