@@ -12,6 +12,9 @@ corpus.py's, 2% with a planted token or PHI value).
 1. **Embedded** (``run_embedded`` over a file, one process): records/s of wall time.
    Baseline: decoding the same lines and nothing else (``AuthzEvent.model_validate_json``
    for events, ``orjson.loads`` for logs), CPU time, best of three.
+   Also the CPU seconds of each thread of the run (the main thread: reader and detect
+   stage; the store thread; the rest: DuckDB's workers, telemetry) and the cores busy on
+   average — the run is bound by the GIL-held work of the first two.
 2. **Through Kafka** (a real broker: ``--kafka``, or one started here on free ports):
    a backlog of ``--events`` records on the authz and logs topics, then
    - baselines: the producer's rate filling the backlog, and a bare consumer reading it;
