@@ -76,6 +76,7 @@ MODULES: Final = (
     "pipelines.scan.command",
     "pipelines.scan.records",
     "pipelines.scan.reports",
+    "pipelines.topology.authz_mirror",
     "pipelines.topology.decoding",
     "pipelines.topology.detection",
     "pipelines.topology.scrubbing",

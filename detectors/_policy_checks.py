@@ -201,14 +201,15 @@ class PolicyChecks:
     def _check_allowlists(self, event: AuthzView, accepted: bool, found: list[Found]) -> None:
         config = self._config
         policy = config.clients.get(event.iss or "")
-        service = event.event.service  # present even when it names neither id nor url
         if policy is None:
             if accepted and config.flag_unknown_clients:
                 found.append((PolicyRule.ISSUER_NOT_ALLOWLISTED, "", {}))
-        elif policy.allowed_services is not None and service is not None:
+        elif policy.allowed_services is not None and event.has_service:
+            # A service part that names neither id nor url is still checked (as "?").
             allowed = policy.allowed_services
-            if service.id not in allowed and service.url not in allowed:
-                name = service.id or service.url or "?"
+            service_id, service_url = event.service_id, event.service_url
+            if service_id not in allowed and service_url not in allowed:
+                name = service_id or service_url or "?"
                 found.append((PolicyRule.SERVICE_NOT_ALLOWLISTED, name, {"service": name}))
 
     def _check_fhir_server(self, event: AuthzView, service_id: str, found: list[Found]) -> None:

@@ -68,9 +68,8 @@ def add_replay(burst: Burst, event: AuthzView, *, now: float, evh: int, accepted
             burst.incident.escalated = True
     else:
         burst.rejected += 1
-    token = event.event.token
-    if burst.fingerprint is None and token is not None:
-        burst.fingerprint = token.fingerprint
+    if burst.fingerprint is None:
+        burst.fingerprint = event.fingerprint
 
 
 def burst_finding(burst: Burst, iss: str | None, *, closed: bool) -> Finding:

@@ -340,12 +340,7 @@ class ValidationAnomalyDetector:
         if reason in _SKEW_REASONS:
             episode = self._episode(state, _SKEW.rule, now)
             episode.tally(reason.value)
-            claim: int | None = None
-            if reason is FailureReason.IAT_IN_FUTURE:
-                claim = event.iat
-            else:  # nbf, rare enough to be read off the event itself
-                token = event.event.token
-                claim = token.nbf if token is not None else None
+            claim = event.iat if reason is FailureReason.IAT_IN_FUTURE else event.nbf
             if claim is not None:
                 episode.measure(claim - now)
             self._grow(state, _SKEW, episode, event, now=now, out=out)

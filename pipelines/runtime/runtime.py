@@ -197,7 +197,7 @@ class StreamRuntime:
     def process(
         self,
         partition: int,
-        events: Iterable[AuthzEvent],
+        events: Iterable[AuthzEvent | AuthzView],
         *,
         next_offset: int | None = None,
         processing_time: float | None = None,
@@ -206,7 +206,8 @@ class StreamRuntime:
 
         Args:
             partition: The input partition the events came from (any int for files).
-            events: The events, in arrival order.
+            events: The events, in arrival order; or their views, when the caller built
+                them (the detect stage's fast path fills views without the event).
             next_offset: The input offset after this batch, kept for ``position``.
             processing_time: The consumer's wall clock in epoch seconds, used only to
                 recognise events from the future (see ``RuntimeConfig.future_tolerance``).
@@ -230,7 +231,7 @@ class StreamRuntime:
         count = 0
         for event in events:
             count += 1
-            view = AuthzView(event)
+            view = event if isinstance(event, AuthzView) else AuthzView(event)
             t = view.time
             keys = keys_of(view)
             if t > future:

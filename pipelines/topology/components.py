@@ -78,11 +78,12 @@ def build_detect_stage(
     redactor: Redactor | None = None,
     fingerprinter: Fingerprinter | None = None,
     wall_clock: Callable[[], float] = time.time,
+    keep_events: bool = True,
 ) -> DetectStage:
     """A detect stage with every detector, configured from ``settings``.
 
     ``fingerprinter`` keys the content detectors' fingerprints and the scrubber's markers
-    (the process's key by default).
+    (the process's key by default). ``keep_events``: see ``DetectStage``.
 
     Raises:
         ConfigurationError: The detectors' or runtime's configuration is invalid.
@@ -96,6 +97,7 @@ def build_detect_stage(
         alerts=AlertPolicy(settings.alerts),
         telemetry=telemetry,
         wall_clock=wall_clock,
+        keep_events=keep_events,
     )
 
 

@@ -14,11 +14,13 @@ than ``max_depth``, not UTF-8, a JSON object that does not parse, or an authz ev
 breaks the contract. The reason's detail names fields and limits, never a value: a
 refused record may hold the very token the auditor hunts, and so may a JSON key.
 
-Authz events are validated by pydantic straight from the bytes (``validate_json``), one
-record per call. Validating a batch as one JSON array (``[r1,r2,...]``) is about a fifth
-cheaper per event, but the array's element boundaries are then the parser's, not the
-records': two crafted malformed records can join into valid events attributed to the
-wrong positions, so that shortcut is not taken.
+Authz events of the authz topic go first through the msgspec mirror of the contract
+(``authz_mirror``), which takes what it can decode exactly as pydantic would and declines
+the rest; the rest, and authz events of files, are validated by pydantic straight from
+the bytes (``validate_json``), one record per call. Validating a batch as one JSON array
+(``[r1,r2,...]``) is about a fifth cheaper per event, but the array's element boundaries
+are then the parser's, not the records': two crafted malformed records can join into
+valid events attributed to the wrong positions, so that shortcut is not taken.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from auditor.models import AuthzEvent
 from auditor.vocabulary import DeadLetterReason
 from pipelines.settings import RecordLimits
+from pipelines.topology.authz_mirror import AuthzMirror, Mirrored
 
 LogRecord = dict[str, Any] | str
 """A structured log record (a JSON object) or a text line."""
@@ -126,20 +129,36 @@ class RecordDecoder:
         limits: Largest record in bytes and deepest nesting.
     """
 
-    __slots__ = ("_max_bytes", "_max_depth")
+    __slots__ = ("_max_bytes", "_max_depth", "_mirror")
 
     def __init__(self, limits: RecordLimits | None = None) -> None:
         limits = limits or RecordLimits()
         self._max_bytes = limits.max_bytes
         self._max_depth = limits.max_depth
+        self._mirror = AuthzMirror()
 
     # -- one record --------------------------------------------------------------------
 
-    def authz(self, raw: bytes) -> AuthzEvent | Rejected:
-        """A record of the authz topic: an event, or why it is refused."""
+    def authz(self, raw: bytes) -> AuthzEvent | Mirrored | Rejected:
+        """A record of the authz topic: an event, or why it is refused.
+
+        The event comes as ``Mirrored`` when the msgspec fast path took it (the common
+        case: see ``authz_mirror``), else as the ``AuthzEvent`` pydantic validated.
+        """
         refused = self._oversized(raw)
         if refused is not None:
             return refused
+        fast = self._mirror.decode(raw)
+        if fast is not None:
+            attributes = fast.mirror.attributes
+            if (
+                isinstance(attributes, dict)
+                and attributes
+                and self._may_be_deep(raw)
+                and 1 + nesting(attributes) > self._max_depth
+            ):
+                return self._too_deep()
+            return fast
         try:
             event = AuthzEvent.model_validate_json(raw)
         except ValidationError as exc:

@@ -28,15 +28,16 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from auditor.errors import RejectedRecord
-from auditor.models import AuthzEvent, Finding
+from auditor.models import AuthzEvent, AuthzView, Finding
 from auditor.protocols import ScanContext
 from auditor.vocabulary import DeadLetterReason
 from pipelines.runtime import StreamRuntime
 from pipelines.store import DeadLetter, OffsetKey, RunCounters
 from pipelines.topology.alerting import Alert, AlertPolicy
+from pipelines.topology.authz_mirror import Mirrored
 from pipelines.topology.decoding import LogRecord, RecordDecoder, Rejected
 from pipelines.topology.scans import ContentScan, GatheringScan
-from pipelines.topology.scrubbing import EventScrubber
+from pipelines.topology.scrubbing import EventScrubber, updated
 from pipelines.topology.telemetry import PipelineTelemetry
 
 InputKind = Literal["authz", "logs", "lines"]
@@ -99,7 +100,8 @@ class DetectOutput:
     """What the detect stage produced from a chunk (or from a flush or an idle advance).
 
     Attributes:
-        events: Redacted authz events with their origins, for the store.
+        events: Redacted authz events with their origins, for the store (none from the
+            fast path of a stage that keeps no events: see ``DetectStage``).
         event_positions: The input position of each of ``events``.
         findings: Every finding revision released.
         dead_letters: Metadata of the records set aside.
@@ -131,6 +133,10 @@ class DetectStage:
         alerts: Decides which findings alert.
         telemetry: Where counts and spans go.
         wall_clock: Epoch seconds now (tests pass their own).
+        keep_events: Whether ``DetectOutput.events`` carries the events, for a store in
+            the same process. A detect process without one passes ``False``: the authz
+            topic's events the decoder's fast path takes then never become pydantic
+            models at all (``authz_mirror``), unless a detector or a redaction needs one.
     """
 
     def __init__(
@@ -143,8 +149,10 @@ class DetectStage:
         alerts: AlertPolicy,
         telemetry: PipelineTelemetry,
         wall_clock: Any = time.time,
+        keep_events: bool = True,
     ) -> None:
         self.runtime = runtime
+        self._keep_events = keep_events
         self._content = tuple(content)
         self._gathering = tuple(c for c in self._content if isinstance(c, GatheringScan))
         self._prefilter = bool(self._content) and len(self._gathering) == len(self._content)
@@ -182,11 +190,10 @@ class DetectStage:
 
     def _records(
         self, chunk: Chunk, out: DetectOutput, latencies: list[float], *, scan: bool
-    ) -> tuple[list[AuthzEvent], int]:
-        """Decode, redact and content-scan each record; the events to detect, logs seen."""
-        to_detect: list[AuthzEvent] = []
-        logs = 0
-        scrubber = self._scrubber
+    ) -> tuple[list[AuthzEvent | AuthzView], int, int]:
+        """Decode, redact and content-scan each record; what to detect, events and logs seen."""
+        to_detect: list[AuthzEvent | AuthzView] = []
+        events = logs = 0
         scan = scan and bool(self._content)
         for index, item in enumerate(self._decode(chunk)):
             if item is None:
@@ -197,12 +204,9 @@ class DetectStage:
             position = chunk.positions[index]
             origin = chunk.origin(position)
             found: list[Finding] = []
-            if isinstance(item, AuthzEvent):
-                text = scrubber.free_text(item)
-                stored = scrubber.scrub(item, text) or item
-                out.events.append((stored, origin))
-                out.event_positions.append(position)
-                to_detect.append(scrubber.for_detection(stored))
+            if isinstance(item, Mirrored | AuthzEvent):
+                events += 1
+                text = self._redacted(item, origin, position, out, to_detect)
                 if text and scan:
                     found = self._scan_event(item, text, origin, chunk, index, out)
             else:
@@ -213,12 +217,41 @@ class DetectStage:
             if found:
                 out.findings += found
                 latencies.append(chunk.arrival(index))
-        return to_detect, logs
+        return to_detect, events, logs
+
+    def _redacted(
+        self,
+        item: AuthzEvent | Mirrored,
+        origin: str,
+        position: int,
+        out: DetectOutput,
+        to_detect: list[AuthzEvent | AuthzView],
+    ) -> dict[str, Any]:
+        """Redact one event into ``out`` and ``to_detect``; returns its original free text."""
+        scrubber = self._scrubber
+        if isinstance(item, Mirrored):
+            text = item.free_text()
+            changed = scrubber.changes(text)
+            if changed is None:
+                # The fast path: the view straight from the mirror, no event built.
+                to_detect.append(item.view())
+                if self._keep_events:
+                    out.events.append((item.event(), origin))
+                    out.event_positions.append(position)
+                return text
+            stored = updated(item.event(), changed)
+        else:
+            text = scrubber.free_text(item)
+            stored = scrubber.scrub(item, text) or item
+        out.events.append((stored, origin))
+        out.event_positions.append(position)
+        to_detect.append(scrubber.for_detection(stored))
+        return text
 
     def _process(self, chunk: Chunk, partition: int, *, replay: bool) -> DetectOutput:
         out = DetectOutput(offset=(chunk.offset_key, chunk.next_position))
         latencies: list[float] = []
-        to_detect, logs = self._records(chunk, out, latencies, scan=not replay)
+        to_detect, events, logs = self._records(chunk, out, latencies, scan=not replay)
         late_before = self.runtime.stats(partition).late_events if to_detect else 0
         released: list[Finding] = []
         if to_detect:
@@ -236,7 +269,7 @@ class DetectStage:
             newest = max(chunk.arrived) if isinstance(chunk.arrived, list) else chunk.arrived
             latencies.append(newest)
         out.counters = RunCounters(
-            events_in=len(out.events),
+            events_in=events,
             logs_in=logs,
             findings_out=0 if replay else len(out.findings),
             dead_letters=len(out.dead_letters),
@@ -244,7 +277,7 @@ class DetectStage:
         )
         self._count(out, late)
         if to_detect:
-            out.newest = max(event.time for event in to_detect).timestamp()
+            out.newest = max(_epoch(event) for event in to_detect)
         if replay:
             return DetectOutput(counters=out.counters, offset=out.offset, newest=out.newest)
         now = self._now()
@@ -268,7 +301,7 @@ class DetectStage:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _decode(self, chunk: Chunk) -> list[AuthzEvent | LogRecord | Rejected | None]:
+    def _decode(self, chunk: Chunk) -> list[AuthzEvent | Mirrored | LogRecord | Rejected | None]:
         decoder = self._decoder
         if chunk.kind == "authz":
             return [decoder.authz(raw) for raw in chunk.records]
@@ -306,7 +339,7 @@ class DetectStage:
 
     def _scan_event(  # noqa: PLR0917 - private; the hot loop's locals, passed on
         self,
-        event: AuthzEvent,
+        event: AuthzEvent | Mirrored,
         text: dict[str, Any],
         origin: str,
         chunk: Chunk,
@@ -363,7 +396,11 @@ class DetectStage:
         )
 
 
-def _event_context(event: AuthzEvent, origin: str) -> ScanContext:
+def _epoch(event: AuthzEvent | AuthzView) -> float:
+    return event.time if isinstance(event, AuthzView) else event.time.timestamp()
+
+
+def _event_context(event: AuthzEvent | Mirrored, origin: str) -> ScanContext:
     return ScanContext(
         origin=origin,
         observed_at=event.time,

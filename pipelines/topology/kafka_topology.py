@@ -140,6 +140,7 @@ def _detect(  # noqa: PLR0917 - private; both callers pass every argument
             telemetry,
             content=keyed.content,
             fingerprinter=keyed.fingerprinter,
+            keep_events=handoff is not None,
         )
         DetectWorker(
             settings,

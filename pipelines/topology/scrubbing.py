@@ -64,6 +64,11 @@ class EventScrubber:
             event: A validated event.
             text: ``free_text(event)``.
         """
+        changed = self.changes(text)
+        return None if changed is None else updated(event, changed)
+
+    def changes(self, text: dict[str, Any]) -> dict[str, Any] | None:
+        """What redaction changes in ``text`` (an event's ``free_text``); ``None``: nothing."""
         if not text:
             return None
         known = self._clean
@@ -72,12 +77,12 @@ class EventScrubber:
         # The Redactor works on a copy: a flat event is redacted in place.
         clean = self._redact(None, "info", dict(text))
         if clean.get("event") == "redaction failed":
-            clean = {"attributes": _FAILED} if event.attributes else {}
+            clean = {"attributes": _FAILED} if "attributes" in text else {}
         changed = {k: clean.get(k) for k in text if clean.get(k) is not text[k]}
         if not changed:
             self._remember(text)
             return None
-        return _updated(event, changed)
+        return changed
 
     def _remember(self, text: dict[str, Any]) -> None:
         if len(self._clean) >= _KNOWN_CLEAN_LIMIT:
@@ -94,7 +99,7 @@ class EventScrubber:
         return event
 
 
-def _updated(event: AuthzEvent, changed: dict[str, Any]) -> AuthzEvent:
+def updated(event: AuthzEvent, changed: dict[str, Any]) -> AuthzEvent:
     """``event`` with the redacted free text put back where it came from."""
     update: dict[str, Any] = {}
     if "attributes" in changed:
@@ -112,4 +117,4 @@ def _updated(event: AuthzEvent, changed: dict[str, Any]) -> AuthzEvent:
     return event.model_copy(update=update)
 
 
-__all__ = ["EventScrubber"]
+__all__ = ["EventScrubber", "updated"]

@@ -1,0 +1,425 @@
+"""The detect stage's fast path from JSON to the stream detectors, through a msgspec mirror.
+
+pydantic-core validating an ``AuthzEvent`` from JSON, and freeing the seven model
+objects it builds, is most of what a detect process does: ~12 us per event in a warm
+loop, 17-25 us inside the pipeline (bench/pipeline.py). Building those models is the
+cost, not the parsing: assembling the same models from a faster parser costs as much
+(measured: a msgspec mirror plus ``model_construct``-style assembly, compiled, 11.9 us
+against pydantic's 12.1). So the fast path does not build them. msgspec decodes the JSON
+against a mirror of the contract (``authz_structs``: its fields, types and constraints
+as ``msgspec.Struct`` types); ``Mirrored`` then fills the stream detectors' ``AuthzView``
+straight from the mirror, and builds the ``AuthzEvent`` only when someone asks for it
+(the rare detector path, a redaction, a store in the same process).
+
+The fast path only ever **accepts**; it never refuses. Whatever it does not take plainly —
+any msgspec error, a lax input pydantic would coerce (``"123"`` for an int, a Unix-number
+time), a time that is not plain RFC 3339 to the microsecond, a success that names a
+failure reason, a time outside UTC's range — it declines, and
+``AuthzEvent.model_validate_json`` decides (an event, or the error naming the field). So
+the rule it keeps is one-sided: **what it accepts, pydantic accepts, with equal values**:
+the event it builds equals pydantic's (the same fields, ``model_fields_set`` and JSON), and
+the view it fills equals the view of pydantic's event. ``tests/test_authz_mirror.py``
+checks that with Hypothesis over valid and broken events, and with a case table of the
+places JSON decoders differ.
+
+A field added to the contract without the mirror, or a validator the mirror does not
+repeat, turns the fast path off (``FAITHFUL``, checked at import): slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET
+
+from auditor.models import AuthzEvent, AuthzView
+from auditor.models.events import ClientRef, Peer, ServiceRef, Source, TlsInfo, TokenClaims
+from auditor.vocabulary import Outcome
+from pipelines.topology.authz_structs import (
+    ClientMirror,
+    EventMirror,
+    PeerMirror,
+    ServiceMirror,
+    SourceMirror,
+    TlsMirror,
+    TokenMirror,
+)
+
+__all__ = ["FAITHFUL", "AuthzMirror", "Mirrored"]
+
+_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+"""RFC 3339 as producers write it, to the microsecond: read alike by ``fromisoformat`` and
+pydantic. More fractional digits are rounded by msgspec and cut by pydantic: declined."""
+
+_MIRRORS: Final[dict[type[msgspec.Struct], type[Any]]] = {
+    SourceMirror: Source,
+    ClientMirror: ClientRef,
+    ServiceMirror: ServiceRef,
+    TokenMirror: TokenClaims,
+    TlsMirror: TlsInfo,
+    PeerMirror: Peer,
+    EventMirror: AuthzEvent,
+}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _model(model: type[Any], values: dict[str, Any], present: set[str]) -> Any:
+    # What ``model_construct`` does for a model without aliases or private attributes.
+    instance = _new(model)
+    _set(instance, "__dict__", values)
+    _set(instance, "__pydantic_fields_set__", present)
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
+
+
+def _source(part: SourceMirror) -> Source:
+    present = {"role", "name"}
+    instance = part.instance
+    if instance is UNSET:
+        instance = None
+    else:
+        present.add("instance")
+    values = {"role": part.role, "name": part.name, "instance": instance}
+    built: Source = _model(Source, values, present)
+    return built
+
+
+def _client(part: ClientMirror) -> ClientRef:
+    present = {"iss"}
+    tenant = part.tenant
+    if tenant is UNSET:
+        tenant = None
+    else:
+        present.add("tenant")
+    built: ClientRef = _model(ClientRef, {"iss": part.iss, "tenant": tenant}, present)
+    return built
+
+
+def _fields(part: msgspec.Struct, names: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
+    # The generic reading, for the parts that are rare or small.
+    values: dict[str, Any] = {}
+    present: set[str] = set()
+    for name in names:
+        value = getattr(part, name)
+        if value is UNSET:
+            value = None
+        else:
+            present.add(name)
+        values[name] = value
+    return values, present
+
+
+_SERVICE: Final = tuple(ServiceRef.model_fields)
+_TLS: Final = tuple(TlsInfo.model_fields)
+_PEER: Final = tuple(Peer.model_fields)
+_TOKEN: Final = tuple(TokenClaims.model_fields)
+_EVENT: Final = tuple(AuthzEvent.model_fields)
+
+
+def _service(part: ServiceMirror) -> ServiceRef:
+    values, present = _fields(part, _SERVICE)
+    built: ServiceRef = _model(ServiceRef, values, present)
+    return built
+
+
+def _tls(part: TlsMirror) -> TlsInfo:
+    values, present = _fields(part, _TLS)
+    built: TlsInfo = _model(TlsInfo, values, present)
+    return built
+
+
+def _peer(part: PeerMirror) -> Peer:
+    values, present = _fields(part, _PEER)
+    built: Peer = _model(Peer, values, present)
+    return built
+
+
+def _token(part: TokenMirror) -> TokenClaims:
+    values, present = _fields(part, _TOKEN)
+    aud = values["aud"]
+    if aud is None:  # absent: JSON null is no audience to msgspec or pydantic
+        values["aud"] = ()
+    elif isinstance(aud, str):
+        values["aud"] = (aud,)
+    built: TokenClaims = _model(TokenClaims, values, present)
+    return built
+
+
+def _event(mirror: EventMirror, moment: datetime, *, for_detection: bool) -> AuthzEvent:
+    values, present = _fields(mirror, _EVENT)
+    values["time"] = moment
+    if values["kind"] is None:
+        values["kind"] = "authz"
+    if values["scopes"] is None:
+        values["scopes"] = ()
+    attributes = values["attributes"]
+    if attributes is None:
+        values["attributes"] = attributes = {}
+    if for_detection and (attributes or values["detail"] is not None):
+        # What ``EventScrubber.for_detection`` makes of it (a ``model_copy`` with these).
+        values["attributes"] = {}
+        values["detail"] = None
+        present |= {"attributes", "detail"}
+    values["source"] = _source(mirror.source)
+    client = values["client"]
+    if client is not None:
+        values["client"] = _client(client)
+    service = values["service"]
+    if service is not None:
+        values["service"] = _service(service)
+    token = values["token"]
+    if token is not None:
+        values["token"] = _token(token)
+    tls = values["tls"]
+    if tls is not None:
+        values["tls"] = _tls(tls)
+    peer = values["peer"]
+    if peer is not None:
+        values["peer"] = _peer(peer)
+    event: AuthzEvent = _model(AuthzEvent, values, present)
+    return event
+
+
+def _text(value: object) -> str | None:
+    # A present, non-empty text; ``None`` for absent (UNSET), null and "".
+    return value if isinstance(value, str) and value else None
+
+
+class Mirrored:
+    """An authz event as the mirror decoded it: a view now, the event on demand.
+
+    Args:
+        mirror: The decoded mirror (already checked: see ``AuthzMirror.decode``).
+        moment: Its time in UTC.
+    """
+
+    __slots__ = ("_detection", "_event", "mirror", "moment")
+
+    def __init__(self, mirror: EventMirror, moment: datetime) -> None:
+        self.mirror = mirror
+        self.moment = moment
+        self._event: AuthzEvent | None = None
+        self._detection: AuthzEvent | None = None
+
+    @property
+    def time(self) -> datetime:
+        """The event time, in UTC (``AuthzEvent.time``)."""
+        return self.moment
+
+    @property
+    def event_id(self) -> object:
+        """``AuthzEvent.event_id``."""
+        return self.mirror.event_id
+
+    @property
+    def client_iss(self) -> str | None:
+        """``AuthzEvent.client_iss``."""
+        client = self.mirror.client
+        return client.iss if isinstance(client, ClientMirror) else None
+
+    @property
+    def service_id(self) -> str | None:
+        """``AuthzEvent.service_id``."""
+        service = self.mirror.service
+        if isinstance(service, ServiceMirror):
+            value = service.id
+            return value if isinstance(value, str) else None
+        return None
+
+    def event(self) -> AuthzEvent:
+        """The ``AuthzEvent`` pydantic builds from the same JSON."""
+        event = self._event
+        if event is None:
+            event = self._event = _event(self.mirror, self.moment, for_detection=False)
+        return event
+
+    def detection_event(self) -> AuthzEvent:
+        """The event as the stream detectors get it (``EventScrubber.for_detection``)."""
+        event = self._detection
+        if event is None:
+            event = self._detection = _event(self.mirror, self.moment, for_detection=True)
+        return event
+
+    def free_text(self) -> dict[str, Any]:
+        """``EventScrubber.free_text`` of the event, read from the mirror."""
+        mirror = self.mirror
+        text: dict[str, Any] = {}
+        attributes = mirror.attributes
+        if isinstance(attributes, dict) and attributes:
+            text["attributes"] = attributes
+        detail = _text(mirror.detail)
+        if detail is not None:
+            text["detail"] = detail
+        fhir_server = _text(mirror.fhir_server)
+        if fhir_server is not None:
+            text["fhir_server"] = fhir_server
+        service, token, tls = mirror.service, mirror.token, mirror.tls
+        if isinstance(service, ServiceMirror):
+            url = _text(service.url)
+            if url is not None:
+                text["service_url"] = url
+        if isinstance(token, TokenMirror):
+            jku = _text(token.jku)
+            if jku is not None:
+                text["token_jku"] = jku
+        if isinstance(tls, TlsMirror):
+            error = _text(tls.error)
+            if error is not None:
+                text["tls_error"] = error
+        return text
+
+    def view(self) -> AuthzView:
+        """The stream detectors' view of the detection event, filled from the mirror."""
+        mirror = self.mirror
+        view = AuthzView.deferred(self.detection_event)
+        view.time = self.moment.timestamp()
+        view.event_id = mirror.event_id
+        view.action = mirror.action
+        view.outcome = mirror.outcome
+        reason = mirror.reason
+        view.reason = None if reason is UNSET else reason
+        view.role = mirror.source.role
+        client = mirror.client
+        view.iss = client.iss if isinstance(client, ClientMirror) else None
+        service = mirror.service
+        if isinstance(service, ServiceMirror):
+            view.has_service = True
+            view.service_id = _given(service.id)
+            view.service_url = _given(service.url)
+        else:
+            view.has_service = False
+            view.service_id = view.service_url = None
+        _fill_token(view, mirror.token)
+        view.hook_instance = _given(mirror.hook_instance)
+        view.fhir_server = _given(mirror.fhir_server)
+        flag = mirror.fhir_authorization
+        view.fhir_authorization = flag if isinstance(flag, bool) else None
+        scopes = mirror.scopes
+        view.scopes = scopes if isinstance(scopes, tuple) else ()
+        size = mirror.payload_bytes
+        view.payload_bytes = size if isinstance(size, int) else None
+        tls = mirror.tls
+        view.tls = _tls(tls) if isinstance(tls, TlsMirror) else None
+        peer = mirror.peer
+        view.peer_ip = _given(peer.ip) if isinstance(peer, PeerMirror) else None
+        return view
+
+
+def _given(value: object) -> str | None:
+    # A text field's value: ``None`` when absent (UNSET) or null.
+    return value if isinstance(value, str) else None
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _fill_token(view: AuthzView, token: object) -> None:
+    if not isinstance(token, TokenMirror):
+        view.has_token = False
+        view.jti = view.kid = view.alg = view.typ = view.jku = view.fingerprint = None
+        view.iat = view.nbf = view.exp = None
+        view.aud = ()
+        return
+    view.has_token = True
+    view.jti = _given(token.jti)
+    view.kid = _given(token.kid)
+    view.alg = _given(token.alg)
+    view.typ = _given(token.typ)
+    view.iat = _number(token.iat)
+    view.nbf = _number(token.nbf)
+    view.exp = _number(token.exp)
+    aud = token.aud
+    view.aud = (aud,) if isinstance(aud, str) else aud if isinstance(aud, tuple) else ()
+    view.jku = _given(token.jku)
+    view.fingerprint = _given(token.fingerprint)
+
+
+def _decoded(decode: Any, raw: bytes) -> Mirrored | None:
+    try:
+        mirror: EventMirror = decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None  # msgspec's errors and invalid UTF-8: the contract decides
+    reason = mirror.reason
+    if mirror.outcome is Outcome.SUCCESS and reason is not UNSET and reason is not None:
+        return None  # the contract refuses it, and says why
+    text = mirror.time
+    if _TIME.fullmatch(text) is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None  # a date that does not exist, a time with no UTC equivalent
+    return Mirrored(mirror, moment)
+
+
+class AuthzMirror:
+    """Decodes authz events from JSON through the mirror, or declines.
+
+    ``decode`` returns the event as ``Mirrored`` when the fast path takes it, or ``None``
+    when it declines and ``AuthzEvent.model_validate_json`` must decide. It never raises.
+    """
+
+    __slots__ = ("_decode",)
+
+    def __init__(self) -> None:
+        self._decode: Any = msgspec.json.Decoder(EventMirror).decode
+
+    def decode(self, raw: bytes) -> Mirrored | None:
+        """The event in ``raw``, or ``None`` to leave it to the contract."""
+        return _decoded(self._decode, raw) if FAITHFUL else None
+
+
+_SAMPLE: Final = (
+    b'{"kind":"authz","event_id":"0b7c2a52-6f4e-4c1a-9a57-3c1d2b7e9f10",'
+    b'"time":"2026-03-01T12:00:00.250+01:00","source":{"role":"service","name":"svc"},'
+    b'"action":"token.rejected","outcome":"failure","reason":"replayed_jti","detail":"d",'
+    b'"client":{"iss":"https://ehr.example.org"},"service":{"id":"s"},'
+    b'"token":{"jti":"j","alg":"RS384","iat":1,"exp":2,"aud":"https://svc.example.org",'
+    b'"fingerprint":"k1:00000000000000000000000000000000"},"scopes":["a"],'
+    b'"tls":{"version":"TLSv1.3"},"peer":{"ip":"127.0.0.1"},"attributes":{"k":[1,{"x":null}]}}'
+)
+
+
+def _faithful() -> bool:
+    """Whether the mirror has the contract's fields and builds what pydantic builds."""
+    for mirror, model in _MIRRORS.items():
+        if set(mirror.__struct_fields__) != set(model.model_fields):
+            return False
+        if model.__pydantic_post_init__ is not None or model.__private_attributes__:
+            return False
+        # The validators the fast path repeats: the event's outcome/reason check (the
+        # token's ``aud`` and the time's zone are validators of their field types).
+        decorators = model.__pydantic_decorators__
+        known = {"_reason_goes_with_failure"} if model is AuthzEvent else set()
+        if set(decorators.model_validators) != known or decorators.field_validators:
+            return False
+    slow = AuthzEvent.model_validate_json(_SAMPLE)
+    fast = _decoded(msgspec.json.Decoder(EventMirror).decode, _SAMPLE)
+    if fast is None:
+        return False
+    event = fast.event()
+    detection = slow.model_copy(update={"attributes": {}, "detail": None})
+    seen, expected = fast.view(), AuthzView(detection)
+    return (
+        event == slow
+        and event.model_fields_set == slow.model_fields_set
+        and event.token is not None
+        and slow.token is not None
+        and event.token.model_fields_set == slow.token.model_fields_set
+        and event.model_dump_json() == slow.model_dump_json()
+        and fast.detection_event() == detection
+        and fast.detection_event().model_fields_set == detection.model_fields_set
+        and all(
+            getattr(seen, name) == getattr(expected, name)
+            for name in ("time", "iss", "jti", "aud", "tls", "fingerprint", "has_service")
+        )
+    )
+
+
+FAITHFUL: Final = _faithful()
