@@ -135,8 +135,10 @@ class DetectStage:
         wall_clock: Epoch seconds now (tests pass their own).
         keep_events: Whether ``DetectOutput.events`` carries the events, for a store in
             the same process. A detect process without one passes ``False``: the authz
-            topic's events the decoder's fast path takes then never become pydantic
-            models at all (``authz_mirror``), unless a detector or a redaction needs one.
+            topic's events then go through the decoder's fast path (``authz_view``), and
+            those it takes never become pydantic models at all (``authz_mirror``), unless
+            a detector or a redaction needs one. With a store in the process, the events
+            are validated by pydantic: building them from the mirror costs as much.
     """
 
     def __init__(
@@ -304,7 +306,9 @@ class DetectStage:
     def _decode(self, chunk: Chunk) -> list[AuthzEvent | Mirrored | LogRecord | Rejected | None]:
         decoder = self._decoder
         if chunk.kind == "authz":
-            return [decoder.authz(raw) for raw in chunk.records]
+            if self._keep_events:
+                return [decoder.authz(raw) for raw in chunk.records]
+            return [decoder.authz_view(raw) for raw in chunk.records]
         if chunk.kind == "logs":
             return [decoder.log(raw) for raw in chunk.records]
         return [decoder.line(raw) for raw in chunk.records]
