@@ -50,9 +50,21 @@ from pipelines.topology.authz_structs import (
 
 __all__ = ["FAITHFUL", "AuthzMirror", "Mirrored"]
 
-_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
-"""RFC 3339 as producers write it, to the microsecond: read alike by ``fromisoformat`` and
-pydantic. More fractional digits are rounded by msgspec and cut by pydantic: declined."""
+_TIME: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+"""RFC 3339 as producers write it, to the microsecond, in ASCII digits: read alike by
+``fromisoformat`` and pydantic. More fractional digits are rounded by msgspec and cut by
+pydantic; an offset's minutes past 59 are refused by pydantic and carried into the hour by
+``fromisoformat``; a leap second is refused by ``fromisoformat``: all declined."""
+
+_DEEPEST: Final = 160
+"""Opening brackets past which the fast path declines: pydantic's JSON parser refuses
+nesting from about 200 levels deep (a recursion limit) where msgspec reads on, and deeper
+still msgspec raises ``RecursionError``. A record holds at least as many brackets as it
+nests levels, and real events hold a handful."""
+
 
 _MIRRORS: Final[dict[type[msgspec.Struct], type[Any]]] = {
     SourceMirror: Source,
@@ -341,10 +353,12 @@ def _fill_token(view: AuthzView, token: object) -> None:
 
 
 def _decoded(decode: Any, raw: bytes) -> Mirrored | None:
+    if raw.count(b"[") + raw.count(b"{") > _DEEPEST:
+        return None
     try:
         mirror: EventMirror = decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None  # msgspec's errors and invalid UTF-8: the contract decides
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None  # msgspec's errors, invalid UTF-8, nesting: the contract decides
     reason = mirror.reason
     if mirror.outcome is Outcome.SUCCESS and reason is not UNSET and reason is not None:
         return None  # the contract refuses it, and says why
