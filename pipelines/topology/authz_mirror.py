@@ -162,20 +162,17 @@ def _token(part: TokenMirror) -> TokenClaims:
     return built
 
 
-def _event(mirror: EventMirror, moment: datetime, *, for_detection: bool) -> AuthzEvent:
+def _event(mirror: EventMirror, moment: datetime, *, stripped: bool = False) -> AuthzEvent:
     values, present = _fields(mirror, _EVENT)
     values["time"] = moment
     if values["kind"] is None:
         values["kind"] = "authz"
     if values["scopes"] is None:
         values["scopes"] = ()
-    attributes = values["attributes"]
-    if attributes is None:
-        values["attributes"] = attributes = {}
-    if for_detection and (attributes or values["detail"] is not None):
-        # What ``EventScrubber.for_detection`` makes of it (a ``model_copy`` with these).
+    if values["attributes"] is None:
         values["attributes"] = {}
-        values["detail"] = None
+    if stripped:
+        # What ``EventScrubber.for_detection`` makes of it (a ``model_copy`` with these).
         present |= {"attributes", "detail"}
     values["source"] = _source(mirror.source)
     client = values["client"]
@@ -200,6 +197,30 @@ def _event(mirror: EventMirror, moment: datetime, *, for_detection: bool) -> Aut
 def _text(value: object) -> str | None:
     # A present, non-empty text; ``None`` for absent (UNSET), null and "".
     return value if isinstance(value, str) and value else None
+
+
+class _Deferred:
+    """What a view keeps to build its detection event later: the mirror without free text.
+
+    ``EventScrubber.for_detection`` drops ``attributes`` and ``detail``; so does this, at
+    once, so that a view waiting in the runtime's buffer holds no free text at all.
+    """
+
+    __slots__ = ("_mirror", "_moment", "_stripped")
+
+    def __init__(self, mirror: EventMirror, moment: datetime) -> None:
+        attributes, detail = mirror.attributes, mirror.detail
+        stripped = bool(attributes) if isinstance(attributes, dict) else False
+        stripped = stripped or not (detail is UNSET or detail is None)
+        if stripped:
+            mirror = msgspec.structs.replace(mirror, attributes=UNSET, detail=UNSET)
+        self._mirror = mirror
+        self._moment = moment
+        self._stripped = stripped
+
+    def build(self) -> AuthzEvent:
+        """The detection event."""
+        return _event(self._mirror, self._moment, stripped=self._stripped)
 
 
 class Mirrored:
@@ -247,14 +268,14 @@ class Mirrored:
         """The ``AuthzEvent`` pydantic builds from the same JSON."""
         event = self._event
         if event is None:
-            event = self._event = _event(self.mirror, self.moment, for_detection=False)
+            event = self._event = _event(self.mirror, self.moment)
         return event
 
     def detection_event(self) -> AuthzEvent:
         """The event as the stream detectors get it (``EventScrubber.for_detection``)."""
         event = self._detection
         if event is None:
-            event = self._detection = _event(self.mirror, self.moment, for_detection=True)
+            event = self._detection = _Deferred(self.mirror, self.moment).build()
         return event
 
     def free_text(self) -> dict[str, Any]:
@@ -288,7 +309,7 @@ class Mirrored:
     def view(self) -> AuthzView:
         """The stream detectors' view of the detection event, filled from the mirror."""
         mirror = self.mirror
-        view = AuthzView.deferred(self.detection_event)
+        view = AuthzView.deferred(_Deferred(mirror, self.moment).build)
         view.time = self.moment.timestamp()
         view.event_id = mirror.event_id
         view.action = mirror.action
