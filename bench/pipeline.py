@@ -15,6 +15,9 @@ corpus.py's, 2% with a planted token or PHI value).
    Also the CPU seconds of each thread of the run (the main thread: reader and detect
    stage; the store thread; the rest: DuckDB's workers, telemetry) and the cores busy on
    average — the run is bound by the GIL-held work of the first two.
+   Then the detect stage alone (no transport) over Kafka-shaped chunks, with its msgspec
+   fast path (a detect process of its own) and validating every event with pydantic (a
+   stage with a store in its process), CPU time, best of three: the ratio of the two.
 2. **Through Kafka** (a real broker: ``--kafka``, or one started here on free ports):
    a backlog of ``--events`` records on the authz and logs topics, then
    - baselines: the producer's rate filling the backlog, and a bare consumer reading it;
@@ -212,6 +215,68 @@ def embedded(lines: list[bytes], scratch: Path) -> None:
         f"findings out: {summary.counters.findings_out:,}; "
         f"events stored: {summary.counters.events_in:,}",
     )
+
+
+# -- the detect stage alone -------------------------------------------------------------
+
+
+def stage_alone(lines: list[bytes], records: int = 60_000) -> None:
+    """The detect stage over Kafka-shaped chunks, with and without its msgspec fast path.
+
+    A detect process of its own (``keep_events=False``) decodes authz events through the
+    mirror; a stage with a store in its process (``keep_events=True``: embedded runs,
+    ``--stage all``) validates each with pydantic. Fresh stages each round, alternating,
+    CPU time, best of three; no transport, so the ratio is the decoding's.
+    """
+    from pipelines.topology.components import build_detect_stage, collector_tuned
+    from pipelines.topology.detection import Chunk
+    from pipelines.topology.telemetry import PipelineTelemetry
+
+    part = lines[:records]
+    say(f"\ndetect stage alone: {len(part):,} records in Kafka-shaped chunks of 2,000")
+    settings = PipelineSettings(alerts={"log": False})
+    telemetry = PipelineTelemetry.from_settings(settings.telemetry)
+    now = time.time()
+
+    def chunks(kind: str, records: list[bytes]) -> list[Chunk]:
+        return [
+            Chunk(
+                source=kind,
+                part=0,
+                kind=kind,  # type: ignore[arg-type]
+                positions=list(range(i, i + len(records[i : i + 2000]))),
+                records=records[i : i + 2000],
+                next_position=i + len(records[i : i + 2000]),
+                arrived=[now] * len(records[i : i + 2000]),
+                kafka=True,
+            )
+            for i in range(0, len(records), 2000)
+        ]
+
+    authz = chunks("authz", [line for line in part if b'"kind":"authz"' in line])
+    logs = chunks("logs", [line for line in part if b'"kind":"authz"' not in line])
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(3):
+        for keep in (False, True):
+            stage = build_detect_stage(settings, telemetry, keep_events=keep)
+            with collector_tuned():  # as the pipeline's processes run
+                started = time.process_time()
+                for index, chunk in enumerate([*authz, *logs]):
+                    stage.process(chunk, index % 6)
+                stage.flush()
+                best[keep] = min(best[keep], time.process_time() - started)
+    fast, validating = len(part) / best[False], len(part) / best[True]
+    figure(
+        "stage_fast_per_s",
+        fast,
+        f"fast path (a detect process of its own): {fast:,.0f} records/s (CPU)",
+    )
+    figure(
+        "stage_validating_per_s",
+        validating,
+        f"validating every event (a store in the process): {validating:,.0f} records/s (CPU)",
+    )
+    figure("stage_fast_ratio", fast / validating, f"ratio: {fast / validating:.2f}")
 
 
 # -- Kafka -------------------------------------------------------------------------------
@@ -713,6 +778,7 @@ def main() -> None:
         scratch = Path(tmp)
         if not args.skip_embedded:
             embedded(lines, scratch)
+            stage_alone(lines)
         if not args.skip_kafka:
             kafka(lines, scratch, args)
     say("")
