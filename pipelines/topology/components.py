@@ -79,11 +79,13 @@ def build_detect_stage(
     fingerprinter: Fingerprinter | None = None,
     wall_clock: Callable[[], float] = time.time,
     keep_events: bool = True,
+    fast_path: bool = True,
 ) -> DetectStage:
     """A detect stage with every detector, configured from ``settings``.
 
     ``fingerprinter`` keys the content detectors' fingerprints and the scrubber's markers
-    (the process's key by default). ``keep_events``: see ``DetectStage``.
+    (the process's key by default). ``keep_events``: see ``DetectStage``; ``fast_path``: see
+    ``RecordDecoder`` (on unless a test compares the two paths).
 
     Raises:
         ConfigurationError: The detectors' or runtime's configuration is invalid.
@@ -93,7 +95,7 @@ def build_detect_stage(
         runtime=runtime,
         content=default_content_detectors(settings, fingerprinter) if content is None else content,
         scrubber=EventScrubber(redactor or Redactor(RedactorConfig(fingerprinter=fingerprinter))),
-        decoder=RecordDecoder(settings.limits),
+        decoder=RecordDecoder(settings.limits, fast_path=fast_path),
         alerts=AlertPolicy(settings.alerts),
         telemetry=telemetry,
         wall_clock=wall_clock,

@@ -14,10 +14,11 @@ than ``max_depth``, not UTF-8, a JSON object that does not parse, or an authz ev
 breaks the contract. The reason's detail names fields and limits, never a value: a
 refused record may hold the very token the auditor hunts, and so may a JSON key.
 
-Authz events of the authz topic go first through the msgspec mirror of the contract
-(``authz_mirror``), which takes what it can decode exactly as pydantic would and declines
-the rest; the rest, and authz events of files, are validated by pydantic straight from
-the bytes (``validate_json``), one record per call. Validating a batch as one JSON array
+For the detect stage, authz events go first through the msgspec mirror of the contract
+(``authz_view``, ``line_view``; see ``authz_mirror``), which takes what it can decode
+exactly as pydantic would and declines the rest; the rest, and every event the store
+stage decodes itself, are validated by pydantic straight from the bytes
+(``validate_json``), one record per call. Validating a batch as one JSON array
 (``[r1,r2,...]``) is about a fifth cheaper per event, but the array's element boundaries
 are then the parser's, not the records': two crafted malformed records can join into
 valid events attributed to the wrong positions, so that shortcut is not taken.
@@ -127,12 +128,15 @@ class RecordDecoder:
 
     Args:
         limits: Largest record in bytes and deepest nesting.
+        fast_path: Whether ``authz_view`` and ``line_view`` try the msgspec mirror first
+            (``False``: pydantic decodes every event, as ``authz`` and ``line`` do).
     """
 
-    __slots__ = ("_max_bytes", "_max_depth", "_mirror")
+    __slots__ = ("_fast_path", "_max_bytes", "_max_depth", "_mirror")
 
-    def __init__(self, limits: RecordLimits | None = None) -> None:
+    def __init__(self, limits: RecordLimits | None = None, *, fast_path: bool = True) -> None:
         limits = limits or RecordLimits()
+        self._fast_path = fast_path
         self._max_bytes = limits.max_bytes
         self._max_depth = limits.max_depth
         self._mirror = AuthzMirror()
@@ -151,24 +155,38 @@ class RecordDecoder:
         return self._checked_depth(raw, event)
 
     def authz_view(self, raw: bytes) -> Mirrored | AuthzEvent | Rejected:
-        """``authz``, through the msgspec fast path first: for a stage that needs views.
+        """``authz``, through the msgspec fast path first: for the detect stage.
 
         The event comes as ``Mirrored`` when the fast path took it (the common case: see
         ``authz_mirror``), else as ``authz`` decides.
         """
         if len(raw) <= self._max_bytes:
-            fast = self._mirror.decode(raw)
+            fast = self._fast(raw)
             if fast is not None:
-                attributes = fast.mirror.attributes
-                if (
-                    isinstance(attributes, dict)
-                    and attributes
-                    and self._may_be_deep(raw)
-                    and 1 + nesting(attributes) > self._max_depth
-                ):
-                    return self._too_deep()
                 return fast
         return self.authz(raw)
+
+    def line_view(self, raw: bytes) -> Mirrored | AuthzEvent | LogRecord | Rejected | None:
+        """``line``, through the msgspec fast path first for authz events: for the detect stage."""
+        if len(raw) <= self._max_bytes and (_AUTHZ_MARK in raw or _AUTHZ_MARK_SPACED in raw):
+            fast = self._fast(raw)
+            if fast is not None:
+                return fast
+        return self.line(raw)
+
+    def _fast(self, raw: bytes) -> Mirrored | Rejected | None:
+        fast = self._mirror.decode(raw) if self._fast_path else None
+        if fast is None:
+            return None
+        attributes = fast.mirror.attributes
+        if (
+            isinstance(attributes, dict)
+            and attributes
+            and self._may_be_deep(raw)
+            and 1 + nesting(attributes) > self._max_depth
+        ):
+            return self._too_deep()
+        return fast
 
     def log(self, raw: bytes) -> LogRecord | Rejected:
         """A record of the logs topic: a structured record, a text line, or a refusal."""

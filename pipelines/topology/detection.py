@@ -100,8 +100,10 @@ class DetectOutput:
     """What the detect stage produced from a chunk (or from a flush or an idle advance).
 
     Attributes:
-        events: Redacted authz events with their origins, for the store (none from the
-            fast path of a stage that keeps no events: see ``DetectStage``).
+        events: Redacted authz events with their origins, for the store: an
+            ``AuthzEvent``, or as the fast path decoded it (``Mirrored``, whose
+            ``stored_json`` is the event's JSON); none from the fast path of a stage that
+            keeps no events (see ``DetectStage``).
         event_positions: The input position of each of ``events``.
         findings: Every finding revision released.
         dead_letters: Metadata of the records set aside.
@@ -111,7 +113,7 @@ class DetectOutput:
         newest: The newest event time of the chunk's authz events (epoch seconds).
     """
 
-    events: list[tuple[AuthzEvent, str]] = field(default_factory=list)
+    events: list[tuple[AuthzEvent | Mirrored, str]] = field(default_factory=list)
     event_positions: list[int] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -134,11 +136,10 @@ class DetectStage:
         telemetry: Where counts and spans go.
         wall_clock: Epoch seconds now (tests pass their own).
         keep_events: Whether ``DetectOutput.events`` carries the events, for a store in
-            the same process. A detect process without one passes ``False``: the authz
-            topic's events then go through the decoder's fast path (``authz_view``), and
-            those it takes never become pydantic models at all (``authz_mirror``), unless
-            a detector or a redaction needs one. With a store in the process, the events
-            are validated by pydantic: building them from the mirror costs as much.
+            the same process; a detect process without one passes ``False``. Authz
+            events go through the decoder's fast path (``authz_view``, ``line_view``):
+            those it takes never become pydantic models (``authz_mirror``) unless a
+            detector or a redaction needs one; the store writes them from the mirror.
     """
 
     def __init__(
@@ -237,8 +238,8 @@ class DetectStage:
             if changed is None:
                 # The fast path: the view straight from the mirror, no event built.
                 to_detect.append(item.view())
-                if self._keep_events:
-                    out.events.append((item.event(), origin))
+                if self._keep_events:  # the store writes it from the mirror too
+                    out.events.append((item, origin))
                     out.event_positions.append(position)
                 return text
             stored = updated(item.event(), changed)
@@ -306,12 +307,10 @@ class DetectStage:
     def _decode(self, chunk: Chunk) -> list[AuthzEvent | Mirrored | LogRecord | Rejected | None]:
         decoder = self._decoder
         if chunk.kind == "authz":
-            if self._keep_events:
-                return [decoder.authz(raw) for raw in chunk.records]
             return [decoder.authz_view(raw) for raw in chunk.records]
         if chunk.kind == "logs":
             return [decoder.log(raw) for raw in chunk.records]
-        return [decoder.line(raw) for raw in chunk.records]
+        return [decoder.line_view(raw) for raw in chunk.records]
 
     def _finish(self, out: DetectOutput) -> None:
         if out.findings:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from auditor.models import AuthzEvent
+from pipelines.topology.authz_mirror import Mirrored
 
 DEFAULT_CAPACITY: Final = 50_000
 """Events held at most (about ten seconds of a busy partition set)."""
@@ -41,14 +42,14 @@ class EventHandoff:
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._capacity = capacity
-        self._parts: dict[Part, dict[int, AuthzEvent]] = {}
+        self._parts: dict[Part, dict[int, AuthzEvent | Mirrored]] = {}
         self._count = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return self._count
 
-    def offer(self, part: Part, events: Iterable[tuple[int, AuthzEvent]]) -> None:
+    def offer(self, part: Part, events: Iterable[tuple[int, AuthzEvent | Mirrored]]) -> None:
         """Events of one partition, in offset order, as the store would store them."""
         with self._lock:
             held = self._parts.setdefault(part, {})
@@ -59,7 +60,7 @@ class EventHandoff:
                     self._count += 1
                 held[offset] = event
 
-    def take(self, part: Part, offset: int) -> AuthzEvent | None:
+    def take(self, part: Part, offset: int) -> AuthzEvent | Mirrored | None:
         """The event at ``offset``, once; ``None`` when it was not offered (yet)."""
         with self._lock:
             held = self._parts.get(part)

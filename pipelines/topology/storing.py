@@ -32,14 +32,17 @@ from pipelines.store import (
     RunCounters,
     StoreWriter,
 )
+from pipelines.topology.authz_mirror import Mirrored
 from pipelines.topology.telemetry import PipelineTelemetry
 
 _QUEUE_DEPTH: Final = 4
 _CLOSE: Final = object()
 
 
-def event_json(event: AuthzEvent, origin: str | None) -> EventJson:
-    """The store's fast-path form of a validated, redacted event."""
+def event_json(event: AuthzEvent | Mirrored, origin: str | None) -> EventJson:
+    """The store's fast-path form of a validated, redacted event (or its mirror's)."""
+    if isinstance(event, Mirrored):
+        return EventJson(event.mirror.event_id, event.stored_json(), origin)
     return EventJson(
         event.event_id,
         event.__pydantic_serializer__.to_json(event, exclude_none=True),
@@ -74,7 +77,7 @@ class Pending:
 class StoreItem:
     """One detect output as the store stage takes it."""
 
-    events: list[tuple[AuthzEvent, str]]
+    events: list[tuple[AuthzEvent | Mirrored, str]]
     findings: list[Finding]
     dead_letters: list[DeadLetter]
     alerts: list[AlertRecord]

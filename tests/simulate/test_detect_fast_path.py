@@ -1,11 +1,13 @@
 """The detect stage's fast path changes nothing that comes out of it.
 
-A detect process without a store of its own (``keep_events=False``) takes the authz
-topic's events through the msgspec mirror and hands the stream detectors views filled
-from it, never building the pydantic events (``pipelines/topology/authz_mirror.py``). The
-same records through a stage that validates every event with pydantic must give the very
-same findings (ids, revisions, facts, evidence), dead letters and counters. The traffic
-is the demo's, with every kind of incident injected, so every detector has work.
+The detect stage takes authz events through the msgspec mirror and hands the stream
+detectors views filled from it, never building the pydantic events
+(``pipelines/topology/authz_mirror.py``); a stage with a store in its process
+(``keep_events=True``) hands the store the mirror, whose JSON the store writes. The same
+records through a stage whose decoder validates every event with pydantic
+(``fast_path=False``) must give the very same findings (ids, revisions, facts, evidence),
+dead letters, counters and stored JSON. The traffic is the demo's, with every kind of
+incident injected, so every detector has work.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipelines.topology.authz_mirror import FAITHFUL, Mirrored
 from pipelines.topology.components import build_detect_stage
 from pipelines.topology.decoding import RecordDecoder
 from pipelines.topology.detection import Chunk, DetectOutput, DetectStage
+from pipelines.topology.storing import event_json
 from pipelines.topology.telemetry import PipelineTelemetry
 from tests.simulate.simulation_support import TEST_KEY
 
@@ -74,7 +77,26 @@ def _run(stage: DetectStage, authz: list[bytes], logs: list[bytes]) -> list[Dete
     return [*(stage.process(chunk, 0) for chunk in chunks), stage.flush()]
 
 
-def _stage(*, keep_events: bool) -> DetectStage:
+def _run_lines(stage: DetectStage, lines: list[bytes]) -> list[DetectOutput]:
+    chunks = _chunks(lines, "lines", 1)
+    for chunk in chunks:
+        chunk.kafka = False
+    return [*(stage.process(chunk, 0) for chunk in chunks), stage.flush()]
+
+
+def _stored(outputs: list[DetectOutput]) -> list[tuple[object, bytes, str | None]]:
+    rows = [event_json(event, origin) for out in outputs for event, origin in out.events]
+    return [(row.event_id, row.json, row.origin) for row in rows]
+
+
+def _summary(outputs: list[DetectOutput]) -> tuple[list[str], list[object], list[object]]:
+    findings = [f.model_dump_json() for out in outputs for f in out.findings]
+    dead = [d for out in outputs for d in out.dead_letters]  # one wall clock for all
+    counters = [(out.counters, out.offset, out.newest) for out in outputs]
+    return findings, dead, counters
+
+
+def _stage(*, keep_events: bool, fast_path: bool = True) -> DetectStage:
     clock = (DEMO_START + timedelta(hours=1)).timestamp()
     settings = demo_pipeline()
     return build_detect_stage(
@@ -83,6 +105,7 @@ def _stage(*, keep_events: bool) -> DetectStage:
         fingerprinter=TEST_KEY,
         wall_clock=lambda: clock,
         keep_events=keep_events,
+        fast_path=fast_path,
     )
 
 
@@ -106,29 +129,34 @@ _POISON = [
 ]
 
 
-def test_findings_dead_letters_and_counters_are_those_of_the_validating_stage(traffic) -> None:
+def test_findings_dead_letters_counters_and_stored_json_are_those_of_pydantic(traffic) -> None:
     authz, logs = traffic
     authz = [
         record for pair in zip(authz, itertools.cycle(_POISON), strict=False) for record in pair
     ]
-    fast = _run(_stage(keep_events=False), authz, logs)
-    slow = _run(_stage(keep_events=True), authz, logs)
-
-    def summary(outputs: list[DetectOutput]) -> tuple[list[str], list[object], list[object]]:
-        findings = [f.model_dump_json() for out in outputs for f in out.findings]
-        dead = [d for out in outputs for d in out.dead_letters]  # one wall clock for both
-        counters = [(out.counters, out.offset, out.newest) for out in outputs]
-        return findings, dead, counters
-
-    fast_findings, fast_dead, fast_counters = summary(fast)
-    slow_findings, slow_dead, slow_counters = summary(slow)
+    alone = _run(_stage(keep_events=False), authz, logs)
+    kept = _run(_stage(keep_events=True), authz, logs)
+    slow = _run(_stage(keep_events=True, fast_path=False), authz, logs)
     detectors = {f.detector for out in slow for f in out.findings}
     assert len(detectors) >= 4  # the traffic exercises the stream and content detectors
-    assert fast_findings == slow_findings
-    assert len(fast_dead) == len(authz) // 2
-    assert fast_dead == slow_dead
-    assert fast_counters == slow_counters
-    assert all(not out.events for out in fast)  # nothing kept for a store that is not there
+    assert len(_summary(slow)[1]) == len(authz) // 2  # every poison record, dead-lettered
+    assert _summary(alone) == _summary(slow)
+    assert _summary(kept) == _summary(slow)
+    assert all(not out.events for out in alone)  # nothing kept for a store that is not there
+    assert any(isinstance(e, Mirrored) for out in kept for e, _ in out.events)
+    assert _stored(kept) == _stored(slow)
+    assert len(_stored(slow)) == len(authz) // 2
+
+
+def test_a_file_of_events_and_log_lines_gives_what_pydantic_gives(traffic) -> None:
+    authz, logs = traffic
+    lines = [line for pair in itertools.zip_longest(authz, logs) for line in pair if line]
+    lines += [b"", b"plain text line", b'{"kind":"authz","event_id":"nope"}', b"{not json"]
+    fast = _run_lines(_stage(keep_events=True), lines)
+    slow = _run_lines(_stage(keep_events=True, fast_path=False), lines)
+    assert _summary(fast) == _summary(slow)
+    assert _stored(fast) == _stored(slow)
+    assert len(_stored(fast)) == len(authz)
 
 
 def _leaky(records: list[bytes]) -> list[bytes]:
@@ -152,7 +180,9 @@ def _leaky(records: list[bytes]) -> list[bytes]:
 def test_events_whose_free_text_is_redacted_give_the_same_findings(traffic) -> None:
     authz = _leaky(traffic[0][:1500])
     fast = _run(_stage(keep_events=False), authz, [])
-    slow = _run(_stage(keep_events=True), authz, [])
+    slow = _run(_stage(keep_events=True, fast_path=False), authz, [])
+    kept = _run(_stage(keep_events=True), authz, [])
+    assert _stored(kept) == _stored(slow)  # the redacted ones built, the others mirrored
     fast_findings = [f.model_dump_json() for out in fast for f in out.findings]
     leaks = [f for out in slow for f in out.findings if f.detector == "leaked_token"]
     assert len(leaks) >= 3  # one per place the token was put, at least
