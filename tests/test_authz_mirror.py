@@ -32,7 +32,7 @@ from auditor.models import AuthzEvent, AuthzView
 from auditor.models.view import FIELDS as VIEW_FIELDS
 from auditor.redaction import Redactor, RedactorConfig
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome
-from pipelines.topology.authz_mirror import FAITHFUL, AuthzMirror
+from pipelines.topology.authz_mirror import FAITHFUL, AuthzMirror, _canonical
 from pipelines.topology.scrubbing import EventScrubber
 
 if TYPE_CHECKING:
@@ -605,6 +605,22 @@ def test_the_store_gets_the_events_json_without_the_event_being_built() -> None:
     assert fresh is not None
     fresh.stored_json()
     assert fresh._event is None  # the point: no pydantic model was built
+
+
+@pytest.mark.parametrize(
+    "ev",
+    [
+        event(5),  # as the emitter writes it: the mirror's own encoding is the stored JSON
+        event(6, hook_instance="annulled"),  # a text holding "null": assembled instead
+        event(7.25, scopes=("patient/*.read",), fhir_server="https://fhir.example.org"),
+    ],
+)
+def test_an_event_as_the_contract_writes_it_is_stored_byte_for_byte(ev: AuthzEvent) -> None:
+    raw = ev.model_dump_json(exclude_none=True).encode()
+    fast = _check_rule(raw)  # compares stored_json with pydantic's bytes
+    assert fast is not None
+    assert _canonical(fast.mirror, fast.moment)
+    assert fast.stored_json() == raw
 
 
 def test_attributes_holding_a_float_are_written_as_pydantic_spells_it() -> None:

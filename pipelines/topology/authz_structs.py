@@ -93,15 +93,19 @@ class PeerMirror(_Part):
     ip: Annotated[str, Meta(max_length=64)] | UnsetType | None = UNSET
 
 
-class EventMirror(_Part):
-    """The mirror of ``AuthzEvent``; ``time`` as the JSON text, which the builder reads."""
+class EventMirror(_Part, kw_only=True):
+    """The mirror of ``AuthzEvent``; ``time`` as the JSON text, which the builder reads.
 
+    Its fields, and every part's, are in the contract's order: msgspec then writes a
+    canonical event as pydantic does (``Mirrored.stored_json``).
+    """
+
+    kind: Literal["authz"] | UnsetType = UNSET
     event_id: UUID
     time: str
     source: SourceMirror
     action: AuthzAction
     outcome: Outcome
-    kind: Literal["authz"] | UnsetType = UNSET
     reason: FailureReason | UnsetType | None = UNSET
     detail: _Short | UnsetType | None = UNSET
     http_status: Annotated[int, Meta(ge=100, le=599)] | UnsetType | None = UNSET
