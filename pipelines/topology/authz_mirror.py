@@ -89,29 +89,6 @@ def _model(model: type[Any], values: dict[str, Any], present: set[str]) -> Any:
     return instance
 
 
-def _source(part: SourceMirror) -> Source:
-    present = {"role", "name"}
-    instance = part.instance
-    if instance is UNSET:
-        instance = None
-    else:
-        present.add("instance")
-    values = {"role": part.role, "name": part.name, "instance": instance}
-    built: Source = _model(Source, values, present)
-    return built
-
-
-def _client(part: ClientMirror) -> ClientRef:
-    present = {"iss"}
-    tenant = part.tenant
-    if tenant is UNSET:
-        tenant = None
-    else:
-        present.add("tenant")
-    built: ClientRef = _model(ClientRef, {"iss": part.iss, "tenant": tenant}, present)
-    return built
-
-
 def _fields(part: msgspec.Struct, names: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
     # The generic reading, for the parts that are rare or small.
     values: dict[str, Any] = {}
@@ -126,29 +103,20 @@ def _fields(part: msgspec.Struct, names: tuple[str, ...]) -> tuple[dict[str, Any
     return values, present
 
 
+_SOURCE_FIELDS: Final = tuple(Source.model_fields)
+_CLIENT_FIELDS: Final = tuple(ClientRef.model_fields)
 _SERVICE: Final = tuple(ServiceRef.model_fields)
 _TLS: Final = tuple(TlsInfo.model_fields)
 _PEER: Final = tuple(Peer.model_fields)
 _TOKEN: Final = tuple(TokenClaims.model_fields)
 _EVENT: Final = tuple(AuthzEvent.model_fields)
+_PART_NAMES: Final = ("source", "client", "service", "token", "tls", "peer")
 
 
-def _service(part: ServiceMirror) -> ServiceRef:
-    values, present = _fields(part, _SERVICE)
-    built: ServiceRef = _model(ServiceRef, values, present)
-    return built
-
-
-def _tls(part: TlsMirror) -> TlsInfo:
-    values, present = _fields(part, _TLS)
-    built: TlsInfo = _model(TlsInfo, values, present)
-    return built
-
-
-def _peer(part: PeerMirror) -> Peer:
-    values, present = _fields(part, _PEER)
-    built: Peer = _model(Peer, values, present)
-    return built
+def _part(part: msgspec.Struct) -> Any:
+    model = _MIRRORS[type(part)]
+    values, present = _fields(part, _PART_FIELDS[type(part)])
+    return _model(model, values, present)
 
 
 def _token(part: TokenMirror) -> TokenClaims:
@@ -174,22 +142,10 @@ def _event(mirror: EventMirror, moment: datetime, *, stripped: bool = False) -> 
     if stripped:
         # What ``EventScrubber.for_detection`` makes of it (a ``model_copy`` with these).
         present |= {"attributes", "detail"}
-    values["source"] = _source(mirror.source)
-    client = values["client"]
-    if client is not None:
-        values["client"] = _client(client)
-    service = values["service"]
-    if service is not None:
-        values["service"] = _service(service)
-    token = values["token"]
-    if token is not None:
-        values["token"] = _token(token)
-    tls = values["tls"]
-    if tls is not None:
-        values["tls"] = _tls(tls)
-    peer = values["peer"]
-    if peer is not None:
-        values["peer"] = _peer(peer)
+    for name in _PART_NAMES:
+        part = values[name]
+        if part is not None:
+            values[name] = _token(part) if isinstance(part, TokenMirror) else _part(part)
     event: AuthzEvent = _model(AuthzEvent, values, present)
     return event
 
@@ -360,15 +316,13 @@ class Mirrored:
         size = mirror.payload_bytes
         view.payload_bytes = size if isinstance(size, int) else None
         tls = mirror.tls
-        view.tls = _tls(tls) if isinstance(tls, TlsMirror) else None
+        view.tls = _part(tls) if isinstance(tls, TlsMirror) else None
         peer = mirror.peer
         view.peer_ip = _given(peer.ip) if isinstance(peer, PeerMirror) else None
         return view
 
 
 _encode: Final = msgspec.json.Encoder().encode
-_SOURCE_FIELDS: Final = tuple(Source.model_fields)
-_CLIENT_FIELDS: Final = tuple(ClientRef.model_fields)
 
 
 def _canonical(mirror: EventMirror, moment: datetime) -> bool:
