@@ -317,6 +317,12 @@ class PipelineSettings(_Section):
         "the wall clock (minus this), so quiet incidents close. None: never.",
     )
     checkpoint_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    store_process: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Embedded runs: the store stage (the DuckDB writer) in a process of its "
+        "own, so that detection and storage use two cores. auto: when the inputs are files "
+        "of 64 MiB or more in all.",
+    )
     session_timeout_ms: int = Field(
         default=10_000,
         ge=1_000,

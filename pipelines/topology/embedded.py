@@ -2,7 +2,9 @@
 
 The same stages as through Kafka, connected by an in-memory bus instead of topics: a
 reader and the detect stage on the calling thread, the store stage (the single DuckDB
-writer) on another, alerts sent as they are decided. The files are one stream, read in
+writer) on another, alerts sent as they are decided. Over large inputs the store stage
+runs in a process of its own instead (``store_process``), so that the two stages do not
+share the GIL. The files are one stream, read in
 the order given; the stream detectors' state carries across them.
 
 Exactly once, and resumable at any point: each transaction holds a batch's rows and the
@@ -22,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -31,18 +33,22 @@ from auditor.models import Finding
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
 from pipelines.settings import PipelineSettings
-from pipelines.store import Checkpoint, StoreWriter
+from pipelines.store import Checkpoint, StoreError, StoreWriter
 from pipelines.topology.components import build_detect_stage, collector_tuned
 from pipelines.topology.detection import ContentScan, DetectOutput, DetectStage
 from pipelines.topology.dispatch import AlertDispatcher
 from pipelines.topology.files import FileReader, InputFile, check_inputs
 from pipelines.topology.progress import Progress, RunSummary
+from pipelines.topology.store_process import StoreProcess
 from pipelines.topology.storing import StoreItem, StoreThread
 from pipelines.topology.telemetry import PipelineTelemetry
 
 STREAM: Final = "embedded"
 """The checkpoint name of embedded runs (one stream: the inputs in order)."""
 _PARTITION: Final = 0
+STORE_PROCESS_FROM_BYTES: Final = 64 << 20
+"""``store_process="auto"``: inputs this large in all get a store process (it takes about
+a second to start, and pays off from there)."""
 
 _log = structlog.get_logger("auditor.pipeline")
 
@@ -151,7 +157,7 @@ class _Run:
 
     def execute(self) -> RunSummary:
         started = time.monotonic()
-        with StoreWriter.open(self.db) as writer:
+        with self._open_store() as writer:
             run_id = writer.begin_run(
                 mode=RunMode.EMBEDDED,
                 inputs=[item.source for item in self.files],
@@ -162,20 +168,14 @@ class _Run:
             )
             self.summary.run_id = run_id
             start, stored = self._resume(writer)
-            store = StoreThread(
-                writer,
-                run_id,
-                self.telemetry,
-                max_rows=self.settings.store_batch_records,
-                max_wait_s=self.settings.store_wait_ms / 1000,
-            )
             status = RunStatus.FAILED
             try:
+                store = self._start_store(writer, run_id)
                 status = self._feed(store, start, stored)
                 store.close()
             except BaseException:
                 _log.exception("pipeline.failed", run_id=run_id)
-                writer.end_run(run_id, RunStatus.FAILED)
+                _end_failed(writer, run_id)
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
@@ -192,7 +192,29 @@ class _Run:
         )
         return self.summary
 
-    def _resume(self, writer: StoreWriter) -> tuple[dict[str, int], dict[str, int]]:
+    def _open_store(self) -> StoreWriter | StoreProcess:
+        """The store's writer: here, or in a process of its own (``store_process``)."""
+        mode = self.settings.store_process
+        if mode == "auto":
+            files = [item for item in self.files if not item.is_stdin]
+            large = sum(Path(item.name).stat().st_size for item in files)
+            mode = (
+                "always"
+                if len(files) == len(self.files) and large >= STORE_PROCESS_FROM_BYTES
+                else "never"
+            )
+        if mode == "always":
+            return StoreProcess.open(self.db, self.telemetry)
+        return StoreWriter.open(self.db)
+
+    def _start_store(self, writer: StoreWriter | StoreProcess, run_id: str) -> _Stage:
+        max_rows = self.settings.store_batch_records
+        max_wait_s = self.settings.store_wait_ms / 1000
+        if isinstance(writer, StoreProcess):
+            return writer.start(run_id, max_rows=max_rows, max_wait_s=max_wait_s)
+        return StoreThread(writer, run_id, self.telemetry, max_rows=max_rows, max_wait_s=max_wait_s)
+
+    def _resume(self, writer: StoreWriter | StoreProcess) -> tuple[dict[str, int], dict[str, int]]:
         """Where each input starts, and up to where it only rebuilds state."""
         if not self.resumable:
             return {}, {}
@@ -209,7 +231,7 @@ class _Run:
         _log.info("pipeline.resumed", inputs=len(checkpoint.positions))
         return dict(checkpoint.positions), stored
 
-    def _feed(self, store: StoreThread, start: dict[str, int], stored: dict[str, int]) -> RunStatus:
+    def _feed(self, store: _Stage, start: dict[str, int], stored: dict[str, int]) -> RunStatus:
         reader = FileReader(
             self.files,
             chunk_lines=self.settings.batch_records,
@@ -243,7 +265,7 @@ class _Run:
 
     def _hand_over(
         self,
-        store: StoreThread,
+        store: _Stage,
         out: DetectOutput,
         checkpoint: tuple[str, Checkpoint] | None,
     ) -> None:
@@ -273,4 +295,20 @@ class _Run:
         self.progress.update(summary)
 
 
-__all__ = ["STREAM", "run_embedded"]
+class _Stage(Protocol):
+    """The store stage as the run feeds it: ``StoreThread``, or ``StoreProcess``'s."""
+
+    def put(self, item: StoreItem) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _end_failed(writer: StoreWriter | StoreProcess, run_id: str) -> None:
+    """Record a failed run, if the store still can (the failure may be the store's)."""
+    try:
+        writer.end_run(run_id, RunStatus.FAILED)
+    except StoreError as exc:
+        _log.warning("pipeline.end_not_recorded", run_id=run_id, error=type(exc).__name__)
+
+
+__all__ = ["STORE_PROCESS_FROM_BYTES", "STREAM", "run_embedded"]

@@ -75,7 +75,12 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class StoreItem:
-    """One detect output as the store stage takes it."""
+    """One detect output as the store stage takes it.
+
+    Its events come as the detect stage left them (``events``, turned into the store's
+    JSON on the store thread) or already as that JSON (``event_json``: from another
+    process).
+    """
 
     events: list[tuple[AuthzEvent | Mirrored, str]]
     findings: list[Finding]
@@ -84,6 +89,7 @@ class StoreItem:
     counters: RunCounters
     offset: tuple[OffsetKey, int] | None = None
     checkpoint: tuple[str, Checkpoint] | None = None
+    event_json: list[EventJson] = field(default_factory=list)
 
 
 class StoreThread:
@@ -95,7 +101,8 @@ class StoreThread:
         telemetry: Rows stored, batch durations, spans.
         max_rows: Rows per transaction at most.
         max_wait_s: Longest a row waits for its transaction.
-        on_commit: Called on the store thread after each commit with its report.
+        on_commit: Called on the store thread after each commit with its report, the rows
+            and the commit's start and end (``time.time_ns()``).
     """
 
     def __init__(
@@ -106,7 +113,7 @@ class StoreThread:
         *,
         max_rows: int,
         max_wait_s: float,
-        on_commit: Callable[[BatchReport, Pending], None] | None = None,
+        on_commit: Callable[[BatchReport, Pending, tuple[int, int]], None] | None = None,
     ) -> None:
         self._writer = writer
         self._run_id = run_id
@@ -184,7 +191,7 @@ class StoreThread:
     def _commit(self, pending: Pending) -> None:
         if pending.empty:
             return
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time_ns()
         with self._telemetry.span(
             "store batch",
             {
@@ -220,11 +227,12 @@ class StoreThread:
             dead_letters=report.dead_letters_inserted,
         )
         if self._on_commit is not None:
-            self._on_commit(report, pending)
+            self._on_commit(report, pending, (wall, time.time_ns()))
 
 
 def _merge(pending: Pending, item: StoreItem) -> None:
     pending.events += [event_json(event, origin) for event, origin in item.events]
+    pending.events += item.event_json
     pending.findings += item.findings
     pending.dead_letters += item.dead_letters
     pending.alerts += item.alerts

@@ -260,6 +260,17 @@ class PipelineTelemetry:
         ) as s:
             yield s
 
+    def past_span(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
+        """A span that another process timed (``time.time_ns()`` at its start and end)."""
+        span = self._tracer.start_span(name, attributes=dict(attributes), start_time=start_ns)
+        span.end(end_time=end_ns)
+
     def close(self) -> None:
         """Flush and stop the exporters this object built."""
         if self._shutdown is not None:

@@ -10,6 +10,7 @@ import structlog
 from pipeline_support import FINGERPRINT_KEY
 
 from auditor.redaction import Redactor, RedactorConfig
+from pipelines.topology import embedded
 from pipelines.topology.logs import configure_logging
 
 
@@ -17,6 +18,15 @@ from pipelines.topology.logs import configure_logging
 def _fingerprint_key(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fixed key: fingerprints are stable and no ephemeral-key warning is printed.
     monkeypatch.setenv("AUDITOR_FINGERPRINT_KEY", FINGERPRINT_KEY)
+
+
+@pytest.fixture(params=["store thread", "store process"])
+def store_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Embedded runs with the store on a thread, then in a process of its own (every input
+    size gets one then; standard input never does)."""
+    if request.param == "store process":
+        monkeypatch.setattr(embedded, "STORE_PROCESS_FROM_BYTES", 0)
+    return str(request.param)
 
 
 @pytest.fixture

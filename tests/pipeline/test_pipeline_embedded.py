@@ -31,6 +31,8 @@ from pipelines.topology import run_embedded
 from pipelines.topology.progress import Progress
 
 GOLDEN = Path(__file__).parents[1] / "golden"
+
+pytestmark = pytest.mark.usefixtures("store_mode")
 FOLDERS = sorted(p.parent.name for p in GOLDEN.glob("*/events.jsonl"))
 
 

@@ -62,6 +62,7 @@ def _run(tmp_path: Path, telemetry: PipelineTelemetry) -> None:
     )
 
 
+@pytest.mark.usefixtures("store_mode")
 def test_records_findings_and_dead_letters_are_counted(sdk, tmp_path):
     telemetry, _spans, reader = sdk
     _run(tmp_path, telemetry)
@@ -75,6 +76,7 @@ def test_records_findings_and_dead_letters_are_counted(sdk, tmp_path):
     assert _total(points["auditor.pipeline.store.rows"], table="events") == 2
 
 
+@pytest.mark.usefixtures("store_mode")
 def test_batch_and_detection_latencies_are_histograms(sdk, tmp_path):
     telemetry, _spans, reader = sdk
     _run(tmp_path, telemetry)
@@ -86,6 +88,7 @@ def test_batch_and_detection_latencies_are_histograms(sdk, tmp_path):
     assert 0 <= latency.sum < 60
 
 
+@pytest.mark.usefixtures("store_mode")
 def test_each_batch_is_a_span_with_its_counts(sdk, tmp_path):
     telemetry, spans, _reader = sdk
     _run(tmp_path, telemetry)

@@ -1,0 +1,141 @@
+"""The messages between an embedded run and its store process (``store_process``).
+
+One duplex socket, one pickled tuple per message, the tag first:
+
+- to the store: ``("call", method, args, kwargs)`` (a ``StoreWriter`` method, answered by
+  ``("ok", result)`` or ``("error", ...)``), ``("stage", run_id, max_rows, max_wait_s)``
+  (start committing), ``("item", ...)`` (one detect output, not answered) and
+  ``("close",)`` (commit what waits, answered), ``("shutdown",)`` (close the store and
+  exit, answered);
+- from the store: ``("committed", ...)`` after each transaction, ``("log", level, event,
+  fields)`` for each line the store process logs, and the answers.
+
+An item carries its events as the JSON the store writes (``EventJson``), made on the
+sending side: the store process never sees a token or a PHI value that the detect stage
+did not already redact. Errors cross as the error's class name and message; the messages
+of the store's errors never hold a row value (``pipelines.store.errors``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Final
+from uuid import UUID
+
+from auditor.errors import AuditorError, ConfigurationError, InputError
+from pipelines.store import (
+    EventJson,
+    QueryError,
+    SchemaError,
+    StoreBusyError,
+    StoreError,
+    StoreWriteError,
+)
+from pipelines.topology.storing import StoreItem, event_json
+
+CALL: Final = "call"
+STAGE: Final = "stage"
+ITEM: Final = "item"
+CLOSE: Final = "close"
+SHUTDOWN: Final = "shutdown"
+OK: Final = "ok"
+ERROR: Final = "error"
+COMMITTED: Final = "committed"
+LOG: Final = "log"
+
+_ERRORS: Final[dict[str, type[AuditorError]]] = {
+    kind.__name__: kind
+    for kind in (
+        StoreError,
+        StoreWriteError,
+        StoreBusyError,
+        SchemaError,
+        QueryError,
+        InputError,
+        ConfigurationError,
+    )
+}
+
+
+def encode(message: tuple[object, ...]) -> bytes:
+    """One message as bytes."""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> tuple[object, ...]:
+    """One message from bytes (only ever from the other end of our own socket)."""
+    message = pickle.loads(data)  # noqa: S301 - our own child process, over a socketpair
+    if not isinstance(message, tuple) or not message:
+        raise StoreError("the store process sent a malformed message")
+    return message
+
+
+def pack_item(item: StoreItem) -> tuple[object, ...]:
+    """An ``item`` message: the events as stored JSON, the rest as they are."""
+    events = [event_json(event, origin) for event, origin in item.events] + item.event_json
+    return (
+        ITEM,
+        [(e.event_id.bytes, e.json, e.origin) for e in events],
+        item.findings,
+        item.dead_letters,
+        item.alerts,
+        item.counters,
+        item.offset,
+        item.checkpoint,
+    )
+
+
+def unpack_item(message: tuple[object, ...]) -> StoreItem:
+    """The ``StoreItem`` of an ``item`` message."""
+    _, events, findings, dead, alerts, counters, offset, checkpoint = message
+    return StoreItem(
+        events=[],
+        event_json=[EventJson(UUID(bytes=i), j, o) for i, j, o in events],  # type: ignore[attr-defined]
+        findings=findings,  # type: ignore[arg-type]
+        dead_letters=dead,  # type: ignore[arg-type]
+        alerts=alerts,  # type: ignore[arg-type]
+        counters=counters,  # type: ignore[arg-type]
+        offset=offset,  # type: ignore[arg-type]
+        checkpoint=checkpoint,  # type: ignore[arg-type]
+    )
+
+
+def error_message(exc: BaseException) -> tuple[object, ...]:
+    """An ``error`` message for ``exc``: its class name and, for our own errors, its text.
+
+    Other exceptions (DuckDB's, pyarrow's, a bug) keep only their class name: their text
+    can quote a value.
+    """
+    if isinstance(exc, AuditorError):
+        return ERROR, type(exc).__name__, str(exc)
+    return ERROR, type(exc).__name__, None
+
+
+def raised(message: tuple[object, ...]) -> AuditorError:
+    """The error an ``error`` message stands for, to raise on this side."""
+    _, name, text = message
+    kind = _ERRORS.get(str(name))
+    if kind is not None and text is not None:
+        return kind(str(text))
+    if text is not None:
+        return StoreError(f"the store process failed ({name}): {text}")
+    return StoreError(f"the store process failed ({name})")
+
+
+__all__ = [
+    "CALL",
+    "CLOSE",
+    "COMMITTED",
+    "ERROR",
+    "ITEM",
+    "LOG",
+    "OK",
+    "SHUTDOWN",
+    "STAGE",
+    "decode",
+    "encode",
+    "error_message",
+    "pack_item",
+    "raised",
+    "unpack_item",
+]

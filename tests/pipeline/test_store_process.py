@@ -1,0 +1,221 @@
+"""An embedded run's store in a process of its own stores what the store thread stores.
+
+``store_process="always"`` moves the DuckDB writer to a child (``store_process``,
+``store_server``): the same rows must come out, its failures must reach the run, a run
+that loses its store must fail and the next run end exactly once, and the signals that
+stop a run must go through the run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from authz_events import event
+from pipeline_support import (
+    POISON,
+    Canaries,
+    authz_line,
+    call_events,
+    log_line,
+    planted_lines,
+    stored,
+    write_lines,
+)
+
+from auditor.errors import InputError
+from pipelines.settings import PipelineSettings
+from pipelines.store import StoreBusyError, StoreError, StoreWriteError, StoreWriter
+from pipelines.topology import run_embedded
+from pipelines.topology import store_wire as wire
+from pipelines.topology.progress import Progress
+from pipelines.topology.store_process import StoreProcess
+
+_EVENT_COLUMNS = "SELECT * EXCLUDE (ingested_at, run_id) FROM events ORDER BY event_id"
+_TABLES = {
+    "events": _EVENT_COLUMNS,
+    # Wall-clock columns aside: a log record's finding is observed when it is read.
+    "findings": "SELECT * EXCLUDE (observed_at, first_stored_at, last_stored_at, run_id) "
+    "FROM findings ORDER BY finding_id",
+    "dead_letters": "SELECT * EXCLUDE (received_at, run_id) FROM dead_letters "
+    "ORDER BY dead_letter_id",
+    "alerts": "SELECT finding_id, revision, severity FROM alerts ORDER BY alert_id",
+    "offsets": "SELECT source, part, next_offset FROM ingest_offsets ORDER BY source",
+    "runs": "SELECT mode, status, events_in, logs_in, findings_out, dead_letters, late_events "
+    "FROM runs",
+}
+
+
+def _traffic(tmp_path: Path) -> Path:
+    canaries = Canaries.make()
+    lines = [authz_line(e) for e in call_events(400)]
+    lines[100:100] = planted_lines(canaries, event(3, jti="j-canary"))
+    lines[500:500] = list(POISON.values())
+    lines[700:700] = [log_line("call", patient="Jane Doe", mrn="MRN-00123456")]
+    return write_lines(tmp_path / "in.jsonl", lines)
+
+
+def _settings(mode: str, **extra: Any) -> PipelineSettings:
+    return PipelineSettings(
+        store_process=mode,
+        batch_records=97,
+        store_batch_records=300,
+        alerts={"log": False, "min_severity": "low"},
+        **extra,
+    )
+
+
+def _tables(db: Path) -> dict[str, list[dict[str, Any]]]:
+    return {name: stored(db, sql) for name, sql in _TABLES.items()}
+
+
+class _Children:
+    """The store processes the runs start (the real ones, watched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[StoreProcess] = []
+        real = StoreProcess.open.__func__  # type: ignore[attr-defined]
+
+        def spy(cls: type[StoreProcess], *args: Any, **kwargs: Any) -> StoreProcess:
+            store = real(cls, *args, **kwargs)
+            self.started.append(store)
+            return store
+
+        monkeypatch.setattr(StoreProcess, "open", classmethod(spy))
+
+    @property
+    def pid(self) -> int:
+        return self.started[-1]._child.pid
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> _Children:
+    return _Children(monkeypatch)
+
+
+class _After(Progress):
+    """Calls ``action`` once, after ``batches`` batches of the run."""
+
+    def __init__(self, batches: int, action: Any) -> None:
+        super().__init__(None)
+        self.batches, self.action, self.seen = batches, action, 0
+
+    def update(self, _summary: Any, *, lag: int | None = None) -> None:
+        del lag
+        self.seen += 1
+        if self.seen == self.batches:
+            self.action()
+
+
+def test_the_store_process_stores_the_rows_the_store_thread_stores(tmp_path, children):
+    source = _traffic(tmp_path)
+    threaded = run_embedded([source], tmp_path / "thread.duckdb", _settings("never"))
+    assert children.started == []
+    separate = run_embedded([source], tmp_path / "process.duckdb", _settings("always"))
+    (store,) = children.started
+    assert store._child.pid != os.getpid()
+    assert store._child.poll() == 0
+    ours, theirs = _tables(tmp_path / "thread.duckdb"), _tables(tmp_path / "process.duckdb")
+    assert {name: len(rows) for name, rows in theirs.items()} == {
+        name: len(rows) for name, rows in ours.items()
+    }
+    assert theirs == ours
+    assert len(ours["events"]) > 1000
+    assert {row["detector"] for row in ours["findings"]} >= {
+        "leaked_token",
+        "phi_in_logs",
+        "policy",
+        "replay_burst",
+    }
+    assert len(ours["dead_letters"]) == len(POISON)
+    assert separate.counters == threaded.counters
+    assert separate.status == threaded.status == "completed"
+
+
+def test_a_second_run_through_a_store_process_adds_nothing(tmp_path):
+    source = _traffic(tmp_path)
+    db = tmp_path / "audit.duckdb"
+    run_embedded([source], db, _settings("always"))
+    before = _tables(db)
+    again = run_embedded([source], db, _settings("always"))
+    assert again.counters.events_in == 0
+    after = _tables(db)
+    assert after.pop("runs")[-1]["status"] == "completed"
+    before.pop("runs")
+    assert after == before
+
+
+def test_a_run_whose_store_process_dies_fails_and_the_next_run_ends_exactly_once(
+    tmp_path, children
+):
+    source = _traffic(tmp_path)
+    reference = tmp_path / "reference.duckdb"
+    run_embedded([source], reference, _settings("never"))
+    db = tmp_path / "audit.duckdb"
+    settings = _settings("always", checkpoint_interval_s=0.001)
+    kill = _After(4, lambda: os.kill(children.pid, signal.SIGKILL))
+    with pytest.raises(StoreError, match=r"store process stopped"):
+        run_embedded([source], db, settings, progress=kill)
+    assert children.started[-1]._child.returncode == -signal.SIGKILL
+    run_embedded([source], db, settings)
+    ours, theirs = _tables(reference), _tables(db)
+    statuses = [row["status"] for row in theirs.pop("runs")]
+    assert statuses == ["interrupted", "completed"]  # the lost run, marked on next open
+    ours.pop("runs")
+    assert theirs == ours
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_store_process_alone_does_not_stop_it(sig, tmp_path, children):
+    source = _traffic(tmp_path)
+    db = tmp_path / "audit.duckdb"
+    poke = _After(2, lambda: os.kill(children.pid, sig))
+    summary = run_embedded([source], db, _settings("always"), progress=poke)
+    assert summary.status == "completed"
+    assert stored(db, "SELECT status FROM runs") == [{"status": "completed"}]
+
+
+def test_the_store_process_refuses_a_store_that_has_a_writer(tmp_path):
+    db = tmp_path / "audit.duckdb"
+    source = _traffic(tmp_path)
+    with StoreWriter.open(db, serve=False), pytest.raises(StoreBusyError):
+        run_embedded([source], db, _settings("always"))
+
+
+def test_a_missing_folder_is_the_same_input_error_from_the_store_process(tmp_path):
+    source = _traffic(tmp_path)
+    with pytest.raises(InputError, match="is not a folder"):
+        run_embedded([source], tmp_path / "nowhere" / "audit.duckdb", _settings("always"))
+
+
+@pytest.mark.usefixtures("pipeline_logging")
+def test_the_store_process_logs_through_the_run(tmp_path, capsys):
+    source = _traffic(tmp_path)
+    run_embedded([source], tmp_path / "audit.duckdb", _settings("always"))
+    logged = capsys.readouterr().err
+    assert '"event": "store.opened"' in logged
+    assert '"event": "store.run_begun"' in logged
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "text"),
+    [
+        (StoreWriteError("the batch could not be written (events)"), StoreWriteError, True),
+        (StoreBusyError("/x.duckdb is held by PID 7"), StoreBusyError, True),
+        (InputError("cannot create the store"), InputError, True),
+        (duckdb.ConversionException("Could not convert 'Bearer eyJ.secret'"), StoreError, False),
+        (ValueError("MRN-00123456"), StoreError, False),
+        (MemoryError("MRN-00123456"), StoreError, False),
+    ],
+)
+def test_errors_cross_with_their_kind_and_only_our_own_text(error, kind, text):
+    crossed = wire.raised(wire.decode(wire.encode(wire.error_message(error))))
+    assert type(crossed) is kind
+    assert (str(error) in str(crossed)) is text
+    assert type(error).__name__ in str(crossed) or type(crossed) is type(error)
+    for secret in ("Bearer", "MRN-00123456"):
+        assert secret not in str(crossed)
