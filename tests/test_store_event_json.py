@@ -81,7 +81,9 @@ def _both(tmp_path: Path, events: list[AuthzEvent]) -> tuple[list[Any], list[Any
         writer.write_batch(
             Batch(
                 event_json=[
-                    EventJson(e.event_id, e.model_dump_json(exclude_none=True).encode(), f"o:{i}")
+                    EventJson(
+                        e.event_id.bytes, e.model_dump_json(exclude_none=True).encode(), f"o:{i}"
+                    )
                     for i, e in enumerate(events)
                 ],
                 run_id="r",
@@ -115,7 +117,7 @@ def test_duplicate_event_ids_in_one_batch_keep_the_first(tmp_path):
         report = writer.write_batch(
             Batch(
                 event_json=[
-                    EventJson(e.event_id, e.model_dump_json(exclude_none=True).encode())
+                    EventJson(e.event_id.bytes, e.model_dump_json(exclude_none=True).encode())
                     for e in (first, second)
                 ]
             )

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
 
 from auditor.models import AuthzEvent, Finding
 from auditor.vocabulary import DeadLetterReason, Severity
@@ -47,14 +46,15 @@ class EventJson:
     tests compare the two paths column by column).
 
     Attributes:
-        event_id: The event's id (the dedupe key), as validated.
+        event_key: The 16 bytes of the event's id (the dedupe key), as validated
+            (``event_id.bytes``).
         json: ``AuthzEvent.model_dump_json(exclude_none=True)`` of the validated event, its
             free text already redacted. Anything else is a bug of the caller: DuckDB reads
             the contract's field names and JSON types, nothing more.
         origin: ``topic/partition@offset`` or ``path:line``.
     """
 
-    event_id: UUID
+    event_key: bytes
     json: bytes
     origin: str | None = None
 

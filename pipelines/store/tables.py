@@ -257,11 +257,11 @@ def events_table(
 
 def event_json_table(items: Iterable[EventJson]) -> pa.Table:
     """The fast-path events of a batch, deduplicated by ``event_id`` (first one wins)."""
-    kept: dict[uuid.UUID, EventJson] = {}
+    kept: dict[bytes, EventJson] = {}
     for item in items:
-        kept.setdefault(item.event_id, item)
+        kept.setdefault(item.event_key, item)
     rows = kept.values()
-    ids = pa.array([key.bytes for key in kept], type=pa.binary(16))
+    ids = pa.array(list(kept), type=pa.binary(16))
     # The JSON arrives as bytes; Arrow checks the UTF-8 once for the whole column.
     texts = pa.array([item.json for item in rows], type=pa.binary()).cast(TEXT)
     return pa.Table.from_arrays(

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pickle
 from typing import Final
-from uuid import UUID
 
 from auditor.errors import AuditorError, ConfigurationError, InputError
+from auditor.models import AuthzEvent
 from pipelines.store import (
     EventJson,
     QueryError,
@@ -31,6 +31,7 @@ from pipelines.store import (
     StoreError,
     StoreWriteError,
 )
+from pipelines.topology.authz_mirror import Mirrored
 from pipelines.topology.storing import StoreItem, event_json
 
 CALL: Final = "call"
@@ -72,10 +73,11 @@ def decode(data: bytes) -> tuple[object, ...]:
 
 def pack_item(item: StoreItem) -> tuple[object, ...]:
     """An ``item`` message: the events as stored JSON, the rest as they are."""
-    events = [event_json(event, origin) for event, origin in item.events] + item.event_json
+    rows = [_row(event, origin) for event, origin in item.events]
+    rows += [(e.event_key, e.json, e.origin) for e in item.event_json]
     return (
         ITEM,
-        [(e.event_id.bytes, e.json, e.origin) for e in events],
+        rows,
         item.findings,
         item.dead_letters,
         item.alerts,
@@ -85,12 +87,20 @@ def pack_item(item: StoreItem) -> tuple[object, ...]:
     )
 
 
+def _row(event: AuthzEvent | Mirrored, origin: str | None) -> tuple[bytes, bytes, str | None]:
+    """``event_json``'s fields, without the object."""
+    if isinstance(event, Mirrored):
+        return event.mirror.event_id.bytes, event.stored_json(), origin
+    stored = event_json(event, origin)
+    return stored.event_key, stored.json, origin
+
+
 def unpack_item(message: tuple[object, ...]) -> StoreItem:
     """The ``StoreItem`` of an ``item`` message."""
     _, events, findings, dead, alerts, counters, offset, checkpoint = message
     return StoreItem(
         events=[],
-        event_json=[EventJson(UUID(bytes=i), j, o) for i, j, o in events],  # type: ignore[attr-defined]
+        event_json=[EventJson(k, j, o) for k, j, o in events],  # type: ignore[attr-defined]
         findings=findings,  # type: ignore[arg-type]
         dead_letters=dead,  # type: ignore[arg-type]
         alerts=alerts,  # type: ignore[arg-type]

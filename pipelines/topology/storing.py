@@ -42,9 +42,9 @@ _CLOSE: Final = object()
 def event_json(event: AuthzEvent | Mirrored, origin: str | None) -> EventJson:
     """The store's fast-path form of a validated, redacted event (or its mirror's)."""
     if isinstance(event, Mirrored):
-        return EventJson(event.mirror.event_id, event.stored_json(), origin)
+        return EventJson(event.mirror.event_id.bytes, event.stored_json(), origin)
     return EventJson(
-        event.event_id,
+        event.event_id.bytes,
         event.__pydantic_serializer__.to_json(event, exclude_none=True),
         origin,
     )
