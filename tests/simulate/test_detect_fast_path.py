@@ -86,7 +86,7 @@ def _run_lines(stage: DetectStage, lines: list[bytes]) -> list[DetectOutput]:
 
 def _stored(outputs: list[DetectOutput]) -> list[tuple[object, bytes, str | None]]:
     rows = [event_json(event, origin) for out in outputs for event, origin in out.events]
-    return [(row.event_id, row.json, row.origin) for row in rows]
+    return [(row.event_key, row.json, row.origin) for row in rows]
 
 
 def _summary(outputs: list[DetectOutput]) -> tuple[list[str], list[object], list[object]]:
