@@ -32,7 +32,7 @@ from auditor.models import AuthzEvent, AuthzView
 from auditor.models.view import FIELDS as VIEW_FIELDS
 from auditor.redaction import Redactor, RedactorConfig
 from auditor.vocabulary import AuthzAction, FailureReason, Outcome
-from pipelines.topology.authz_mirror import FAITHFUL, AuthzMirror, _canonical
+from pipelines.topology.authz_mirror import FAITHFUL, AuthzMirror, _canonical, _utc_as_written
 from pipelines.topology.scrubbing import EventScrubber
 
 if TYPE_CHECKING:
@@ -619,8 +619,34 @@ def test_an_event_as_the_contract_writes_it_is_stored_byte_for_byte(ev: AuthzEve
     raw = ev.model_dump_json(exclude_none=True).encode()
     fast = _check_rule(raw)  # compares stored_json with pydantic's bytes
     assert fast is not None
-    assert _canonical(fast.mirror, fast.moment)
+    assert _canonical(fast.mirror)
     assert fast.stored_json() == raw
+
+
+@pytest.mark.parametrize(
+    ("time", "as_written"),
+    [
+        ("2026-03-01T12:00:00Z", True),
+        ("2026-03-01T12:00:00.000001Z", True),
+        ("2026-03-01T12:00:00.100000Z", True),
+        ("2026-03-01T12:00:00.000000Z", False),  # written to the second
+        ("2026-03-01T12:00:00.5Z", False),  # written with six digits
+        ("2026-03-01T12:00:00.50000Z", False),
+        ("2026-03-01T12:00:00+00:00", False),  # written with "Z"
+        ("2026-03-01T13:00:00+01:00", False),  # written in UTC
+        ("2026-03-01T12:00:00.123456-00:00", False),
+        ("2026-03-01T00:00:00Z", True),
+    ],
+)
+def test_the_time_is_taken_as_written_only_when_pydantic_writes_it_so(
+    time: str, as_written: bool
+) -> None:
+    raw = _timed(time)
+    fast = _check_rule(raw)  # the stored bytes are pydantic's either way
+    assert fast is not None
+    written = json.loads(AuthzEvent.model_validate_json(raw).model_dump_json())["time"]
+    assert (written == time) is as_written
+    assert _utc_as_written(fast.mirror.time) is as_written
 
 
 def test_attributes_holding_a_float_are_written_as_pydantic_spells_it() -> None:

@@ -251,7 +251,7 @@ class Mirrored:
         if isinstance(attributes, dict) and attributes and _holds_float(attributes):
             event = self.event()
             return event.__pydantic_serializer__.to_json(event, exclude_none=True)
-        if _canonical(mirror, self.moment):
+        if _canonical(mirror):
             encoded = _encode(mirror)
             if b"null" not in encoded:  # a null anywhere (even in a text): assembled instead
                 return encoded
@@ -325,20 +325,31 @@ class Mirrored:
 _encode: Final = msgspec.json.Encoder().encode
 
 
-def _canonical(mirror: EventMirror, moment: datetime) -> bool:
+_TO_SECOND: Final = len("2026-11-28T08:00:00Z")
+_TO_MICROSECOND: Final = len("2026-11-28T08:00:00.000001Z")
+
+
+def _canonical(mirror: EventMirror) -> bool:
     """Whether the mirror holds every field pydantic writes, and the time as it writes it."""
     if mirror.kind is UNSET or mirror.scopes is UNSET or mirror.attributes is UNSET:
         return False
     token = mirror.token
     if isinstance(token, TokenMirror) and not isinstance(token.aud, tuple):
         return False
-    return mirror.time == _utc_text(moment)
+    return _utc_as_written(mirror.time)
 
 
-def _utc_text(moment: datetime) -> str:
-    # How pydantic writes a UTC time: to the second, or to the microsecond, then "Z".
-    text = moment.isoformat()
-    return text.removesuffix("+00:00") + "Z"
+def _utc_as_written(text: str) -> bool:
+    """Whether a time the mirror took (``_TIME``) is written as pydantic writes it.
+
+    That is in UTC ("Z"), to the second, or to the microsecond when there are some (six
+    digits, not all zero). Read off the text: formatting the parsed time to compare it
+    costs more than the encoding.
+    """
+    if not text.endswith("Z"):
+        return False
+    size = len(text)
+    return size == _TO_SECOND or (size == _TO_MICROSECOND and text[20:26] != "000000")
 
 
 def _holds_float(value: object) -> bool:
