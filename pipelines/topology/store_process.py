@@ -77,7 +77,7 @@ class StoreProcess:
             raise StoreBusyError(f"{db} already has a writer in this process")
         ours, theirs = socket.socketpair()
         try:
-            child = _spawn(theirs.fileno())
+            child = _spawn(theirs.fileno(), db)
         except OSError as exc:
             ours.close()
             raise StoreError(f"the store process could not start: {exc.strerror}") from None
@@ -267,8 +267,10 @@ class RemoteStage:
         self._process.finish()
 
 
-def _spawn(fd: int) -> subprocess.Popen[bytes]:
-    """``python -m pipelines.topology.store_server FD`` with this process's import path.
+def _spawn(fd: int, db: Path) -> subprocess.Popen[bytes]:
+    """``python -m pipelines.topology.store_server FD DB`` with this process's import path.
+
+    ``DB`` names the store in ``ps``; the child opens what the run's ``open`` names.
 
     In a session of its own, so that a Ctrl-C on the terminal reaches only the run, which
     stops it in order; SIGINT and SIGTERM are ignored from the start (ignored signals
@@ -284,7 +286,7 @@ def _spawn(fd: int) -> subprocess.Popen[bytes]:
             signal.signal(sig, signal.SIG_IGN)
     try:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "pipelines.topology.store_server", str(fd)],
+            [sys.executable, "-m", "pipelines.topology.store_server", str(fd), str(db)],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""The store process of an embedded run: ``python -m pipelines.topology.store_server FD``.
+"""The store process of an embedded run: ``python -m pipelines.topology.store_server FD DB``.
 
 It holds the run's ``StoreWriter`` and a ``StoreThread``, and serves the socket ``FD``
 (``store_wire``): calls on the writer, then detect outputs to commit. Started by
@@ -148,7 +148,10 @@ class _Server:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve the socket whose descriptor is the one argument."""
+    """Serve the socket whose descriptor is the first argument.
+
+    The second argument names the store, for ``ps``.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     args = list(sys.argv[1:] if argv is None else argv)

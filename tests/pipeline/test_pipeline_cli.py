@@ -1,4 +1,4 @@
-"""``auditor run --input``: the command, its exit status, its summary, SIGTERM."""
+"""``auditor run --input``: the command, its exit status, its summary, SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
@@ -91,7 +91,15 @@ def test_the_command_logs_as_json_on_stderr_and_never_a_planted_secret(tmp_path)
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_batch_and_a_second_run_completes_exactly_once(tmp_path):
+@pytest.mark.parametrize(
+    ("store_process", "sig"),
+    [("never", signal.SIGTERM), ("always", signal.SIGTERM), ("always", signal.SIGINT)],
+)
+def test_a_stop_signal_finishes_the_batch_and_a_second_run_completes_exactly_once(
+    store_process, sig, tmp_path
+):
+    # Sent to the run's whole process group, as a terminal's Ctrl-C or a supervisor does:
+    # a store process (in a session of its own, ignoring both) is stopped by the run.
     lines = _many_events(8_000)
     source = write_lines(tmp_path / "in.jsonl", lines)
     db = tmp_path / "a.duckdb"
@@ -100,20 +108,27 @@ def test_sigterm_finishes_the_batch_and_a_second_run_completes_exactly_once(tmp_
         AUDITOR_PIPELINE__BATCH_RECORDS="100",
         AUDITOR_PIPELINE__CHECKPOINT_INTERVAL_S="0.2",
         AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
+        AUDITOR_PIPELINE__STORE_PROCESS=store_process,
     )
     proc = subprocess.Popen(  # noqa: S603 - our own command
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     assert proc.stderr is not None
     for line in proc.stderr:  # the first progress line: it is well under way
         if line.startswith("auditor run:"):
             break
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, sig)
     started = time.monotonic()
     out, _err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert time.monotonic() - started < 30
     assert "(embedded): interrupted" in out
+    assert _store_processes(db) == []
     stored_first = count(db, "events")
     assert 0 < stored_first < len(lines)
 
@@ -123,6 +138,53 @@ def test_sigterm_finishes_the_batch_and_a_second_run_completes_exactly_once(tmp_
     assert again.returncode == 0, again.stderr
     assert count(db, "events") == len(lines)
     assert _statuses(db) == ["interrupted", "completed"]
+    assert _store_processes(db) == []
+
+
+def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once(tmp_path):
+    lines = _many_events(8_000)
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    db = tmp_path / "a.duckdb"
+    command = [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
+    env = _env(
+        AUDITOR_PIPELINE__BATCH_RECORDS="100",
+        AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
+        AUDITOR_PIPELINE__STORE_PROCESS="always",
+    )
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("auditor run:"):
+            break
+    assert _store_processes(db)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while _store_processes(db) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the store process sees its socket close and exits
+    assert _store_processes(db) == []
+
+    again = subprocess.run(  # noqa: S603 - our own command
+        command, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert count(db, "events") == len(lines)
+    assert _statuses(db) == ["interrupted", "completed"]
+
+
+def _store_processes(db: Path) -> list[int]:
+    """The store processes of ``db`` still running (a run leaves none behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pipelines.topology.store_server" in cmdline and str(db).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def _statuses(db: Path) -> list[str]:
