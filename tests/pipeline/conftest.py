@@ -26,6 +26,7 @@ def store_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     size gets one then; standard input never does)."""
     if request.param == "store process":
         monkeypatch.setattr(embedded, "STORE_PROCESS_FROM_BYTES", 0)
+        monkeypatch.setattr(embedded, "STORE_PROCESS_FROM_CORES", 1)
     return str(request.param)
 
 

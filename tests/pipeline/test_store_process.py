@@ -8,6 +8,7 @@ stop a run must go through the run.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 from pathlib import Path
@@ -30,7 +31,7 @@ from pipeline_support import (
 from auditor.errors import InputError
 from pipelines.settings import PipelineSettings
 from pipelines.store import StoreBusyError, StoreError, StoreWriteError, StoreWriter
-from pipelines.topology import run_embedded
+from pipelines.topology import embedded, run_embedded
 from pipelines.topology import store_wire as wire
 from pipelines.topology.progress import Progress
 from pipelines.topology.store_process import StoreProcess
@@ -190,6 +191,33 @@ def test_a_missing_folder_is_the_same_input_error_from_the_store_process(tmp_pat
     source = _traffic(tmp_path)
     with pytest.raises(InputError, match="is not a folder"):
         run_embedded([source], tmp_path / "nowhere" / "audit.duckdb", _settings("always"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (0, 0, False, True),  # the inputs just large enough, the cores just enough
+        (1, 0, False, False),  # one byte short
+        (0, 1, False, False),  # one core short
+        (0, 0, True, False),  # standard input: its size is not known
+    ],
+)
+def test_auto_gives_large_inputs_on_enough_cores_a_store_process(
+    case, tmp_path, children, monkeypatch
+):
+    extra_bytes, extra_cores, stdin, separate = case
+    source = _traffic(tmp_path)
+    size = source.stat().st_size
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(embedded, "STORE_PROCESS_FROM_BYTES", size + extra_bytes)
+    monkeypatch.setattr(embedded, "STORE_PROCESS_FROM_CORES", cores + extra_cores)
+    inputs: list[str | Path] = [source]
+    if stdin:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+        inputs.append("-")
+    summary = run_embedded(inputs, tmp_path / "audit.duckdb", _settings("auto"))
+    assert summary.status == "completed"
+    assert bool(children.started) is separate
 
 
 @pytest.mark.usefixtures("pipeline_logging")
