@@ -6,6 +6,9 @@ stage up. ``StoreProcess`` moves the ``StoreWriter`` and its ``StoreThread`` to 
 (``store_server``) and talks to it over a socket pair (``store_wire``): the writer's calls
 answered in order, detect outputs streamed, commit reports coming back for telemetry and
 the run's counters. The socket's buffer and the child's short queue are the back-pressure.
+The run reads the child's reports before each item it sends; between two reads the child
+commits at most a few batches (its queue is four items deep), a few hundred bytes each, far
+below what the socket buffers: the child never blocks on a report the run is not reading.
 
 Nothing changes in what is stored: the same transactions (rows with the input positions
 they came from, checkpoints), the same exactly-once. The events cross as the JSON the store
@@ -56,10 +59,12 @@ class StoreProcess:
     ``finish`` are ``StoreThread``'s ``__init__``, ``put`` and ``close``.
     """
 
-    def __init__(self, child: subprocess.Popen[bytes], conn: Connection) -> None:
+    def __init__(
+        self, child: subprocess.Popen[bytes], conn: Connection, telemetry: PipelineTelemetry
+    ) -> None:
         self._child = child
         self._conn = conn
-        self._telemetry = PipelineTelemetry()
+        self._telemetry = telemetry
         self._error: BaseException | None = None
         self.stored = RunCounters()
 
@@ -83,8 +88,7 @@ class StoreProcess:
             raise StoreError(f"the store process could not start: {exc.strerror}") from None
         finally:
             theirs.close()
-        store = cls(child, Connection(ours.detach()))
-        store._telemetry = telemetry
+        store = cls(child, Connection(ours.detach()), telemetry)
         try:
             store._call("open", str(db))
         except BaseException:
