@@ -86,8 +86,8 @@ class _Server:
         """Serve one message; False when done."""
         try:
             message = wire.decode(self._conn.recv_bytes())
-        except EOFError:
-            return False  # the run is gone: commit nothing more
+        except (EOFError, OSError):
+            return False  # the run is gone (closed, or reset): commit nothing more
         tag = message[0]
         try:
             if tag == wire.SHUTDOWN:
