@@ -35,4 +35,19 @@ class StoreWriteError(StoreError):
     """A batch, a review or a retention step could not be written; nothing was committed."""
 
 
-__all__ = ["QueryError", "SchemaError", "StoreBusyError", "StoreError", "StoreWriteError"]
+STORE_ERRORS: dict[str, type[StoreError]] = {
+    kind.__name__: kind
+    for kind in (StoreError, SchemaError, StoreBusyError, QueryError, StoreWriteError)
+}
+"""The store's errors by class name: how they cross to another process (the access
+endpoint's client, an embedded run's store process) with their message, which never holds a
+row value."""
+
+__all__ = [
+    "STORE_ERRORS",
+    "QueryError",
+    "SchemaError",
+    "StoreBusyError",
+    "StoreError",
+    "StoreWriteError",
+]

@@ -23,13 +23,7 @@ from typing import Any, Final, NoReturn, cast
 import pyarrow as pa
 
 from pipelines.store.connection import Params, bind
-from pipelines.store.errors import (
-    QueryError,
-    SchemaError,
-    StoreBusyError,
-    StoreError,
-    StoreWriteError,
-)
+from pipelines.store.errors import STORE_ERRORS, QueryError, StoreError
 
 STATUS: Final = "/v1/status"
 QUERY: Final = "/v1/query"
@@ -46,10 +40,6 @@ as a shorter valid stream, so the client checks for this instead."""
 _SQL_KEY: Final = b"auditor.sql"
 _STYLE_KEY: Final = b"auditor.params"
 _TIMEOUT_KEY: Final = b"auditor.timeout"
-_ERRORS: Final[dict[str, type[StoreError]]] = {
-    cls.__name__: cls
-    for cls in (QueryError, SchemaError, StoreBusyError, StoreError, StoreWriteError)
-}
 
 
 def encode_query(sql: str, params: Params | None, *, timeout: float) -> bytes:
@@ -129,7 +119,7 @@ def decode_table(body: bytes) -> pa.Table:
 def error_body(exc: BaseException) -> bytes:
     """The JSON body that carries an error to the client."""
     name = type(exc).__name__
-    if name not in _ERRORS:
+    if name not in STORE_ERRORS:
         return json.dumps({"error": "StoreError", "message": "internal error"}).encode()
     return json.dumps({"error": name, "message": str(exc)}).encode()
 
@@ -142,7 +132,7 @@ def raise_error(status: int, body: bytes) -> NoReturn:
     """
     try:
         data: Mapping[str, Any] = json.loads(body)
-        cls = _ERRORS.get(str(data.get("error")), StoreError)
+        cls = STORE_ERRORS.get(str(data.get("error")), StoreError)
         message = str(data.get("message", ""))
     except (ValueError, AttributeError):
         cls, message = StoreError, f"the writer answered {status} without an error body"

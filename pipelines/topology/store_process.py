@@ -42,7 +42,7 @@ from pipelines.store import (
 )
 from pipelines.store.writer import live_writer
 from pipelines.topology import store_wire as wire
-from pipelines.topology.storing import StoreItem
+from pipelines.topology.storing import StoreItem, committed
 from pipelines.topology.telemetry import PipelineTelemetry
 
 _STOP_WAIT_S: Final = 60.0
@@ -230,20 +230,7 @@ class StoreProcess:
             started,
             ended,
         )
-        self._telemetry.batch_duration("store", (ended - started) / 1e9)
-        self._telemetry.stored(
-            {
-                "events": report.events_inserted,
-                "findings": report.findings_written,
-                "dead_letters": report.dead_letters_inserted,
-                "alerts": report.alerts_inserted,
-            }
-        )
-        self.stored = self.stored + RunCounters(
-            events_in=report.events_inserted,
-            findings_out=report.findings_written,
-            dead_letters=report.dead_letters_inserted,
-        )
+        self.stored += committed(self._telemetry, report, (ended - started) / 1e9)
 
     def _raise_failure(self) -> None:
         if self._error is not None:

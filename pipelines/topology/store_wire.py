@@ -22,17 +22,9 @@ import pickle
 from typing import Final
 
 from auditor.errors import AuditorError, ConfigurationError, InputError
-from auditor.models import AuthzEvent
-from pipelines.store import (
-    EventJson,
-    QueryError,
-    SchemaError,
-    StoreBusyError,
-    StoreError,
-    StoreWriteError,
-)
-from pipelines.topology.authz_mirror import Mirrored
-from pipelines.topology.storing import StoreItem, event_json
+from pipelines.store import EventJson, StoreError
+from pipelines.store.errors import STORE_ERRORS
+from pipelines.topology.storing import StoreItem, event_row
 
 CALL: Final = "call"
 STAGE: Final = "stage"
@@ -45,16 +37,8 @@ COMMITTED: Final = "committed"
 LOG: Final = "log"
 
 _ERRORS: Final[dict[str, type[AuditorError]]] = {
-    kind.__name__: kind
-    for kind in (
-        StoreError,
-        StoreWriteError,
-        StoreBusyError,
-        SchemaError,
-        QueryError,
-        InputError,
-        ConfigurationError,
-    )
+    **{kind.__name__: kind for kind in (InputError, ConfigurationError)},  # StoreWriter.open's
+    **STORE_ERRORS,
 }
 
 
@@ -73,7 +57,9 @@ def decode(data: bytes) -> tuple[object, ...]:
 
 def pack_item(item: StoreItem) -> tuple[object, ...]:
     """An ``item`` message: the events as stored JSON, the rest as they are."""
-    rows = [_row(event, origin) for event, origin in item.events]
+    rows: list[tuple[bytes, bytes, str | None]] = [
+        (*event_row(event), origin) for event, origin in item.events
+    ]
     rows += [(e.event_key, e.json, e.origin) for e in item.event_json]
     return (
         ITEM,
@@ -85,14 +71,6 @@ def pack_item(item: StoreItem) -> tuple[object, ...]:
         item.offset,
         item.checkpoint,
     )
-
-
-def _row(event: AuthzEvent | Mirrored, origin: str | None) -> tuple[bytes, bytes, str | None]:
-    """``event_json``'s fields, without the object."""
-    if isinstance(event, Mirrored):
-        return event.mirror.event_id.bytes, event.stored_json(), origin
-    stored = event_json(event, origin)
-    return stored.event_key, stored.json, origin
 
 
 def unpack_item(message: tuple[object, ...]) -> StoreItem:

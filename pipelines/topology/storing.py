@@ -39,14 +39,34 @@ _QUEUE_DEPTH: Final = 4
 _CLOSE: Final = object()
 
 
+def event_row(event: AuthzEvent | Mirrored) -> tuple[bytes, bytes]:
+    """The id's 16 bytes and the stored JSON of a validated, redacted event (or mirror)."""
+    if isinstance(event, Mirrored):
+        return event.mirror.event_id.bytes, event.stored_json()
+    return event.event_id.bytes, event.__pydantic_serializer__.to_json(event, exclude_none=True)
+
+
 def event_json(event: AuthzEvent | Mirrored, origin: str | None) -> EventJson:
     """The store's fast-path form of a validated, redacted event (or its mirror's)."""
-    if isinstance(event, Mirrored):
-        return EventJson(event.mirror.event_id.bytes, event.stored_json(), origin)
-    return EventJson(
-        event.event_id.bytes,
-        event.__pydantic_serializer__.to_json(event, exclude_none=True),
-        origin,
+    key, json = event_row(event)
+    return EventJson(key, json, origin)
+
+
+def committed(telemetry: PipelineTelemetry, report: BatchReport, seconds: float) -> RunCounters:
+    """Record a committed batch's duration and rows; the run's counters it adds."""
+    telemetry.batch_duration("store", seconds)
+    telemetry.stored(
+        {
+            "events": report.events_inserted,
+            "findings": report.findings_written,
+            "dead_letters": report.dead_letters_inserted,
+            "alerts": report.alerts_inserted,
+        }
+    )
+    return RunCounters(
+        events_in=report.events_inserted,
+        findings_out=report.findings_written,
+        dead_letters=report.dead_letters_inserted,
     )
 
 
@@ -212,20 +232,7 @@ class StoreThread:
                     checkpoints=pending.checkpoints,
                 )
             )
-        self._telemetry.batch_duration("store", time.perf_counter() - started)
-        self._telemetry.stored(
-            {
-                "events": report.events_inserted,
-                "findings": report.findings_written,
-                "dead_letters": report.dead_letters_inserted,
-                "alerts": report.alerts_inserted,
-            }
-        )
-        self.stored = self.stored + RunCounters(
-            events_in=report.events_inserted,
-            findings_out=report.findings_written,
-            dead_letters=report.dead_letters_inserted,
-        )
+        self.stored += committed(self._telemetry, report, time.perf_counter() - started)
         if self._on_commit is not None:
             self._on_commit(report, pending, (wall, time.time_ns()))
 
@@ -245,4 +252,4 @@ def _merge(pending: Pending, item: StoreItem) -> None:
         pending.checkpoints[name] = checkpoint
 
 
-__all__ = ["Pending", "StoreItem", "StoreThread", "event_json"]
+__all__ = ["Pending", "StoreItem", "StoreThread", "committed", "event_json", "event_row"]

@@ -110,18 +110,7 @@ def test_a_stop_signal_finishes_the_batch_and_a_second_run_completes_exactly_onc
         AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
         AUDITOR_PIPELINE__STORE_PROCESS=store_process,
     )
-    proc = subprocess.Popen(  # noqa: S603 - our own command
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:  # the first progress line: it is well under way
-        if line.startswith("auditor run:"):
-            break
+    proc = _under_way(command, env, start_new_session=True)
     os.killpg(proc.pid, sig)
     started = time.monotonic()
     out, _err = proc.communicate(timeout=60)
@@ -151,13 +140,7 @@ def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once
         AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
         AUDITOR_PIPELINE__STORE_PROCESS="always",
     )
-    proc = subprocess.Popen(  # noqa: S603 - our own command
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("auditor run:"):
-            break
+    proc = _under_way(command, env)
     assert _store_processes(db)
     proc.kill()
     proc.communicate(timeout=30)
@@ -172,6 +155,25 @@ def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once
     assert again.returncode == 0, again.stderr
     assert count(db, "events") == len(lines)
     assert _statuses(db) == ["interrupted", "completed"]
+
+
+def _under_way(
+    command: list[str], env: dict[str, str], *, start_new_session: bool = False
+) -> subprocess.Popen[str]:
+    """``command`` started, once its first progress line says it is well under way."""
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=start_new_session,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("auditor run:"):
+            break
+    return proc
 
 
 def _store_processes(db: Path) -> list[int]:
