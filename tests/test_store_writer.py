@@ -414,3 +414,42 @@ def test_events_given_without_an_origin_are_stored_with_none(writer, tmp_path):
     writer.write_batch(Batch(events=[event]))
     rows = _rows(tmp_path / "audit.duckdb", "SELECT origin, token_aud, scopes FROM events")
     assert rows == [{"origin": None, "token_aud": None, "scopes": []}]
+
+
+def _settings_value(db, name):
+    rows = _rows(db, f"SELECT value FROM duckdb_settings() WHERE name = '{name}'")  # noqa: S608
+    return rows[0]["value"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "threshold"),
+    [
+        ({}, "256.0 MiB"),  # DEFAULT_CHECKPOINT_MIB, not DuckDB's 16 MiB
+        ({"checkpoint_mib": 7}, "7.0 MiB"),
+        ({"checkpoint_mib": 7, "duckdb_config": {"checkpoint_threshold": "9MiB"}}, "9.0 MiB"),
+    ],
+)
+def test_the_writer_sets_its_checkpoint_threshold(tmp_path, kwargs, threshold):
+    db = tmp_path / "audit.duckdb"
+    with StoreWriter.open(db, **kwargs):
+        # Through the writer's own connection (open_store finds the live writer).
+        assert _settings_value(db, "checkpoint_threshold") == threshold
+
+
+def test_commits_stay_in_the_log_until_it_reaches_the_checkpoint_threshold(tmp_path):
+    wal_size = {}
+    for mib in (256, 1):
+        db = tmp_path / f"audit-{mib}.duckdb"
+        wal = db.with_name(db.name + ".wal")
+        with StoreWriter.open(db, serve=False, checkpoint_mib=mib) as writer:
+            # ~3,700 events: about 1.8 MB of log, over 1 MiB and far under 256 MiB.
+            for batch, _size in support.batches({0: 0, 1: 0}, 2_000, 4_000):
+                writer.write_batch(batch)
+            wal_size[mib] = wal.stat().st_size if wal.exists() else 0
+        # A clean close folds the log into the file, whatever the threshold.
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert _rows(db, "SELECT count(*) AS n FROM events") == [
+            {"n": len(support.expected(2_000)["event_ids"])}  # type: ignore[arg-type]
+        ]
+    assert wal_size[256] > 1 << 20  # committed, still in the log: no checkpoint per commit
+    assert wal_size[1] < wal_size[256] // 4  # past 1 MiB, DuckDB checkpointed

@@ -211,9 +211,10 @@ class _Run:
                 and cores >= STORE_PROCESS_FROM_CORES
                 else "never"
             )
+        checkpoint_mib = self.settings.store_checkpoint_mib
         if mode == "always":
-            return StoreProcess.open(self.db, self.telemetry)
-        return StoreWriter.open(self.db)
+            return StoreProcess.open(self.db, self.telemetry, checkpoint_mib=checkpoint_mib)
+        return StoreWriter.open(self.db, checkpoint_mib=checkpoint_mib)
 
     def _start_store(self, writer: StoreWriter | StoreProcess, run_id: str) -> _Stage:
         max_rows = self.settings.store_batch_records

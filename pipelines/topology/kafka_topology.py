@@ -170,7 +170,7 @@ def _with_store(  # noqa: PLR0917 - private; one caller passes every argument
     record_config: Mapping[str, Any] | None,
 ) -> None:
     topics = settings.topics
-    with StoreWriter.open(db) as writer:
+    with StoreWriter.open(db, checkpoint_mib=settings.pipeline.store_checkpoint_mib) as writer:
         run_id = writer.begin_run(
             mode=RunMode.KAFKA,
             inputs=[topics.authz.name, topics.logs.name],

@@ -40,7 +40,7 @@ from pipelines.store import (
     StoreBusyError,
     StoreError,
 )
-from pipelines.store.writer import live_writer
+from pipelines.store.writer import DEFAULT_CHECKPOINT_MIB, live_writer
 from pipelines.topology import store_wire as wire
 from pipelines.topology.storing import StoreItem, committed
 from pipelines.topology.telemetry import PipelineTelemetry
@@ -69,7 +69,13 @@ class StoreProcess:
         self.stored = RunCounters()
 
     @classmethod
-    def open(cls, path: str | PathLike[str], telemetry: PipelineTelemetry) -> StoreProcess:
+    def open(
+        cls,
+        path: str | PathLike[str],
+        telemetry: PipelineTelemetry,
+        *,
+        checkpoint_mib: int = DEFAULT_CHECKPOINT_MIB,
+    ) -> StoreProcess:
         """Start the child and open the store at ``path`` there (``StoreWriter.open``).
 
         Raises:
@@ -90,7 +96,7 @@ class StoreProcess:
             theirs.close()
         store = cls(child, Connection(ours.detach()), telemetry)
         try:
-            store._call("open", str(db))
+            store._call("open", str(db), checkpoint_mib=checkpoint_mib)
         except BaseException:
             store.close()
             raise

@@ -247,3 +247,15 @@ def test_errors_cross_with_their_kind_and_only_our_own_text(error, kind, text):
     assert type(error).__name__ in str(crossed) or type(crossed) is type(error)
     for secret in ("Bearer", "MRN-00123456"):
         assert secret not in str(crossed)
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_the_run_gives_its_store_the_configured_checkpoint_threshold(tmp_path, mode):
+    source = _traffic(tmp_path)
+    db = tmp_path / "audit.duckdb"
+    seen: list[list[dict[str, Any]]] = []
+    sql = "SELECT value FROM duckdb_settings() WHERE name = 'checkpoint_threshold'"
+    # Asked while the run writes: through the writer's endpoint, in whichever process.
+    poke = _After(1, lambda: seen.append(stored(db, sql)))
+    run_embedded([source], db, _settings(mode, store_checkpoint_mib=5), progress=poke)
+    assert seen == [[{"value": "5.0 MiB"}]]
