@@ -21,7 +21,8 @@ corpus.py's, 2% with a planted token or PHI value).
    work of the first two.
    Then the detect stage alone (no transport) over Kafka-shaped chunks, with its msgspec
    fast path and without it (pydantic validating every event), CPU time, best of three:
-   the ratio of the two.
+   the ratio of the two. And the store stage's work per authz record before DuckDB
+   (decode, redact, the JSON it stores), with and without the same fast path.
 2. **Through Kafka** (a real broker: ``--kafka``, or one started here on free ports):
    a backlog of ``--events`` records on the authz and logs topics, then
    - baselines: the producer's rate filling the backlog, and a bare consumer reading it;
@@ -339,6 +340,58 @@ def stage_alone(lines: list[bytes], records: int = 60_000) -> None:
         f"without it (pydantic validates every event): {validating:,.0f} records/s (CPU)",
     )
     figure("stage_fast_ratio", fast / validating, f"ratio: {fast / validating:.2f}")
+
+
+def store_decoding(lines: list[bytes], records: int = 60_000) -> None:
+    """The Kafka store stage's work per authz record, with and without the fast path.
+
+    What ``KafkaStore`` does to each record of the authz topic before DuckDB: decode it
+    (``authz_view``), redact its free text (``EventScrubber.stored``) and make the JSON it
+    stores (``event_json``). With the msgspec fast path (the store stage's decoder) and
+    without it (``fast_path=False``: pydantic validates and serialises every event, as the
+    store stage did before). Alternating, CPU time, best of three.
+    """
+    from auditor.fingerprints import Fingerprinter
+    from auditor.models import AuthzEvent
+    from auditor.redaction import Redactor, RedactorConfig
+    from pipelines.topology.authz_mirror import Mirrored
+    from pipelines.topology.decoding import RecordDecoder
+    from pipelines.topology.scrubbing import EventScrubber
+    from pipelines.topology.storing import event_json
+
+    authz = [line for line in lines[:records] if b'"kind":"authz"' in line]
+    say(f"\nthe store stage's decoding: {len(authz):,} authz records")
+    scrubber = EventScrubber(Redactor(RedactorConfig(fingerprinter=Fingerprinter(KEY.encode()))))
+
+    def decode(decoder: RecordDecoder) -> int:
+        stored = 0
+        for offset, raw in enumerate(authz):
+            event = decoder.authz_view(raw)
+            if isinstance(event, AuthzEvent | Mirrored):
+                event_json(scrubber.stored(event), f"cds.authz/0@{offset}")
+                stored += 1
+        return stored
+
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(3):
+        for fast in (True, False):
+            decoder = RecordDecoder(PipelineSettings().limits, fast_path=fast)
+            started = time.process_time()
+            assert decode(decoder) == len(authz)
+            best[fast] = min(best[fast], time.process_time() - started)
+    fast, validating = len(authz) / best[True], len(authz) / best[False]
+    figure(
+        "store_decoding_fast_per_s",
+        fast,
+        f"fast path: {fast:,.0f} events/s (CPU), {1e6 / fast:.1f} µs per event",
+    )
+    figure(
+        "store_decoding_validating_per_s",
+        validating,
+        f"pydantic for every event: {validating:,.0f} events/s (CPU), "
+        f"{1e6 / validating:.1f} µs per event",
+    )
+    figure("store_decoding_ratio", fast / validating, f"ratio: {fast / validating:.2f}")
 
 
 # -- Kafka -------------------------------------------------------------------------------
@@ -841,6 +894,7 @@ def main() -> None:
         if not args.skip_embedded:
             embedded(lines, scratch)
             stage_alone(lines)
+            store_decoding(lines)
         if not args.skip_kafka:
             kafka(lines, scratch, args)
     say("")

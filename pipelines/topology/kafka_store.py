@@ -55,6 +55,7 @@ from pipelines.store import (
     RunCounters,
     StoreWriter,
 )
+from pipelines.topology.authz_mirror import Mirrored
 from pipelines.topology.decoding import RecordDecoder
 from pipelines.topology.handoff import EventHandoff
 from pipelines.topology.kafka_state import Outage
@@ -404,10 +405,11 @@ class StoreWorker:
         for record in records:
             clean = handoff.take(part, record.offset) if handoff is not None else None
             if clean is None:
-                event = self._decoder.authz(record.value or b"")
-                if not isinstance(event, AuthzEvent):
+                # The detect stage's decoding: the msgspec fast path, pydantic otherwise.
+                event = self._decoder.authz_view(record.value or b"")
+                if not isinstance(event, AuthzEvent | Mirrored):
                     continue  # the detect stage dead-lettered it
-                clean = scrubber.scrub(event, scrubber.free_text(event)) or event
+                clean = scrubber.stored(event)
             out.append(event_json(clean, f"{tp.topic}/{tp.partition}@{record.offset}"))
         if handoff is not None and records:
             handoff.passed(part, records[-1].offset + 1)

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from auditor.models import AuthzEvent
 from auditor.redaction import Redactor
+from pipelines.topology.authz_mirror import Mirrored
 
 _FAILED: Final = {"redaction": "failed"}
 _KNOWN_CLEAN_LIMIT: Final = 4096
@@ -90,6 +91,17 @@ class EventScrubber:
         for key, value in text.items():
             if key != "attributes" and len(value) <= _KNOWN_CLEAN_CHARS:
                 self._clean.add(value)
+
+    def stored(self, item: AuthzEvent | Mirrored) -> AuthzEvent | Mirrored:
+        """The event as the store writes it: its free text redacted.
+
+        A mirror whose free text needs nothing stays a mirror (its JSON is written from
+        it, with no event built); otherwise the redacted ``AuthzEvent``.
+        """
+        if isinstance(item, Mirrored):
+            changed = self.changes(item.free_text())
+            return item if changed is None else updated(item.event(), changed)
+        return self.scrub(item, self.free_text(item)) or item
 
     @staticmethod
     def for_detection(event: AuthzEvent) -> AuthzEvent:

@@ -9,13 +9,18 @@ import pytest
 from authz_events import event
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pipeline_support import POISON, authz_line
+from pipeline_support import FINGERPRINT_KEY, POISON, Canaries, authz_line
 from pydantic_core.core_schema import ErrorType
 
+from auditor.fingerprints import Fingerprinter
 from auditor.models import AuthzEvent
+from auditor.redaction import Redactor, RedactorConfig
 from auditor.vocabulary import DeadLetterReason
 from pipelines.settings import RecordLimits
+from pipelines.topology.authz_mirror import Mirrored
 from pipelines.topology.decoding import _KNOWN_FIELDS, RecordDecoder, Rejected
+from pipelines.topology.scrubbing import EventScrubber
+from pipelines.topology.storing import event_row
 
 DECODER = RecordDecoder(RecordLimits(max_bytes=1 << 20, max_depth=32))
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVlLWhlcmU"
@@ -141,3 +146,42 @@ def test_decoding_never_raises_and_details_repeat_no_input(raw):
         if isinstance(result, Rejected):
             words = {w for w in re.split(r"[^A-Za-z_]+", result.detail) if len(w) > 1}
             assert words <= _SAFE_WORDS, result.detail
+
+
+# -- the Kafka store stage's form of an authz record -----------------------------------------
+
+_CANARIES = Canaries.make()
+_SCRUBBER = EventScrubber(
+    Redactor(RedactorConfig(fingerprinter=Fingerprinter(FINGERPRINT_KEY.encode())))
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "planted"),
+    [
+        ({}, None),
+        ({"attributes": {"authorization": f"Bearer {_CANARIES.jwt}"}}, _CANARIES.jwt),
+        ({"attributes": {"note": f"patient SSN {_CANARIES.ssn}"}}, _CANARIES.ssn),
+        ({"detail": f"rejected Bearer {_CANARIES.bearer}"}, _CANARIES.bearer),
+        (
+            {"service_url": f"https://cds.example.com/cds-services/x?access_token={_CANARIES.jwt}"},
+            _CANARIES.jwt,
+        ),
+        ({"jku": f"https://svc:{_CANARIES.bearer}@keys.example.org/jwks"}, _CANARIES.bearer),
+        ({"fhir_server": f"https://fhir.example.org/r4?mrn={_CANARIES.mrn}"}, _CANARIES.mrn),
+        ({"tls_error": f"handshake for {_CANARIES.email} failed"}, _CANARIES.email),
+    ],
+    ids=["clean", "jwt", "ssn", "bearer", "url token", "url password", "mrn", "email"],
+)
+def test_the_store_stage_stores_what_the_pydantic_path_stores_and_no_planted_value(fields, planted):
+    raw = event(0, **fields).model_dump_json(exclude_none=True).encode()
+    decoded = DECODER.authz_view(raw)
+    assert isinstance(decoded, Mirrored)  # the fast path takes the record
+    stored = _SCRUBBER.stored(decoded)
+    slow = AuthzEvent.model_validate_json(raw)
+    expected = _SCRUBBER.scrub(slow, _SCRUBBER.free_text(slow)) or slow
+    assert event_row(stored) == event_row(expected)
+    if planted is None:
+        assert stored is decoded  # nothing to redact: written from the mirror, no event built
+    else:
+        assert planted.encode() not in event_row(stored)[1]
