@@ -5,8 +5,11 @@ its kind for its file, and its positions live in DuckDB, not in Kafka):
 
 - **authz** — the events themselves, validated and redacted again here (the detect stage
   does not forward them: re-reading the topic costs the broker less than producing every
-  event a second time). Records that are not valid events are skipped here: the detect
-  stage, deciding the same way, sent their dead letters.
+  event a second time), through the detect stage's msgspec fast path: an event whose free
+  text needs no redaction is written from its mirror, no pydantic model built (2.7x less
+  CPU per event than validating each with pydantic, ``bench/pipeline.py``). Records that
+  are not valid events are skipped here: the detect stage, deciding the same way, sent
+  their dead letters.
 - **findings**, **dead letters**, **alerts** — what the detect stage produced.
 
 Two consumers, one thread, one writer. The detect stage's outputs are few and urgent (a
