@@ -100,10 +100,7 @@ def test_a_stop_signal_finishes_the_batch_and_a_second_run_completes_exactly_onc
 ):
     # Sent to the run's whole process group, as a terminal's Ctrl-C or a supervisor does:
     # a store process (in a session of its own, ignoring both) is stopped by the run.
-    lines = _many_events(8_000)
-    source = write_lines(tmp_path / "in.jsonl", lines)
-    db = tmp_path / "a.duckdb"
-    command = [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
+    lines, db, command = _long_run(tmp_path)
     env = _env(
         AUDITOR_PIPELINE__BATCH_RECORDS="100",
         AUDITOR_PIPELINE__CHECKPOINT_INTERVAL_S="0.2",
@@ -121,20 +118,12 @@ def test_a_stop_signal_finishes_the_batch_and_a_second_run_completes_exactly_onc
     stored_first = count(db, "events")
     assert 0 < stored_first < len(lines)
 
-    again = subprocess.run(  # noqa: S603 - our own command
-        command, capture_output=True, text=True, env=env, timeout=300, check=False
-    )
-    assert again.returncode == 0, again.stderr
-    assert count(db, "events") == len(lines)
-    assert _statuses(db) == ["interrupted", "completed"]
+    _the_next_run_completes_exactly_once(command, env, db, len(lines))
     assert _store_processes(db) == []
 
 
 def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once(tmp_path):
-    lines = _many_events(8_000)
-    source = write_lines(tmp_path / "in.jsonl", lines)
-    db = tmp_path / "a.duckdb"
-    command = [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
+    lines, db, command = _long_run(tmp_path)
     env = _env(
         AUDITOR_PIPELINE__BATCH_RECORDS="100",
         AUDITOR_PIPELINE__PROGRESS_INTERVAL_S="0.2",
@@ -149,11 +138,26 @@ def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once
         time.sleep(0.1)  # the store process sees its socket close and exits
     assert _store_processes(db) == []
 
+    _the_next_run_completes_exactly_once(command, env, db, len(lines))
+
+
+def _long_run(tmp_path: Path) -> tuple[list[bytes], Path, list[str]]:
+    """8,000 events in a file, the store beside it, and the command that runs them."""
+    lines = _many_events(8_000)
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    db = tmp_path / "a.duckdb"
+    return lines, db, [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
+
+
+def _the_next_run_completes_exactly_once(
+    command: list[str], env: dict[str, str], db: Path, events: int
+) -> None:
+    """After an interrupted run: the same command completes, every event stored once."""
     again = subprocess.run(  # noqa: S603 - our own command
         command, capture_output=True, text=True, env=env, timeout=300, check=False
     )
     assert again.returncode == 0, again.stderr
-    assert count(db, "events") == len(lines)
+    assert count(db, "events") == events
     assert _statuses(db) == ["interrupted", "completed"]
 
 
