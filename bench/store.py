@@ -7,7 +7,12 @@ when absolute rates drift:
   keeping the highest revision), written by ``StoreWriter.write_batch`` — models to Arrow
   to ``INSERT … SELECT``, offsets in the same transaction — at several batch sizes;
 - the same rows through ``executemany`` in one transaction: the baseline;
-- one small query through the writer's endpoint and on the file, for the access path.
+- one small query through the writer's endpoint and on the file, for the access path;
+- events on the fast path (``EventJson``, as the pipeline writes them) in 20,000-event
+  batches: appended (a plain ``INSERT``, what the writer does first) against skipping
+  stored ids (``INSERT OR IGNORE``, what it did for every batch before), CPU time of the
+  process (DuckDB's threads included), best of three, alternating; and the price of a
+  batch that meets stored ids (written again, skipping them).
 
     .venv/bin/python bench/store.py            # ~1 minute
     .venv/bin/python bench/store.py --quick    # smaller, for a smoke run
@@ -30,7 +35,15 @@ import duckdb
 import pyarrow as pa
 
 from auditor import AuthzEvent, Finding, finding_id
-from pipelines.store import Batch, IngestedEvent, StoreWriter, open_store, tables
+from pipelines.store import (
+    Batch,
+    EventJson,
+    IngestedEvent,
+    StoreWriter,
+    open_store,
+    statements,
+    tables,
+)
 from pipelines.store.connection import open_database
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -119,6 +132,50 @@ def timed_executemany(db: Path, table_name: str, rows: pa.Table, upsert: str = "
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed
+
+
+def appending_against_skipping(events: list[IngestedEvent], folder: Path) -> float:
+    """CPU µs per event: appended, skipping stored ids, and a batch meeting stored ids."""
+    rows = [
+        EventJson(e.event.event_id.bytes, e.event.model_dump_json(exclude_none=True).encode())
+        for e in events
+    ]
+    size = 20_000
+    batches = [
+        Batch(event_json=chunk, offsets={("events", 0): k * size + len(chunk)})
+        for k, chunk in enumerate(chunks(rows, size))
+    ]
+    again = [
+        Batch(event_json=b.event_json, offsets={("again", 0): k + 1}) for k, b in enumerate(batches)
+    ]
+    appending = statements.APPEND_EVENTS_JSON
+    best = {"append": float("inf"), "skip": float("inf"), "met": float("inf")}
+    for round_ in range(3):
+        for mode in ("skip", "append"):
+            statements.APPEND_EVENTS_JSON = (
+                appending if mode == "append" else statements.INSERT_EVENTS_JSON
+            )
+            try:
+                with StoreWriter.open(folder / f"fast-{mode}-{round_}.duckdb", serve=False) as w:
+                    started = time.process_time()
+                    for batch in batches:
+                        w.write_batch(batch)
+                    best[mode] = min(best[mode], time.process_time() - started)
+                    if mode == "append":
+                        started = time.process_time()
+                        for batch in again:
+                            w.write_batch(batch)
+                        best["met"] = min(best["met"], time.process_time() - started)
+            finally:
+                statements.APPEND_EVENTS_JSON = appending
+    micro = {mode: seconds / len(rows) * 1e6 for mode, seconds in best.items()}
+    print(
+        f"  events    fast path, {size:,} rows/batch, {len(rows):,} rows, CPU per event: "
+        f"skipping stored ids {micro['skip']:.1f} µs, appended {micro['append']:.1f} µs "
+        f"({micro['skip'] / micro['append']:.2f}x); a batch whose every id is stored "
+        f"{micro['met']:.1f} µs (written twice: tried, then skipping)"
+    )
+    return micro["skip"] / micro["append"]
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -221,11 +278,14 @@ def main() -> None:
             f"{on_file:.1f} ms opening the file"
         )
 
+        append_ratio = appending_against_skipping(events, folder)
+
     big = max(sizes)
     print(
         f"ratio (write_batch at {big:,} rows/batch / executemany): "
         f"events {rates[f'events write_batch {big}'] / rates['events executemany']:.0f}x, "
-        f"findings {rates[f'findings write_batch {big}'] / rates['findings executemany']:.0f}x"
+        f"findings {rates[f'findings write_batch {big}'] / rates['findings executemany']:.0f}x; "
+        f"events appended / skipping stored ids (CPU) {append_ratio:.2f}x"
     )
 
 

@@ -16,6 +16,7 @@ from pipelines.store import (
     AlertRecord,
     Batch,
     DeadLetter,
+    EventJson,
     IngestedEvent,
     RunCounters,
     StoreBusyError,
@@ -23,6 +24,7 @@ from pipelines.store import (
     StoreWriteError,
     StoreWriter,
     open_store,
+    statements,
 )
 from pipelines.store.scrubbing import without_secrets
 
@@ -234,6 +236,62 @@ def test_an_event_id_seen_twice_in_a_batch_is_stored_once(writer, tmp_path):
     report = writer.write_batch(Batch(events=[event, event.event, event]))
     assert report.events_inserted == 1
     assert _rows(tmp_path / "audit.duckdb", "SELECT count(*) AS n FROM events") == [{"n": 1}]
+
+
+def _fast(event: AuthzEvent) -> EventJson:
+    return EventJson(event.event_id.bytes, event.model_dump_json(exclude_none=True).encode())
+
+
+@pytest.mark.parametrize("form", ["models", "json"])
+def test_a_batch_meeting_stored_events_stores_the_rest_once(writer, tmp_path, form):
+    # The same events read again under another name (or resent by a producer): the batch's
+    # other rows, its offsets and its new events are stored; the stored events once.
+    db = tmp_path / "audit.duckdb"
+    run = writer.begin_run(mode="embedded", inputs=["a.jsonl", "copy.jsonl"])
+    events = [e for e in (support.record(0, n).event for n in range(1, 9)) if e is not None]
+    old, new = events[:4], events[4:]
+
+    def batch(items: list[IngestedEvent], source: str, **rows: object) -> Batch:
+        plain = [item.event for item in items]
+        return Batch(
+            events=items if form == "models" else [],
+            event_json=[_fast(e) for e in plain] if form == "json" else [],
+            offsets={(source, 0): 100},
+            run_id=run,
+            counters=RunCounters(events_in=len(items)),
+            **rows,  # type: ignore[arg-type]
+        )
+
+    assert writer.write_batch(batch(old, "a.jsonl")).events_inserted == len(old)
+    report = writer.write_batch(batch(old[1:3] + new, "copy.jsonl", findings=[_finding(0)]))
+    assert report.events_inserted == len(new)
+    assert report.findings_written == 1
+    assert report.offsets_advanced == 1
+    stored = _rows(db, "SELECT event_id, count(*) AS n FROM events GROUP BY event_id")
+    assert sorted(str(r["event_id"]) for r in stored) == sorted(
+        str(e.event.event_id) for e in events
+    )
+    assert {r["n"] for r in stored} == {1}
+    assert writer.resume_offsets() == {("a.jsonl", 0): 100, ("copy.jsonl", 0): 100}
+    assert _rows(db, "SELECT events_in FROM runs") == [{"events_in": len(old) + 6}]
+
+
+def test_events_are_appended_and_a_conflict_alone_takes_the_skipping_statement(
+    writer, tmp_path, monkeypatch
+):
+    # The skipping statement is made to fail: new events never reach it; a batch that meets
+    # a stored id does, and fails whole.
+    monkeypatch.setattr(statements, "INSERT_EVENTS_JSON", "SELECT error('skipping statement')")
+    events = [e for e in (support.record(0, n).event for n in range(1, 5)) if e is not None]
+    first = writer.write_batch(Batch(event_json=[_fast(e.event) for e in events[:2]]))
+    second = writer.write_batch(Batch(event_json=[_fast(e.event) for e in events[2:]]))
+    assert (first.events_inserted, second.events_inserted) == (2, 2)
+    with pytest.raises(StoreWriteError, match="at events"):
+        writer.write_batch(
+            Batch(event_json=[_fast(e.event) for e in events[1:3]], offsets={("t", 0): 5})
+        )
+    assert writer.resume_offsets() == {}
+    assert _rows(tmp_path / "audit.duckdb", "SELECT count(*) AS n FROM events") == [{"n": 4}]
 
 
 def test_a_stored_offset_never_moves_back(writer):

@@ -3,7 +3,10 @@
 Each insert reads a registered Arrow table (``INSERT … SELECT … FROM <view>``) and
 decides duplicates in SQL, so a batch written twice changes nothing:
 
-- events, dead letters, alerts, reviews: ``INSERT OR IGNORE`` on their primary key;
+- events: a plain ``INSERT`` first, and ``INSERT OR IGNORE`` on their primary key when it
+  meets an id stored already (``APPEND_EVENTS*`` then ``INSERT_EVENTS*``; the writer
+  retries the batch);
+- dead letters, alerts, reviews: ``INSERT OR IGNORE`` on their primary key;
 - findings: ``ON CONFLICT DO UPDATE … WHERE excluded.revision > findings.revision``,
   keeping ``first_stored_at`` and moving ``last_stored_at``;
 - offsets: ``ON CONFLICT DO UPDATE … WHERE excluded.next_offset > next_offset``, so a
@@ -13,7 +16,7 @@ decides duplicates in SQL, so a batch written twice changes nothing:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Final
 
 import duckdb
@@ -31,6 +34,13 @@ INSERT_EVENTS: Final = (
     f"INSERT OR IGNORE INTO events ({tables.column_list(tables.EVENTS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.EVENTS)} FROM {{view}}"
 )
+APPEND_EVENTS: Final = INSERT_EVENTS.replace("INSERT OR IGNORE", "INSERT", 1)
+"""``INSERT_EVENTS`` without the conflict handling: it fails on an id stored already.
+
+DuckDB checks each row against the primary key either way, but ``OR IGNORE`` costs
+3.5-4 µs more per event (``bench/store.py``): the writer appends, and only a batch that
+meets a stored id is written again with ``INSERT_EVENTS``.
+"""
 UPSERT_FINDINGS: Final = (
     f"INSERT INTO findings ({tables.column_list(tables.FINDINGS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.FINDINGS)} FROM {{view}} "
@@ -84,6 +94,8 @@ INSERT_EVENTS_JSON: Final = (
     f"(SELECT event_id, origin, from_json(json, '{_EVENT_STRUCT}') AS e FROM {{view}}) AS v"
 )
 """Parameters: ``ingested_at``, ``run_id``."""
+APPEND_EVENTS_JSON: Final = INSERT_EVENTS_JSON.replace("INSERT OR IGNORE", "INSERT", 1)
+"""``INSERT_EVENTS_JSON`` without the conflict handling (see ``APPEND_EVENTS``)."""
 UPSERT_CHECKPOINTS: Final = (
     f"INSERT INTO detector_checkpoints ({tables.column_list(tables.CHECKPOINTS)}) "  # noqa: S608 - our own columns
     f"SELECT {tables.column_list(tables.CHECKPOINTS)} FROM {{view}} "
@@ -113,8 +125,13 @@ def insert_arrow(
     conn.register(view, table)
     try:
         row = conn.execute(statement.replace("{view}", view), parameters).fetchone()
-    finally:
-        conn.unregister(view)
+    except BaseException:
+        # A failed statement aborts the transaction, and DuckDB then refuses to unregister
+        # too: the statement's own error is the one raised.
+        with suppress(duckdb.Error):
+            conn.unregister(view)
+        raise
+    conn.unregister(view)
     return int(row[0]) if row else 0
 
 
@@ -157,6 +174,8 @@ def insert_reviews(conn: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
 
 __all__ = [
     "ADVANCE_OFFSETS",
+    "APPEND_EVENTS",
+    "APPEND_EVENTS_JSON",
     "INSERT_ALERTS",
     "INSERT_DEAD_LETTERS",
     "INSERT_EVENTS",

@@ -19,6 +19,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -76,6 +77,23 @@ def live_writer(path: Path) -> StoreWriter | None:
     """The writer of ``path`` open in this process, if any (``open_store`` uses it)."""
     with _LIVE_LOCK:
         return _LIVE.get(path)
+
+
+class _StoredAlready(Exception):
+    """An appended event's id is in the store already; the transaction was rolled back."""
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchRows:
+    """The Arrow tables of one batch, built once for however many transactions it takes."""
+
+    events: pa.Table
+    event_json: pa.Table
+    checkpoints: pa.Table
+    findings: pa.Table
+    dead_letters: pa.Table
+    alerts: pa.Table
+    offsets: pa.Table
 
 
 def _utcnow() -> datetime:
@@ -259,37 +277,63 @@ class StoreWriter:
             raise StoreWriteError(
                 f"the batch could not be converted to rows ({type(exc).__name__})"
             ) from None
+        rows = _BatchRows(events, event_json, checkpoints, findings, dead_letters, alerts, offsets)
         with self._lock:
             self._require_open()
-            with statements.transaction(self._conn, "writing a batch") as steps:
-                steps.append("events")
-                n_events = self._insert_events(events)
+            try:
+                return self._commit(batch, rows, now, append=True)
+            except _StoredAlready:
+                # An event of the batch is in the store already (the same input read again
+                # under another name, a producer's resend): the batch again, skipping those.
+                return self._commit(batch, rows, now, append=False)
+
+    def _commit(
+        self, batch: Batch, rows: _BatchRows, now: datetime, *, append: bool
+    ) -> BatchReport:
+        """One transaction of ``write_batch``.
+
+        With ``append``, an event whose id is stored already raises ``_StoredAlready``
+        (nothing committed); without, such events are skipped.
+        """
+        with statements.transaction(self._conn, "writing a batch") as steps:
+            steps.append("events")
+            try:
+                n_events = statements.insert_arrow(
+                    self._conn,
+                    statements.APPEND_EVENTS if append else statements.INSERT_EVENTS,
+                    rows.events,
+                    view="_batch_events",
+                )
                 n_events += statements.insert_arrow(
                     self._conn,
-                    statements.INSERT_EVENTS_JSON,
-                    event_json,
+                    statements.APPEND_EVENTS_JSON if append else statements.INSERT_EVENTS_JSON,
+                    rows.event_json,
                     view="_batch_event_json",
                     parameters=[now, batch.run_id],
                 )
-                steps.append("findings")
-                n_findings = self._upsert_findings(findings)
-                steps.append("dead_letters")
-                n_dead = self._insert_dead_letters(dead_letters)
-                steps.append("alerts")
-                n_alerts = self._insert_alerts(alerts)
-                steps.append("ingest_offsets")
-                n_offsets = self._advance_offsets(offsets)
-                steps.append("detector_checkpoints")
-                statements.insert_arrow(
-                    self._conn,
-                    statements.UPSERT_CHECKPOINTS,
-                    checkpoints,
-                    view="_batch_checkpoints",
-                )
-                # A batch whose offsets all stood still is a redelivery: count it once.
-                if n_offsets or not batch.offsets:
-                    steps.append("runs")
-                    self._count_run(batch.run_id, batch.counters)
+            except duckdb.ConstraintException:
+                if not append:
+                    raise
+                raise _StoredAlready from None
+            steps.append("findings")
+            n_findings = self._upsert_findings(rows.findings)
+            steps.append("dead_letters")
+            n_dead = self._insert_dead_letters(rows.dead_letters)
+            steps.append("alerts")
+            n_alerts = self._insert_alerts(rows.alerts)
+            steps.append("ingest_offsets")
+            n_offsets = self._advance_offsets(rows.offsets)
+            steps.append("detector_checkpoints")
+            statements.insert_arrow(
+                self._conn,
+                statements.UPSERT_CHECKPOINTS,
+                rows.checkpoints,
+                view="_batch_checkpoints",
+            )
+            # A batch whose offsets all stood still is a redelivery: count it once.
+            if n_offsets or not batch.offsets:
+                steps.append("runs")
+                self._count_run(batch.run_id, batch.counters)
         return BatchReport(n_events, n_findings, n_dead, n_alerts, n_offsets)
 
     def resume_offsets(self) -> dict[OffsetKey, int]:
@@ -406,11 +450,6 @@ class StoreWriter:
                 cursor.close()
 
     # Steps of write_batch, one per table; each returns the number of rows changed.
-
-    def _insert_events(self, table: pa.Table) -> int:
-        return statements.insert_arrow(
-            self._conn, statements.INSERT_EVENTS, table, view="_batch_events"
-        )
 
     def _upsert_findings(self, table: pa.Table) -> int:
         return statements.insert_arrow(
