@@ -44,6 +44,7 @@ last lines are ``name value`` pairs.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import resource
@@ -55,7 +56,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -72,6 +74,7 @@ from auditor.models import AuthzEvent  # noqa: E402
 from pipelines.kafka import ensure_topics, open_admin, open_consumer, open_producer  # noqa: E402
 from pipelines.settings import AuditorSettings, PipelineSettings, TopicSpec  # noqa: E402
 from pipelines.topology import run_embedded  # noqa: E402
+from pipelines.topology.collector import COLLECT_EVERY_S  # noqa: E402
 
 KEY = "bench-pipeline-fingerprint-key-0123"
 FIGURES: dict[str, float] = {}
@@ -198,6 +201,7 @@ def embedded(lines: list[bytes], scratch: Path) -> None:
         f"the reader and the detect stage alone (what they hand the store dropped): "
         f"{ceiling:,.0f} records/s of wall time",
     )
+    collector(source, scratch)
     figure(
         "embedded_process_ratio",
         rates["always"] / rates["never"],
@@ -225,17 +229,66 @@ class _DroppingStore:
 
 def reader_and_detect(source: Path, db: Path) -> float:
     """``run_embedded`` with a store stage that drops everything: the run's ceiling."""
+    return _dropping_store_run(source, db)[0]
+
+
+def _dropping_store_run(
+    source: Path, db: Path, collector: Callable[[], AbstractContextManager[None]] | None = None
+) -> tuple[float, float]:
+    """Records/s of wall time and of the main thread's CPU time, the store dropping all."""
     from pipelines.topology import embedded as module
 
-    real = module.StoreThread
+    real, real_collector = module.StoreThread, module.paced_collector
     module.StoreThread = _DroppingStore  # type: ignore[misc, assignment]
+    if collector is not None:
+        module.paced_collector = collector  # type: ignore[assignment]
     try:
-        started = time.perf_counter()
+        started, main = time.perf_counter(), time.thread_time()
         settings = PipelineSettings(alerts={"log": False}, store_process="never")
         summary = run_embedded([source], db, settings)
-        return summary.records / (time.perf_counter() - started)
+        wall, main = time.perf_counter() - started, time.thread_time() - main
+        return summary.records / wall, summary.records / main
     finally:
-        module.StoreThread = real  # type: ignore[misc]
+        module.StoreThread, module.paced_collector = real, real_collector  # type: ignore[misc]
+
+
+@contextmanager
+def thresholds_50k() -> Iterator[None]:
+    """The collector policy before ``paced_collector``: automatic, thresholds 50,000/20/100."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
+def collector(source: Path, scratch: Path) -> None:
+    """The reader and the detect stage under the two collector policies, alternating.
+
+    The main thread's CPU time (the store dropping what it is handed), best of three each.
+    """
+    say("\ncollector: the reader and the detect stage, the store dropping what it is handed")
+    best = {"paced": 0.0, "thresholds": 0.0}
+    for _ in range(3):
+        for name, policy in (("thresholds", thresholds_50k), ("paced", None)):
+            _, main = _dropping_store_run(source, scratch / f"collector-{name}.duckdb", policy)
+            best[name] = max(best[name], main)
+    say(
+        f"  automatic, thresholds 50,000/20/100 (before): {best['thresholds']:,.0f} records/s "
+        f"of the main thread's CPU time"
+    )
+    say(
+        f"  off, a full pass every {COLLECT_EVERY_S:.0f} s (paced_collector): "
+        f"{best['paced']:,.0f} records/s"
+    )
+    figure(
+        "collector_ratio",
+        best["paced"] / best["thresholds"],
+        f"ratio: {best['paced'] / best['thresholds']:.2f}",
+    )
 
 
 def embedded_run(source: Path, db: Path, mode: str, label: str) -> float:
@@ -291,7 +344,8 @@ def stage_alone(lines: list[bytes], records: int = 60_000) -> None:
     (``fast_path=False``), every event validated by pydantic and kept, as before the fast
     path. Fresh stages each round, alternating, CPU time, best of three; no transport.
     """
-    from pipelines.topology.components import build_detect_stage, collector_tuned
+    from pipelines.topology.collector import paced_collector
+    from pipelines.topology.components import build_detect_stage
     from pipelines.topology.detection import Chunk
     from pipelines.topology.telemetry import PipelineTelemetry
 
@@ -322,7 +376,7 @@ def stage_alone(lines: list[bytes], records: int = 60_000) -> None:
     for _ in range(3):
         for keep in (False, True):
             stage = build_detect_stage(settings, telemetry, keep_events=keep, fast_path=not keep)
-            with collector_tuned():  # as the pipeline's processes run
+            with paced_collector():  # as the pipeline's processes run
                 started = time.process_time()
                 for index, chunk in enumerate([*authz, *logs]):
                     stage.process(chunk, index % 6)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Final
+from collections.abc import Callable, Sequence
 
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.redaction import Redactor, RedactorConfig
@@ -18,30 +15,6 @@ from pipelines.topology.decoding import RecordDecoder
 from pipelines.topology.detection import ContentScan, DetectStage
 from pipelines.topology.scrubbing import EventScrubber
 from pipelines.topology.telemetry import PipelineTelemetry
-
-GC_THRESHOLDS: Final = (50_000, 20, 100)
-"""Cyclic-GC thresholds while a run goes (CPython's default is 700, 10, 10)."""
-
-
-@contextmanager
-def collector_tuned() -> Iterator[None]:
-    """Run with far fewer passes of the cyclic garbage collector, then restore it.
-
-    The pipeline allocates a few objects per record and frees nearly all of them by
-    reference counting; what it keeps (detector state, the reorder buffer) is large. With
-    CPython's default thresholds the collector walks that state again and again: half
-    of the detect stage's CPU time in ``bench/pipeline.py``'s profile. Objects alive at
-    start-up are frozen out of the collector's sight; young-generation passes come every
-    50,000 allocations instead of 700.
-    """
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 def runtime_config(settings: PipelineSettings) -> RuntimeConfig:
@@ -104,9 +77,7 @@ def build_detect_stage(
 
 
 __all__ = [
-    "GC_THRESHOLDS",
     "build_detect_stage",
-    "collector_tuned",
     "default_content_detectors",
     "runtime_config",
 ]

@@ -35,7 +35,8 @@ from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
 from pipelines.settings import PipelineSettings
 from pipelines.store import Checkpoint, StoreError, StoreWriter
-from pipelines.topology.components import build_detect_stage, collector_tuned
+from pipelines.topology.collector import paced_collector
+from pipelines.topology.components import build_detect_stage
 from pipelines.topology.detection import ContentScan, DetectOutput, DetectStage
 from pipelines.topology.dispatch import AlertDispatcher
 from pipelines.topology.files import FileReader, InputFile, check_inputs
@@ -106,7 +107,7 @@ def run_embedded(
         )
         dispatcher = AlertDispatcher(settings.alerts, telemetry)
         try:
-            with collector_tuned():
+            with paced_collector():
                 return _Run(
                     files,
                     Path(db_path),

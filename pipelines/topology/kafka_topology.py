@@ -34,7 +34,8 @@ from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.settings import AuditorSettings
 from pipelines.store import StoreWriter
-from pipelines.topology.components import build_detect_stage, collector_tuned
+from pipelines.topology.collector import paced_collector
+from pipelines.topology.components import build_detect_stage
 from pipelines.topology.detection import ContentScan
 from pipelines.topology.handoff import EventHandoff
 from pipelines.topology.kafka_detect import DetectWorker
@@ -91,7 +92,7 @@ def run_kafka(
     keyed = _Keyed(content, fingerprinter or default_fingerprinter())
     started = time.monotonic()
     try:
-        with collector_tuned():
+        with paced_collector():
             if stage == "detect":
                 _detect(settings, keyed, telemetry, stop, summary, progress, idle_exit_s, None)
             else:

@@ -24,6 +24,7 @@ import structlog
 
 from pipelines.store import BatchReport, StoreWriter
 from pipelines.topology import store_wire as wire
+from pipelines.topology.collector import paced_collector
 from pipelines.topology.storing import Pending, StoreThread
 from pipelines.topology.telemetry import PipelineTelemetry
 
@@ -164,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrapper_class=structlog.make_filtering_bound_logger(0),
         cache_logger_on_first_use=True,
     )
-    server.serve()
+    with paced_collector():  # as in the run that started it: see collector.py
+        server.serve()
     return 0
 
 
