@@ -185,13 +185,17 @@ class Mirrored:
     Args:
         mirror: The decoded mirror (already checked: see ``AuthzMirror.decode``).
         moment: Its time in UTC.
+        raw: The JSON it was decoded from, when kept (``AuthzMirror.decode`` keeps it: an
+            embedded run's store process decodes it again instead of receiving the stored
+            JSON, see ``store_wire``).
     """
 
-    __slots__ = ("_detection", "_event", "mirror", "moment")
+    __slots__ = ("_detection", "_event", "mirror", "moment", "raw")
 
-    def __init__(self, mirror: EventMirror, moment: datetime) -> None:
+    def __init__(self, mirror: EventMirror, moment: datetime, raw: bytes | None = None) -> None:
         self.mirror = mirror
         self.moment = moment
+        self.raw = raw
         self._event: AuthzEvent | None = None
         self._detection: AuthzEvent | None = None
 
@@ -450,7 +454,7 @@ def _decoded(decode: Any, raw: bytes) -> Mirrored | None:
         moment = datetime.fromisoformat(text).astimezone(UTC)
     except (ValueError, OverflowError):
         return None  # a date that does not exist, a time with no UTC equivalent
-    return Mirrored(mirror, moment)
+    return Mirrored(mirror, moment, raw)
 
 
 class AuthzMirror:

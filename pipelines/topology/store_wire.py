@@ -10,10 +10,15 @@ One duplex socket, one pickled tuple per message, the tag first:
 - from the store: ``("committed", ...)`` after each transaction, ``("log", level, event,
   fields)`` for each line the store process logs, and the answers.
 
-An item carries its events as the JSON the store writes (``EventJson``), made on the
-sending side: the store process never sees a token or a PHI value that the detect stage
-did not already redact. Errors cross as the error's class name and message; the messages
-of the store's errors never hold a row value (``pipelines.store.errors``).
+An item carries its events in two forms. An event the fast path decoded and whose free
+text needed no redaction (``Mirrored``) crosses as the line it was read from, and the store
+process decodes it again and writes the same JSON (``Mirrored.stored_json``): that work,
+2.5-4 µs an event, is then done on the store's core instead of the detect stage's. Every
+other event crosses as the JSON the store writes (``EventJson``), made on this side from
+the redacted event. Either way the store process never sees a token or a PHI value that the
+detect stage did not already redact: a line crosses only when its free text is clean.
+Errors cross as the error's class name and message; the messages of the store's errors
+never hold a row value (``pipelines.store.errors``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import pickle
 from typing import Final
 
 from auditor.errors import AuditorError, ConfigurationError, InputError
-from pipelines.store import EventJson, StoreError
+from pipelines.store import EventJson, StoreError, StoreWriteError
 from pipelines.store.errors import STORE_ERRORS
+from pipelines.topology.authz_mirror import AuthzMirror, Mirrored
 from pipelines.topology.storing import StoreItem, event_row
 
 CALL: Final = "call"
@@ -56,14 +62,27 @@ def decode(data: bytes) -> tuple[object, ...]:
 
 
 def pack_item(item: StoreItem) -> tuple[object, ...]:
-    """An ``item`` message: the events as stored JSON, the rest as they are."""
-    rows: list[tuple[bytes, bytes, str | None]] = [
-        (*event_row(event), origin) for event, origin in item.events
-    ]
+    """An ``item`` message: clean fast-path events as their lines, others as stored JSON.
+
+    The lines travel joined by newlines (a line read from a JSON-lines input holds none):
+    one bytes object pickles far faster than thousands.
+    """
+    rows: list[tuple[bytes, bytes, str | None]] = []
+    lines: list[bytes] = []
+    line_origins: list[str | None] = []
+    for event, origin in item.events:
+        raw = event.raw if isinstance(event, Mirrored) else None
+        if raw is not None and b"\n" not in raw:
+            lines.append(raw)
+            line_origins.append(origin)
+        else:
+            rows.append((*event_row(event), origin))
     rows += [(e.event_key, e.json, e.origin) for e in item.event_json]
     return (
         ITEM,
         rows,
+        b"\n".join(lines),
+        line_origins,
         item.findings,
         item.dead_letters,
         item.alerts,
@@ -74,11 +93,22 @@ def pack_item(item: StoreItem) -> tuple[object, ...]:
 
 
 def unpack_item(message: tuple[object, ...]) -> StoreItem:
-    """The ``StoreItem`` of an ``item`` message."""
-    _, events, findings, dead, alerts, counters, offset, checkpoint = message
+    """The ``StoreItem`` of an ``item`` message, its lines decoded into stored JSON.
+
+    Raises:
+        StoreWriteError: A line does not decode as it did in the detect stage (a bug).
+    """
+    _, events, joined, line_origins, findings, dead, alerts, counters, offset, checkpoint = message
+    stored = [EventJson(k, j, o) for k, j, o in events]  # type: ignore[attr-defined]
+    origins: list[str | None] = line_origins  # type: ignore[assignment]
+    if origins:
+        lines = joined.split(b"\n")  # type: ignore[attr-defined]
+        if len(lines) != len(origins):
+            raise StoreWriteError("an item's event lines do not match their origins")
+        stored += _stored_from_lines(lines, origins)
     return StoreItem(
         events=[],
-        event_json=[EventJson(k, j, o) for k, j, o in events],  # type: ignore[attr-defined]
+        event_json=stored,
         findings=findings,  # type: ignore[arg-type]
         dead_letters=dead,  # type: ignore[arg-type]
         alerts=alerts,  # type: ignore[arg-type]
@@ -86,6 +116,20 @@ def unpack_item(message: tuple[object, ...]) -> StoreItem:
         offset=offset,  # type: ignore[arg-type]
         checkpoint=checkpoint,  # type: ignore[arg-type]
     )
+
+
+_MIRROR = AuthzMirror()
+
+
+def _stored_from_lines(lines: list[bytes], origins: list[str | None]) -> list[EventJson]:
+    out: list[EventJson] = []
+    decode = _MIRROR.decode
+    for line, origin in zip(lines, origins, strict=True):
+        event = decode(line)
+        if event is None:
+            raise StoreWriteError("an event line the detect stage took did not decode again")
+        out.append(EventJson(event.mirror.event_id.bytes, event.stored_json(), origin))
+    return out
 
 
 def error_message(exc: BaseException) -> tuple[object, ...]:
