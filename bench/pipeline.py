@@ -15,6 +15,10 @@ corpus.py's, 2% with a planted token or PHI value).
    the reader and the detect stage set.
    Baseline: decoding the same lines and nothing else (``AuthzEvent.model_validate_json``
    for events, ``orjson.loads`` for logs), CPU time, best of three.
+   Then the reader and the detect stage (the store dropping what it is handed) under two
+   policies of the cyclic garbage collector, alternating, best of three: the automatic
+   collector with thresholds of 50,000 (the policy before), and ``paced_collector`` (off,
+   a full pass every 30 s): the ratio of their main thread's CPU time.
    Also the CPU seconds of each thread of the run (the main thread: reader and detect
    stage; the store thread; the rest: DuckDB's workers, telemetry), of the store process,
    and the cores busy on average — with a store thread, the run is bound by the GIL-held
@@ -936,6 +940,13 @@ def main() -> None:
     )
     parser.add_argument("--lateness", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--write-corpus",
+        metavar="FILE",
+        type=Path,
+        help="write the corpus of --events records to FILE as JSON lines and stop "
+        "(an input for bench/embedded_ab.py)",
+    )
     args = parser.parse_args()
     os.environ["AUDITOR_FINGERPRINT_KEY"] = KEY
     import logging
@@ -945,6 +956,10 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     say(f"corpus: {args.events:,} records (seed {args.seed}) ...")
     lines = corpus(args.events, args.seed)
+    if args.write_corpus is not None:
+        args.write_corpus.write_bytes(b"".join(line + b"\n" for line in lines))
+        say(f"corpus written to {args.write_corpus}")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         scratch = Path(tmp)
         if not args.skip_embedded:

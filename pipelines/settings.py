@@ -329,7 +329,7 @@ class PipelineSettings(_Section):
         default="auto",
         description="Embedded runs: the store stage (the DuckDB writer) in a process of its "
         "own, so that detection and storage do not share one GIL. auto: when the inputs are "
-        "files of 64 MiB or more in all and the run has 4 cores or more.",
+        "files of 64 MiB or more in all and the run has 2 cores or more.",
     )
     session_timeout_ms: int = Field(
         default=10_000,

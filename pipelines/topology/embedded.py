@@ -51,10 +51,10 @@ _PARTITION: Final = 0
 STORE_PROCESS_FROM_BYTES: Final = 64 << 20
 """``store_process="auto"``: inputs this large in all get a store process (it takes about
 a second to start)..."""
-STORE_PROCESS_FROM_CORES: Final = 4
-"""... on a machine with this many cores for the run at least. On two, both stages keep
-both busy either way, the process costs more CPU in all (the events cross as bytes) and
-each core runs slower while the other is busy: 0.98-1.17x measured (README, "Measured")."""
+STORE_PROCESS_FROM_CORES: Final = 2
+"""... on a machine with this many cores for the run at least: one for the reader and the
+detect stage, one for the store. On 2 cores, over a million records, 1.18-1.20x the rate of
+a store thread (README, "Measured"); with one core the two would only take turns."""
 
 _log = structlog.get_logger("auditor.pipeline")
 

@@ -11,8 +11,10 @@ commits at most a few batches (its queue is four items deep), a few hundred byte
 below what the socket buffers: the child never blocks on a report the run is not reading.
 
 Nothing changes in what is stored: the same transactions (rows with the input positions
-they came from, checkpoints), the same exactly-once. The events cross as the JSON the store
-writes, made on this side from the redacted events.
+they came from, checkpoints), the same exactly-once. An event whose free text needed no
+redaction crosses as the line it was read from and is encoded on the store's side; any
+other as the JSON the store writes, made on this side from the redacted event
+(``store_wire``).
 """
 
 from __future__ import annotations
@@ -265,7 +267,10 @@ class RemoteStage:
 
 
 def _spawn(fd: int, db: Path) -> subprocess.Popen[bytes]:
-    """``python -m pipelines.topology.store_server FD DB`` with this process's import path.
+    """``python -P -m pipelines.topology.store_server FD DB`` with this process's import path.
+
+    ``-P``: the working directory is not put first on the child's path, so a folder holding
+    another version of the package (a checkout) cannot stand in for the run's own.
 
     ``DB`` names the store in ``ps``; the child opens what the run's ``open`` names.
 
@@ -283,7 +288,7 @@ def _spawn(fd: int, db: Path) -> subprocess.Popen[bytes]:
             signal.signal(sig, signal.SIG_IGN)
     try:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "pipelines.topology.store_server", str(fd), str(db)],
+            [sys.executable, "-P", "-m", "pipelines.topology.store_server", str(fd), str(db)],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -180,6 +180,21 @@ def test_a_signal_to_the_store_process_alone_does_not_stop_it(sig, tmp_path, chi
     assert stored(db, "SELECT status FROM runs") == [{"status": "completed"}]
 
 
+def test_a_package_of_the_same_name_in_the_working_directory_is_not_imported(tmp_path, monkeypatch):
+    # As when a run starts from another checkout's folder: its store process must still run
+    # the run's own code.
+    other = tmp_path / "elsewhere"
+    for package in ("pipelines", "pipelines/topology"):
+        (other / package).mkdir(parents=True)
+        (other / package / "__init__.py").write_text("raise ImportError('not this one')\n")
+    (other / "pipelines/topology/store_server.py").write_text("raise SystemExit(3)\n")
+    source = _traffic(tmp_path)
+    monkeypatch.chdir(other)
+    summary = run_embedded([source], tmp_path / "audit.duckdb", _settings("always"))
+    assert summary.status == "completed"
+    assert summary.counters.events_in > 0
+
+
 def test_the_store_process_refuses_a_store_that_has_a_writer(tmp_path):
     db = tmp_path / "audit.duckdb"
     source = _traffic(tmp_path)
