@@ -142,8 +142,12 @@ def test_a_killed_run_leaves_no_store_process_and_the_next_run_ends_exactly_once
 
 
 def _long_run(tmp_path: Path) -> tuple[list[bytes], Path, list[str]]:
-    """8,000 events in a file, the store beside it, and the command that runs them."""
-    lines = _many_events(8_000)
+    """24,000 events in a file, the store beside it, and the command that runs them.
+
+    Enough that the run is still well under way for seconds after its first progress line
+    (8,000 once left it half a second, and a loaded CI host saw the run end first).
+    """
+    lines = _many_events(24_000)
     source = write_lines(tmp_path / "in.jsonl", lines)
     db = tmp_path / "a.duckdb"
     return lines, db, [*AUDITOR, "run", "--input", str(source), "--db", str(db)]
