@@ -473,6 +473,29 @@ class AuthzMirror:
         """The event in ``raw``, or ``None`` to leave it to the contract."""
         return _decoded(self._decode, raw) if FAITHFUL else None
 
+    def stored_again(self, raw: bytes) -> tuple[bytes, bytes] | None:
+        """For a line ``decode`` took before: its event id's 16 bytes and its stored JSON.
+
+        ``(mirror.event_id.bytes, decode(raw).stored_json())``, for a store that receives
+        the line instead of the JSON (``store_wire``). The common event, already in the
+        stored form, skips what ``decode`` checks for detection (the time's pattern and
+        date, the outcome's reason): they held when ``decode`` took the line, and the stored
+        JSON writes the time's text as it is. Any other line goes through ``decode`` again;
+        ``None`` when it declines.
+        """
+        try:
+            mirror: EventMirror = self._decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        attributes = mirror.attributes
+        floats = isinstance(attributes, dict) and bool(attributes) and _holds_float(attributes)
+        if FAITHFUL and not floats and _canonical(mirror):
+            encoded = _encode(mirror)
+            if b"null" not in encoded:
+                return mirror.event_id.bytes, encoded
+        event = self.decode(raw)
+        return None if event is None else (mirror.event_id.bytes, event.stored_json())
+
 
 _SAMPLE: Final = (
     b'{"kind":"authz","event_id":"0b7c2a52-6f4e-4c1a-9a57-3c1d2b7e9f10",'
