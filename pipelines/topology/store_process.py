@@ -9,6 +9,8 @@ the run's counters. The socket's buffer and the child's short queue are the back
 The run reads the child's reports before each item it sends; between two reads the child
 commits at most a few batches (its queue is four items deep), a few hundred bytes each, far
 below what the socket buffers: the child never blocks on a report the run is not reading.
+Items are sent from a thread (``Outbox``, three items deep), so that the detect stage goes
+on with the next chunk while the child reads the last one.
 
 Nothing changes in what is stored: the same transactions (rows with the input positions
 they came from, checkpoints), the same exactly-once. An event whose free text needed no
@@ -44,6 +46,7 @@ from pipelines.store import (
 )
 from pipelines.store.writer import DEFAULT_CHECKPOINT_MIB, live_writer
 from pipelines.topology import store_wire as wire
+from pipelines.topology.outbox import Outbox
 from pipelines.topology.storing import StoreItem, committed
 from pipelines.topology.telemetry import PipelineTelemetry
 
@@ -68,6 +71,7 @@ class StoreProcess:
         self._conn = conn
         self._telemetry = telemetry
         self._error: BaseException | None = None
+        self._outbox: Outbox | None = None
         self.stored = RunCounters()
 
     @classmethod
@@ -131,6 +135,8 @@ class StoreProcess:
     def start(self, run_id: str, *, max_rows: int, max_wait_s: float) -> RemoteStage:
         """Start committing (a ``StoreThread`` in the child); the stage to feed."""
         self._request((wire.STAGE, run_id, max_rows, max_wait_s))
+        if self._outbox is None:
+            self._outbox = Outbox(self._conn, name="auditor-store-send")
         return RemoteStage(self)
 
     def put(self, item: StoreItem) -> None:
@@ -141,8 +147,12 @@ class StoreProcess:
         """
         self._take_reports(block=False)
         self._raise_failure()
+        data = wire.encode(wire.pack_item(item))
         try:
-            self._conn.send_bytes(wire.encode(wire.pack_item(item)))
+            if self._outbox is None:
+                self._conn.send_bytes(data)
+            else:
+                self._outbox.send(data)
         except OSError:
             # The child stopped reading: it failed (its error is waiting) or it died.
             self._take_reports(block=True)
@@ -165,6 +175,8 @@ class StoreProcess:
                 self._request((wire.SHUTDOWN,))
             except StoreError as exc:
                 _log.warning("store.process_not_closed", error=str(exc))
+        if self._outbox is not None:
+            self._outbox.close()
         self._conn.close()
         try:
             self._child.wait(_STOP_WAIT_S)
@@ -185,8 +197,10 @@ class StoreProcess:
         return self._request((wire.CALL, method, args, kwargs))
 
     def _request(self, message: tuple[object, ...]) -> object:
-        """Send ``message`` and wait for its answer, taking reports on the way."""
+        """Send ``message`` (after the items queued) and wait for its answer, taking reports."""
         try:
+            if self._outbox is not None:
+                self._outbox.drain()
             self._conn.send_bytes(wire.encode(message))
         except OSError:
             self._take_reports(block=True)
