@@ -49,6 +49,10 @@ ADVERT_SUFFIX: Final = ".writer.json"
 SOCKET_SUFFIX: Final = ".sock"
 _MAX_SOCKET_PATH: Final = 100  # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS
 _SO_PEERCRED: Final = getattr(socket, "SO_PEERCRED", None)
+_POLL_S: Final = 0.02
+"""How often the serving loop looks whether it should stop: ``close`` waits up to this long
+(it waited 0.2 s at every close of the store before; 50 idle wake-ups a second cost nothing
+measurable)."""
 
 
 class EndpointBackend(Protocol):
@@ -167,7 +171,7 @@ class WriterEndpoint:
         self.socket_path.chmod(0o600)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": _POLL_S},
             name="auditor-store-endpoint",
             daemon=True,
         )

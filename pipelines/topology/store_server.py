@@ -13,6 +13,7 @@ Redactor like its own.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -151,7 +152,8 @@ class _Server:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the socket whose descriptor is the first argument.
 
-    The second argument names the store, for ``ps``.
+    The second argument names the store, for ``ps``. Once the store is closed, the process
+    exits at once (``os._exit``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -167,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with paced_collector():  # as in the run that started it: see collector.py
         server.serve()
-    return 0
+    # The store is closed and the run has its answer: leave without tearing the interpreter
+    # down (~0.1 s of freeing modules that the run would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
