@@ -87,7 +87,7 @@ class _Server:
     def _step(self) -> bool:
         """Serve one message; False when done."""
         try:
-            message = wire.decode(self._conn.recv_bytes())
+            message = wire.decode(wire.receive(self._conn))
         except (EOFError, OSError):
             return False  # the run is gone (closed, or reset): commit nothing more
         tag = message[0]

@@ -23,7 +23,10 @@ never hold a row value (``pipelines.store.errors``).
 
 from __future__ import annotations
 
+import os
 import pickle
+import struct
+from multiprocessing.connection import Connection
 from typing import Final
 
 from auditor.errors import AuditorError, ConfigurationError, InputError
@@ -53,7 +56,41 @@ def encode(message: tuple[object, ...]) -> bytes:
     return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode(data: bytes) -> tuple[object, ...]:
+def receive(conn: Connection) -> bytearray:
+    """The next message's bytes from ``conn``, read straight into one buffer.
+
+    ``Connection.recv_bytes`` reads an item of a few megabytes in socket-sized pieces, each
+    into a fresh buffer of the whole remaining size, and copies them into a growing
+    ``BytesIO``: ~4x the CPU of reading into the final buffer, measured. The framing is
+    ``Connection.send_bytes``'s: a signed 4-byte big-endian length, or -1 and an 8-byte one.
+
+    Raises:
+        EOFError: The other end closed (before or within a message).
+    """
+    fd = conn.fileno()
+    (size,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size))
+    if size == -1:
+        (size,) = _LONG_LENGTH.unpack(_read_exactly(fd, _LONG_LENGTH.size))
+    return _read_exactly(fd, size)
+
+
+_LENGTH: Final = struct.Struct("!i")
+_LONG_LENGTH: Final = struct.Struct("!Q")
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            raise EOFError("the run closed its end of the socket")
+        got += n
+    return buffer
+
+
+def decode(data: bytes | bytearray) -> tuple[object, ...]:
     """One message from bytes (only ever from the other end of our own socket)."""
     message = pickle.loads(data)  # noqa: S301 - our own child process, over a socketpair
     if not isinstance(message, tuple) or not message:
@@ -169,5 +206,6 @@ __all__ = [
     "error_message",
     "pack_item",
     "raised",
+    "receive",
     "unpack_item",
 ]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
+import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -134,3 +138,41 @@ def test_whatever_crosses_the_store_gets_what_the_detect_side_would_have_stored(
     assert len(out.events) == len(details)
     _, arrived = _crossed(_item(out))
     assert sorted(_arrived(arrived)) == sorted(_expected(out))
+
+
+# -- the framing the store process reads ---------------------------------------------------
+
+
+def _pair() -> tuple[Connection, Connection]:
+    ours, theirs = socket.socketpair()
+    return Connection(ours.detach()), Connection(theirs.detach())
+
+
+def test_receive_reads_what_send_bytes_sent_whole_and_in_order() -> None:
+    sender, receiver = _pair()
+    messages = [b"", b"x", bytes(range(256)) * 40_000, wire.encode(("item", b"a\nb", [None]))]
+    # Larger than the socket buffers: the reader gets them in pieces while they are written.
+    writer = threading.Thread(target=lambda: [sender.send_bytes(m) for m in messages])
+    writer.start()
+    got = [wire.receive(receiver) for _ in messages]
+    writer.join()
+    assert got == messages
+    assert wire.decode(got[-1]) == ("item", b"a\nb", [None])
+    sender.close()
+    with pytest.raises(EOFError):
+        wire.receive(receiver)
+    receiver.close()
+
+
+def test_receive_reads_the_long_length_form_and_refuses_a_message_cut_short() -> None:
+    sender, receiver = _pair()
+    raw = socket.socket(fileno=sender.fileno())
+    # What send_bytes writes past 2 GiB: -1, then the length in 8 bytes.
+    raw.sendall(struct.pack("!i", -1) + struct.pack("!Q", 5) + b"hello")
+    assert wire.receive(receiver) == b"hello"
+    raw.sendall(struct.pack("!i", 10) + b"cut")
+    raw.detach()
+    sender.close()
+    with pytest.raises(EOFError):
+        wire.receive(receiver)
+    receiver.close()
