@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -160,20 +161,16 @@ class _Run:
         self.summary = RunSummary(run_id=None, mode=RunMode.EMBEDDED.value)
         self.collected: list[Finding] | None = [] if collect_findings else None
         self.positions: dict[str, int] = {}
+        self.opened = True  # whether the store was opened before the run went on
 
     def execute(self) -> RunSummary:
         started = time.monotonic()
         with self._open_store() as writer:
-            run_id = writer.begin_run(
-                mode=RunMode.EMBEDDED,
-                inputs=[item.source for item in self.files],
-                config=self.record_config
-                if self.record_config is not None
-                else self.settings.model_dump(mode="json"),
-                fingerprint_key_id=self.key_id,
-            )
+            run_id = self._begin(writer)
             self.summary.run_id = run_id
-            start, stored = self._resume(writer)
+            # A store process opening a new file: nothing to resume, and the run does not
+            # wait for the process to start (see StoreProcess.open).
+            start, stored = self._resume(writer) if self.opened else ({}, {})
             status = RunStatus.FAILED
             try:
                 store = self._start_store(writer, run_id)
@@ -198,6 +195,21 @@ class _Run:
         )
         return self.summary
 
+    def _begin(self, writer: StoreWriter | StoreProcess) -> str:
+        """Record the run's start; its id."""
+        fields: dict[str, Any] = {
+            "mode": RunMode.EMBEDDED,
+            "inputs": [item.source for item in self.files],
+            "config": self.record_config
+            if self.record_config is not None
+            else self.settings.model_dump(mode="json"),
+            "fingerprint_key_id": self.key_id,
+            "run_id": str(uuid.uuid4()),
+        }
+        if isinstance(writer, StoreProcess):
+            return writer.begin_run(wait=self.opened, **fields)
+        return writer.begin_run(**fields)
+
     def _open_store(self) -> StoreWriter | StoreProcess:
         """The store's writer: here, or in a process of its own (``store_process``)."""
         mode = self.settings.store_process
@@ -214,14 +226,21 @@ class _Run:
             )
         checkpoint_mib = self.settings.store_checkpoint_mib
         if mode == "always":
-            return StoreProcess.open(self.db, self.telemetry, checkpoint_mib=checkpoint_mib)
+            # A new file in a folder we may write to: the open is sent, not waited for.
+            # Anything else (a file to resume from, a folder missing) waits, so that its
+            # errors come before any work.
+            folder = self.db.parent
+            self.opened = self.db.exists() or not os.access(folder, os.W_OK | os.X_OK)
+            return StoreProcess.open(
+                self.db, self.telemetry, checkpoint_mib=checkpoint_mib, wait=self.opened
+            )
         return StoreWriter.open(self.db, checkpoint_mib=checkpoint_mib)
 
     def _start_store(self, writer: StoreWriter | StoreProcess, run_id: str) -> _Stage:
         max_rows = self.settings.store_batch_records
         max_wait_s = self.settings.store_wait_ms / 1000
         if isinstance(writer, StoreProcess):
-            return writer.start(run_id, max_rows=max_rows, max_wait_s=max_wait_s)
+            return writer.start(run_id, max_rows=max_rows, max_wait_s=max_wait_s, wait=self.opened)
         return StoreThread(writer, run_id, self.telemetry, max_rows=max_rows, max_wait_s=max_wait_s)
 
     def _resume(self, writer: StoreWriter | StoreProcess) -> tuple[dict[str, int], dict[str, int]]:

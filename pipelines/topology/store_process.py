@@ -72,6 +72,7 @@ class StoreProcess:
         self._telemetry = telemetry
         self._error: BaseException | None = None
         self._outbox: Outbox | None = None
+        self._posted = 0  # answers owed to messages nobody waits for (``wait=False``)
         self.stored = RunCounters()
 
     @classmethod
@@ -81,8 +82,13 @@ class StoreProcess:
         telemetry: PipelineTelemetry,
         *,
         checkpoint_mib: int = DEFAULT_CHECKPOINT_MIB,
+        wait: bool = True,
     ) -> StoreProcess:
         """Start the child and open the store at ``path`` there (``StoreWriter.open``).
+
+        With ``wait=False`` the open is only sent: the child takes ~0.6 s to start (its
+        imports), which the run spends detecting instead. A failure to open then surfaces
+        at the next call or item (see ``_post``).
 
         Raises:
             StoreError: The child could not start, or the store could not be opened
@@ -102,7 +108,10 @@ class StoreProcess:
             theirs.close()
         store = cls(child, Connection(ours.detach()), telemetry)
         try:
-            store._call("open", str(db), checkpoint_mib=checkpoint_mib)
+            if wait:
+                store._call("open", str(db), checkpoint_mib=checkpoint_mib)
+            else:
+                store._post((wire.CALL, "open", (str(db),), {"checkpoint_mib": checkpoint_mib}))
         except BaseException:
             store.close()
             raise
@@ -110,8 +119,12 @@ class StoreProcess:
 
     # -- StoreWriter's calls ---------------------------------------------------------
 
-    def begin_run(self, **kwargs: Any) -> str:
-        """``StoreWriter.begin_run``."""
+    def begin_run(self, *, wait: bool = True, **kwargs: Any) -> str:
+        """``StoreWriter.begin_run``; with ``wait=False``, only sent (``run_id`` is required)."""
+        if not wait:
+            run_id = str(kwargs["run_id"])
+            self._post((wire.CALL, "begin_run", (), kwargs))
+            return run_id
         return str(self._call("begin_run", **kwargs))
 
     def resume_offsets(self) -> dict[OffsetKey, int]:
@@ -132,9 +145,18 @@ class StoreProcess:
 
     # -- the stage -------------------------------------------------------------------
 
-    def start(self, run_id: str, *, max_rows: int, max_wait_s: float) -> RemoteStage:
-        """Start committing (a ``StoreThread`` in the child); the stage to feed."""
-        self._request((wire.STAGE, run_id, max_rows, max_wait_s))
+    def start(
+        self, run_id: str, *, max_rows: int, max_wait_s: float, wait: bool = True
+    ) -> RemoteStage:
+        """Start committing (a ``StoreThread`` in the child); the stage to feed.
+
+        With ``wait=False`` the start is only sent, and items may follow at once.
+        """
+        message = (wire.STAGE, run_id, max_rows, max_wait_s)
+        if wait:
+            self._request(message)
+        else:
+            self._post(message)
         if self._outbox is None:
             self._outbox = Outbox(self._conn, name="auditor-store-send")
         return RemoteStage(self)
@@ -197,7 +219,33 @@ class StoreProcess:
         return self._request((wire.CALL, method, args, kwargs))
 
     def _request(self, message: tuple[object, ...]) -> object:
-        """Send ``message`` (after the items queued) and wait for its answer, taking reports."""
+        """Send ``message`` (after the items queued) and wait for its answer, taking reports.
+
+        The answers owed to posted messages come first; a failure among them is raised
+        before this message's own answer (it is the cause).
+        """
+        self._send(message)
+        while True:
+            answer = self._receive()
+            if answer is None:
+                raise self._died()
+            if self._posted or answer[0] not in {wire.OK, wire.ERROR}:
+                self._report(answer)
+                continue
+            self._raise_failure()
+            if answer[0] == wire.ERROR:
+                raise wire.raised(answer)
+            return answer[1]
+
+    def _post(self, message: tuple[object, ...]) -> None:
+        """Send a call without waiting for its answer: ``_report`` takes it when it comes.
+
+        A failed answer is kept as the store's failure, raised by the next ``put`` or call.
+        """
+        self._send(message)
+        self._posted += 1
+
+    def _send(self, message: tuple[object, ...]) -> None:
         try:
             if self._outbox is not None:
                 self._outbox.drain()
@@ -206,15 +254,6 @@ class StoreProcess:
             self._take_reports(block=True)
             self._raise_failure()
             raise self._died() from None
-        while True:
-            answer = self._receive()
-            if answer is None:
-                raise self._died()
-            if answer[0] == wire.OK:
-                return answer[1]
-            if answer[0] == wire.ERROR:
-                raise wire.raised(answer)
-            self._report(answer)
 
     def _receive(self) -> tuple[object, ...] | None:
         try:
@@ -232,7 +271,11 @@ class StoreProcess:
 
     def _report(self, message: tuple[object, ...]) -> None:
         tag = message[0]
-        if tag == wire.COMMITTED:
+        if tag in {wire.OK, wire.ERROR} and self._posted:
+            self._posted -= 1  # the answer to a posted message: only a failure matters
+            if tag == wire.ERROR:
+                self._error = self._error or wire.raised(message)
+        elif tag == wire.COMMITTED:
             self._committed(message)
         elif tag == wire.LOG:
             _, method, text, fields = message

@@ -157,6 +157,7 @@ def test_a_run_whose_store_process_dies_fails_and_the_next_run_ends_exactly_once
     reference = tmp_path / "reference.duckdb"
     run_embedded([source], reference, _settings("never"))
     db = tmp_path / "audit.duckdb"
+    StoreWriter.open(db).close()  # a store to resume: the run waits for it to be open
     settings = _settings("always", checkpoint_interval_s=0.001)
     kill = _After(4, lambda: os.kill(children.pid, signal.SIGKILL))
     with pytest.raises(StoreError, match=r"store process stopped"):
@@ -206,6 +207,28 @@ def test_a_missing_folder_is_the_same_input_error_from_the_store_process(tmp_pat
     source = _traffic(tmp_path)
     with pytest.raises(InputError, match="is not a folder"):
         run_embedded([source], tmp_path / "nowhere" / "audit.duckdb", _settings("always"))
+
+
+def test_a_new_store_is_opened_while_the_run_goes_on_and_its_failure_still_stops_the_run(
+    tmp_path, children
+):
+    # A new file: nothing to resume, so the run detects while its store process starts.
+    # Here the name is a link into a missing folder (it looks new and its folder writable),
+    # so the open fails in the store process, after the run went on: with the same error.
+    source = _traffic(tmp_path)
+    db = tmp_path / "audit.duckdb"
+    db.symlink_to(tmp_path / "nowhere" / "audit.duckdb")
+    progress = _After(10**9, None)
+    with pytest.raises(InputError, match="is not a folder"):
+        run_embedded([source], db, _settings("always"), progress=progress)
+    assert progress.seen >= 1  # batches were detected before the store's answer came
+    assert children.started[-1]._child.returncode is not None  # and the process is gone
+    # The same run on a new file in a real folder stores what the store thread stores.
+    reference, fresh = tmp_path / "reference.duckdb", tmp_path / "fresh.duckdb"
+    run_embedded([source], reference, _settings("never"))
+    run_embedded([source], fresh, _settings("always"))
+    ours, theirs = _tables(reference), _tables(fresh)
+    assert theirs == ours
 
 
 @pytest.mark.parametrize(
@@ -270,6 +293,9 @@ def test_the_run_gives_its_store_the_configured_checkpoint_threshold(tmp_path, m
     db = tmp_path / "audit.duckdb"
     seen: list[list[dict[str, Any]]] = []
     sql = "SELECT value FROM duckdb_settings() WHERE name = 'checkpoint_threshold'"
+    # A store to resume: the run waits for it to be open before its first batch (a new
+    # file is opened while the run goes on, and a query could come before it exists).
+    StoreWriter.open(db).close()
     # Asked while the run writes: through the writer's endpoint, in whichever process.
     poke = _After(1, lambda: seen.append(stored(db, sql)))
     run_embedded([source], db, _settings(mode, store_checkpoint_mib=5), progress=poke)
