@@ -261,22 +261,6 @@ class Mirrored:
                 return encoded
         return _encode(_stored(mirror, self.moment))
 
-    def verbatim(self) -> bool:
-        """Whether the line it was decoded from is its stored JSON, byte for byte.
-
-        ``raw == stored_json()``: true of a line the contract's own serializer wrote (the
-        emitter, the simulator), so that a store given the line needs neither to decode nor
-        to encode it (``store_wire``). Costs an encoding (~1 µs) when the line could be.
-        """
-        raw = self.raw
-        if raw is None or b"null" in raw:
-            return False
-        mirror = self.mirror
-        attributes = mirror.attributes
-        if isinstance(attributes, dict) and attributes and _holds_float(attributes):
-            return False
-        return _canonical(mirror) and _encode(mirror) == raw
-
     def free_text(self) -> dict[str, Any]:
         """``EventScrubber.free_text`` of the event, read from the mirror."""
         mirror = self.mirror

@@ -10,11 +10,10 @@ One duplex socket, one pickled tuple per message, the tag first:
 - from the store: ``("committed", ...)`` after each transaction, ``("log", level, event,
   fields)`` for each line the store process logs, and the answers.
 
-An item carries its events in three forms. An event the fast path decoded and whose free
-text needed no redaction (``Mirrored``) crosses as the line it was read from: with its id
-alone when the line is the stored JSON already (``Mirrored.verbatim``, as the emitter and
-the simulator write events), or to be decoded again and encoded by the store process
-(``AuthzMirror.stored_again``, 3-4 µs an event, on the store's core). Every
+An item carries its events in two forms. An event the fast path decoded and whose free
+text needed no redaction (``Mirrored``) crosses as the line it was read from, and the store
+process decodes it again and writes the same JSON (``AuthzMirror.stored_again``): that work,
+3-4 µs an event, is then done on the store's core instead of the detect stage's. Every
 other event crosses as the JSON the store writes (``EventJson``), made on this side from
 the redacted event. Either way the store process never sees a token or a PHI value that the
 detect stage did not already redact: a line crosses only when its free text is clean.
@@ -102,38 +101,25 @@ def decode(data: bytes | bytearray) -> tuple[object, ...]:
 def pack_item(item: StoreItem) -> tuple[object, ...]:
     """An ``item`` message: clean fast-path events as their lines, others as stored JSON.
 
-    A clean event's line travels in one of two groups: as it is stored, when it is already
-    the stored JSON (``Mirrored.verbatim``: the store needs only its id, sent as 16 bytes),
-    or to be decoded again by the store. Each group's lines travel joined by newlines (a
-    line read from a JSON-lines input holds none): one bytes object pickles far faster than
-    thousands.
+    The lines travel joined by newlines (a line read from a JSON-lines input holds none):
+    one bytes object pickles far faster than thousands.
     """
     rows: list[tuple[bytes, bytes, str | None]] = []
     lines: list[bytes] = []
     line_origins: list[str | None] = []
-    stored: list[bytes] = []
-    stored_ids: list[bytes] = []
-    stored_origins: list[str | None] = []
     for event, origin in item.events:
         raw = event.raw if isinstance(event, Mirrored) else None
-        if not isinstance(event, Mirrored) or raw is None or b"\n" in raw:
-            rows.append((*event_row(event), origin))
-        elif event.verbatim():
-            stored.append(raw)
-            stored_ids.append(event.mirror.event_id.bytes)
-            stored_origins.append(origin)
-        else:
+        if raw is not None and b"\n" not in raw:
             lines.append(raw)
             line_origins.append(origin)
+        else:
+            rows.append((*event_row(event), origin))
     rows += [(e.event_key, e.json, e.origin) for e in item.event_json]
     return (
         ITEM,
         rows,
         b"\n".join(lines),
         line_origins,
-        b"\n".join(stored),
-        b"".join(stored_ids),
-        stored_origins,
         item.findings,
         item.dead_letters,
         item.alerts,
@@ -147,11 +133,9 @@ def unpack_item(message: tuple[object, ...]) -> StoreItem:
     """The ``StoreItem`` of an ``item`` message, its lines decoded into stored JSON.
 
     Raises:
-        StoreWriteError: A line does not decode as it did in the detect stage, or a group's
-            lines, ids and origins do not match (a bug).
+        StoreWriteError: A line does not decode as it did in the detect stage (a bug).
     """
-    (_, events, joined, line_origins, verbatim, ids, verbatim_origins) = message[:7]
-    findings, dead, alerts, counters, offset, checkpoint = message[7:]
+    _, events, joined, line_origins, findings, dead, alerts, counters, offset, checkpoint = message
     stored = [EventJson(k, j, o) for k, j, o in events]  # type: ignore[attr-defined]
     origins: list[str | None] = line_origins  # type: ignore[assignment]
     if origins:
@@ -159,16 +143,6 @@ def unpack_item(message: tuple[object, ...]) -> StoreItem:
         if len(lines) != len(origins):
             raise StoreWriteError("an item's event lines do not match their origins")
         stored += _stored_from_lines(lines, origins)
-    origins = verbatim_origins  # type: ignore[assignment]
-    if origins:
-        lines = verbatim.split(b"\n")  # type: ignore[attr-defined]
-        keys: bytes = ids  # type: ignore[assignment]
-        if len(lines) != len(origins) or len(keys) != _ID_BYTES * len(origins):
-            raise StoreWriteError("an item's stored lines do not match their ids and origins")
-        stored += [
-            EventJson(keys[at : at + _ID_BYTES], line, origin)
-            for at, line, origin in zip(range(0, len(keys), _ID_BYTES), lines, origins, strict=True)
-        ]
     return StoreItem(
         events=[],
         event_json=stored,
@@ -179,9 +153,6 @@ def unpack_item(message: tuple[object, ...]) -> StoreItem:
         offset=offset,  # type: ignore[arg-type]
         checkpoint=checkpoint,  # type: ignore[arg-type]
     )
-
-
-_ID_BYTES: Final = 16
 
 
 _MIRROR = AuthzMirror()

@@ -63,12 +63,6 @@ def _expected(out: DetectOutput) -> list[tuple[bytes, bytes, str | None]]:
     return [(*event_row(e), origin) for e, origin in out.events]
 
 
-def _groups(message: tuple[object, ...]) -> tuple[list[object], int, int]:
-    """An item message's JSON rows, and how many lines it sends to decode and as stored."""
-    rows, to_decode, as_stored = message[1], message[3], message[6]
-    return list(rows), len(to_decode), len(as_stored)  # type: ignore[call-overload, arg-type]
-
-
 def _arrived(item: StoreItem) -> list[tuple[bytes, bytes, str | None]]:
     return [(e.event_key, e.json, e.origin) for e in item.event_json]
 
@@ -83,10 +77,11 @@ def test_clean_events_cross_as_lines_and_the_store_gets_the_same_json():
     out = _detected([authz_line(e) for e in events])
     assert len(out.events) == len(events)
     assert all(isinstance(e, Mirrored) for e, _ in out.events)  # the common case
-    rows, to_decode, as_stored = _groups(wire.pack_item(_item(out)))
+    message = wire.pack_item(_item(out))
+    rows, joined, origins = message[1], message[2], message[3]
     assert rows == []
-    # As the contract writes them (authz_line): lines that are their stored JSON already.
-    assert (to_decode, as_stored) == (0, len(events))
+    assert len(origins) == len(events)  # type: ignore[arg-type]
+    assert isinstance(joined, bytes)
     _, arrived = _crossed(_item(out))
     assert sorted(_arrived(arrived)) == sorted(_expected(out))
     assert arrived.offset == (("file:in.jsonl", 0), 10)
@@ -98,9 +93,9 @@ def test_a_redacted_event_crosses_as_its_redacted_json_and_no_canary_crosses():
     out = _detected(
         [authz_line(clean), authz_line(leaky), log_line("prefetch", token=_CANARIES.bearer)]
     )
-    rows, to_decode, as_stored = _groups(wire.pack_item(_item(out)))
-    assert len(rows) == 1  # the redacted one, as JSON
-    assert (to_decode, as_stored) == (0, 1)  # the clean one, as its line
+    message = wire.pack_item(_item(out))
+    assert len(message[1]) == 1  # type: ignore[arg-type]  # the redacted one, as JSON
+    assert len(message[3]) == 1  # type: ignore[arg-type]  # the clean one, as its line
     sent, arrived = _crossed(_item(out))
     for value in (_CANARIES.jwt, _CANARIES.ssn, _CANARIES.bearer):
         assert value.encode() not in sent
@@ -108,31 +103,13 @@ def test_a_redacted_event_crosses_as_its_redacted_json_and_no_canary_crosses():
 
 
 def test_a_line_that_does_not_decode_again_fails_the_item():
-    spaced = json.dumps(event(1).model_dump(mode="json", exclude_none=True)).encode()
-    out = _detected([spaced])
-    assert _groups(wire.pack_item(_item(out)))[1:] == (1, 0)  # not the stored JSON: decoded
+    out = _detected([authz_line(event(1))])
     message = list(wire.pack_item(_item(out)))
     message[2] = b'{"kind":"authz","event_id":"not a uuid"}'
     with pytest.raises(StoreWriteError, match="did not decode again"):
         wire.unpack_item(tuple(message))
     message[2] = b"\n".join([authz_line(event(1)), authz_line(event(2))])
     with pytest.raises(StoreWriteError, match="do not match their origins"):
-        wire.unpack_item(tuple(message))
-
-
-def test_a_stored_line_crosses_with_its_id_and_a_mismatch_fails_the_item():
-    ev = event(1)
-    out = _detected([authz_line(ev)])
-    message = list(wire.pack_item(_item(out)))
-    assert message[4] == authz_line(ev)  # the line itself, no other copy of the event
-    assert message[5] == ev.event_id.bytes
-    assert _arrived(wire.unpack_item(tuple(message))) == _expected(out)
-    message[5] = ev.event_id.bytes[:15]
-    with pytest.raises(StoreWriteError, match="do not match their ids and origins"):
-        wire.unpack_item(tuple(message))
-    message[5] = ev.event_id.bytes
-    message[4] = b"\n".join([authz_line(ev), authz_line(event(2))])
-    with pytest.raises(StoreWriteError, match="do not match their ids and origins"):
         wire.unpack_item(tuple(message))
 
 
