@@ -5,13 +5,44 @@
 - ``run_kafka(settings, ...)`` — the stages through Kafka (``auditor run --kafka``): the
   detect stage as a consumer group scalable to many processes, the store stage as the
   single DuckDB writer.
+
+The names below are imported when first used: an embedded run's store process imports
+only the modules it needs (``store_server``), not the Kafka client and the rest, and starts
+~0.1 s sooner.
 """
 
-from pipelines.topology.alerting import Alert, AlertPolicy
-from pipelines.topology.embedded import run_embedded
-from pipelines.topology.kafka_topology import Stage, run_kafka
-from pipelines.topology.progress import Progress, RunSummary
-from pipelines.topology.telemetry import PipelineTelemetry
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pipelines.topology.alerting import Alert, AlertPolicy
+    from pipelines.topology.embedded import run_embedded
+    from pipelines.topology.kafka_topology import Stage, run_kafka
+    from pipelines.topology.progress import Progress, RunSummary
+    from pipelines.topology.telemetry import PipelineTelemetry
+
+_WHERE: Final = {
+    "Alert": "alerting",
+    "AlertPolicy": "alerting",
+    "PipelineTelemetry": "telemetry",
+    "Progress": "progress",
+    "RunSummary": "progress",
+    "Stage": "kafka_topology",
+    "run_embedded": "embedded",
+    "run_kafka": "kafka_topology",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Alert",
