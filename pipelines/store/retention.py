@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 import duckdb
-import pyarrow.dataset as pads
 
 from pipelines.store import schema
 from pipelines.store.errors import StoreWriteError
@@ -373,6 +372,10 @@ def _archive(
     sql = f"SELECT *, {day} FROM {step.table} WHERE {step.predicate}"  # noqa: S608 - our STEPS
     reader = conn.sql(sql, params=_params(step, bound)).to_arrow_reader(65_536)
     folder.mkdir(parents=True, exist_ok=True)
+    # Imported here: pyarrow.dataset takes ~65 ms to import, which every process that opens
+    # the store (a run's store process among them) would pay for an archive it never writes.
+    import pyarrow.dataset as pads
+
     try:
         pads.write_dataset(
             reader,
