@@ -30,12 +30,13 @@ from typing import Any, Final, Protocol
 
 import structlog
 
+from auditor.errors import AuditorError
 from auditor.fingerprints import Fingerprinter, default_fingerprinter
 from auditor.models import Finding
 from auditor.vocabulary import RunMode, RunStatus
 from pipelines.runtime import SnapshotError, latest_revisions
 from pipelines.settings import PipelineSettings
-from pipelines.store import Checkpoint, StoreError, StoreWriter
+from pipelines.store import Checkpoint, StoreWriter
 from pipelines.topology.collector import paced_collector
 from pipelines.topology.components import build_detect_stage
 from pipelines.topology.detection import ContentScan, DetectOutput, DetectStage
@@ -336,7 +337,7 @@ def _end_failed(writer: StoreWriter | StoreProcess, run_id: str) -> None:
     """Record a failed run, if the store still can (the failure may be the store's)."""
     try:
         writer.end_run(run_id, RunStatus.FAILED)
-    except StoreError as exc:
+    except AuditorError as exc:  # a StoreError, or a store process's failed open
         _log.warning("pipeline.end_not_recorded", run_id=run_id, error=type(exc).__name__)
 
 

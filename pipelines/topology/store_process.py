@@ -35,6 +35,7 @@ from typing import Any, Final, Self, cast
 
 import structlog
 
+from auditor.errors import AuditorError
 from auditor.vocabulary import RunStatus
 from pipelines.store import (
     BatchReport,
@@ -195,7 +196,7 @@ class StoreProcess:
         if self._child.poll() is None:
             try:
                 self._request((wire.SHUTDOWN,))
-            except StoreError as exc:
+            except AuditorError as exc:  # a StoreError, or the open's own error
                 _log.warning("store.process_not_closed", error=str(exc))
         if self._outbox is not None:
             self._outbox.close()
@@ -222,8 +223,10 @@ class StoreProcess:
         """Send ``message`` (after the items queued) and wait for its answer, taking reports.
 
         The answers owed to posted messages come first; a failure among them is raised
-        before this message's own answer (it is the cause).
+        before this message's own answer (it is the cause). A failure kept from before is
+        not raised again here: ``put`` raises it (and ``close`` must still get through).
         """
+        known = self._error
         self._send(message)
         while True:
             answer = self._receive()
@@ -232,7 +235,8 @@ class StoreProcess:
             if self._posted or answer[0] not in {wire.OK, wire.ERROR}:
                 self._report(answer)
                 continue
-            self._raise_failure()
+            if self._error is not None and self._error is not known:
+                raise self._error
             if answer[0] == wire.ERROR:
                 raise wire.raised(answer)
             return answer[1]
